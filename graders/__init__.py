@@ -1,0 +1,1 @@
+"""Autograders for the deep-RL and VAE assignments; `python -m graders --help`."""

@@ -1,0 +1,262 @@
+"""Grader of the bandits assignment (Sutton & Barto, chapter 2).
+
+Unit checks feed scripted actions and rewards and compare every estimate with the
+grader's own arithmetic; statistical checks test exploration and tie-breaking with
+false-fail rates of about 1e-6 each; the testbed checks play each method on the
+grader's 10-armed testbed and compare what the grader measured with thresholds set
+from the reference's distribution over 100 seeds (bench/bandits_thresholds.py,
+docs/bandits.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from graders.bandits.testbed import Testbed
+from graders.checks import as_array, check, expect, expect_close
+
+TITLE = "Multi-armed bandits: epsilon-greedy, optimistic values, UCB, gradient bandit"
+K = 10
+FALSE_FAIL = 1e-6  # per statistical test
+DEFAULTS = {
+    "seeds": [0],
+    "testbed_runs": 2000,
+    "testbed_steps": 1000,
+    "late_steps": 100,  # metrics average over the last 100 steps
+    # Reference mean - 4 std over 100 seeds (bench/bandits_thresholds.py); docs/bandits.md.
+    "thresholds": {
+        "epsilon_greedy_reward": 1.30,
+        "epsilon_greedy_optimal": 0.75,
+        "optimistic_optimal": 0.80,
+        "ucb_reward": 1.47,
+        "gradient_baseline_optimal": 0.75,
+        "gradient_no_baseline_optimal": 0.25,
+    },
+}
+TESTBED_TIMEOUT = {"cpu": 60, "cuda": 60}
+
+
+def _agent(worker, class_name: str, **kwargs) -> int:
+    return worker.call("make_agent", class_name, kwargs)
+
+
+def _scripted_steps(seed: int, n_runs: int, k: int, steps: int, mean: float = 0.0):
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(0, k, (steps, n_runs))
+    rewards = rng.normal(mean, 1.0, (steps, n_runs))
+    return actions, rewards
+
+
+def _compare_states(states, expected, what: str, hint: str) -> None:
+    expect(isinstance(states, list) and len(states) == len(expected),
+           f"{what}: expected {len(expected)} states after the scripted steps, got {type(states).__name__}")
+    for step, (got, want) in enumerate(zip(states, expected), start=1):
+        for name, value in want.items():
+            expect(isinstance(got, dict) and name in got, f"{what}: the agent has no attribute '{name}'")
+            expect_close(got[name], value, f"{what}, {name} after scripted step {step}", hint=hint)
+
+
+def _chi_squared(counts: np.ndarray, what: str, hint: str) -> None:
+    expected = np.full(len(counts), counts.sum() / len(counts))
+    statistic, p = stats.chisquare(counts, expected)
+    expect(p > FALSE_FAIL, f"{what}: counts per arm {counts.tolist()} are not uniform "
+           f"(chi-squared {statistic:.1f}, p = {p:.2g})", hint)
+
+
+@check(points=1)
+def argmax_breaks_ties_at_random(worker, ctx):
+    """argmax_random_ties: exact on unique maxima, uniform over tied maxima."""
+    rng = np.random.default_rng(ctx.seeds[0])
+    values = rng.normal(size=(50, K))
+    got = as_array(worker.call("argmax_random_ties", values, 1), "argmax of unique maxima", (50,))
+    expect_close(got, values.argmax(axis=1), "argmax of rows with one maximum")
+    tied = np.tile([1.0, 0.0, 1.0, 1.0], (30000, 1))
+    got = as_array(worker.call("argmax_random_ties", tied, 2), "argmax of tied rows", (30000,)).astype(int)
+    expect(set(np.unique(got)) <= {0, 2, 3}, f"rows [1, 0, 1, 1] gave arms {sorted(set(got.tolist()))}",
+           "only maximal arms may be chosen")
+    _chi_squared(np.bincount(got, minlength=4)[[0, 2, 3]], "rows [1, 0, 1, 1]",
+                 "np.argmax always takes the first maximum; choose uniformly among all maxima")
+
+
+@check(points=2)
+def sample_average_update(worker, ctx):
+    """EpsilonGreedy.update with step_size=None: Q += (R - Q) / N."""
+    actions, rewards = _scripted_steps(ctx.seeds[0], n_runs=3, k=4, steps=12)
+    agent = _agent(worker, "EpsilonGreedy", n_runs=3, k=4, epsilon=0.1, seed=1)
+    Q, N, expected = np.zeros((3, 4)), np.zeros((3, 4)), []
+    for a, r in zip(actions, rewards):
+        N[np.arange(3), a] += 1
+        Q[np.arange(3), a] += (r - Q[np.arange(3), a]) / N[np.arange(3), a]
+        expected.append({"Q": Q.copy(), "N": N.copy()})
+    _compare_states(worker.call("scripted_run", agent, actions, rewards), expected, "sample averages",
+                    "increment N first, then Q += (R - Q) / N (the average of all rewards of that arm)")
+
+
+@check(points=2)
+def constant_step_size_and_optimistic_start(worker, ctx):
+    """EpsilonGreedy with step_size=0.1 and initial_value=5: Q1 = 5, Q += 0.1 (R - Q)."""
+    actions, rewards = _scripted_steps(ctx.seeds[0] + 1, n_runs=3, k=4, steps=12)
+    agent = _agent(worker, "EpsilonGreedy", n_runs=3, k=4, epsilon=0.0, step_size=0.1, initial_value=5.0, seed=1)
+    expect_close(worker.call("agent_state", agent).get("Q"), np.full((3, 4), 5.0), "Q before any step",
+                 hint="initial_value sets Q_1 for every arm")
+    Q, expected = np.full((3, 4), 5.0), []
+    for a, r in zip(actions, rewards):
+        Q[np.arange(3), a] += 0.1 * (r - Q[np.arange(3), a])
+        expected.append({"Q": Q.copy()})
+    _compare_states(worker.call("scripted_run", agent, actions, rewards), expected, "constant step size",
+                    "with a step_size, Q += step_size * (R - Q), whatever N is")
+
+
+@check(points=2)
+def exploration_frequency(worker, ctx):
+    """A non-greedy arm is chosen with probability epsilon (k - 1) / k; never with epsilon = 0."""
+    n_runs, rng = 200_000, np.random.default_rng(ctx.seeds[0])
+    Q = rng.normal(size=(n_runs, K))
+    greedy = Q.argmax(axis=1)
+    for epsilon in (0.1, 0.0):
+        agent = _agent(worker, "EpsilonGreedy", n_runs=n_runs, k=K, epsilon=epsilon, seed=3)
+        worker.call("set_agent_state", agent, {"Q": Q})
+        actions = as_array(worker.call("agent_act", agent), f"actions with epsilon={epsilon}", (n_runs,))
+        rate, want = float(np.mean(actions != greedy)), epsilon * (K - 1) / K
+        tolerance = stats.norm.isf(FALSE_FAIL / 2) * np.sqrt(max(want * (1 - want), 1e-12) / n_runs)
+        expect(abs(rate - want) <= tolerance,
+               f"epsilon={epsilon}: non-greedy actions in {rate:.4f} of runs, expected {want:.4f} +- {tolerance:.4f}",
+               "explore with probability epsilon, choosing uniformly among all k arms (the greedy one included)")
+
+
+@check(points=1)
+def greedy_ties_are_uniform(worker, ctx):
+    """With equal estimates, the greedy choice is uniform over the arms (not always arm 0)."""
+    n_runs = 50_000
+    agent = _agent(worker, "EpsilonGreedy", n_runs=n_runs, k=K, epsilon=0.0, seed=ctx.seeds[0])
+    actions = as_array(worker.call("agent_act", agent), "first actions", (n_runs,)).astype(int)
+    expect(actions.min() >= 0 and actions.max() < K, f"actions outside 0..{K - 1}")
+    _chi_squared(np.bincount(actions, minlength=K), "first greedy actions with all Q equal",
+                 "break ties among maximal estimates at random (argmax_random_ties)")
+
+
+@check(points=1)
+def ucb_tries_every_arm_first(worker, ctx):
+    """UCB: an untried arm counts as maximising, so the first k steps try every arm once."""
+    n_runs, rng = 5000, np.random.default_rng(ctx.seeds[0])
+    agent = _agent(worker, "UCB", n_runs=n_runs, k=K, c=2.0, seed=ctx.seeds[0])
+    chosen = []
+    for _ in range(K):
+        actions = as_array(worker.call("agent_act", agent), "UCB actions", (n_runs,)).astype(int)
+        worker.call("agent_update", agent, actions, rng.normal(size=n_runs))
+        chosen.append(actions)
+    _chi_squared(np.bincount(chosen[0], minlength=K), "UCB's first actions",
+                 "at t = 1 every arm is untried: choose among them at random")
+    chosen = np.sort(np.array(chosen).T, axis=1)
+    broken = int(np.sum(np.any(chosen != np.arange(K), axis=1)))
+    expect(broken == 0, f"in {broken} of {n_runs} runs the first {K} actions did not try every arm",
+           "treat N(a) = 0 as maximising: untried arms first")
+
+
+@check(points=2)
+def ucb_selection(worker, ctx):
+    """UCB: argmax Q + c sqrt(ln t / N), with t the number of the step being chosen."""
+    n_runs, rng = 1000, np.random.default_rng(ctx.seeds[0])
+    Q, N, t = rng.normal(size=(n_runs, K)), rng.integers(1, 30, (n_runs, K)), 57
+    agent = _agent(worker, "UCB", n_runs=n_runs, k=K, c=1.5, seed=1)
+    worker.call("set_agent_state", agent, {"Q": Q, "N": N, "t": t})
+    got = as_array(worker.call("agent_act", agent), "UCB actions", (n_runs,))
+    want = (Q + 1.5 * np.sqrt(np.log(t + 1) / N)).argmax(axis=1)
+    wrong = int(np.sum(got != want))
+    expect(wrong == 0, f"UCB chose a different arm than argmax Q + c sqrt(ln t / N) in {wrong} of {n_runs} runs "
+           f"(t = {t + 1} for this step)", "increment self.t before computing the bonus; use the natural log")
+
+
+@check(points=1)
+def gradient_bandit_policy(worker, ctx):
+    """GradientBandit.policy is softmax(H), finite even for large preferences."""
+    rng = np.random.default_rng(ctx.seeds[0])
+    H = rng.normal(scale=300.0, size=(20, K))
+    agent = _agent(worker, "GradientBandit", n_runs=20, k=K, step_size=0.1)
+    worker.call("set_agent_state", agent, {"H": H})
+    z = np.exp(H - H.max(axis=1, keepdims=True))
+    expect_close(worker.call("agent_policy", agent), z / z.sum(axis=1, keepdims=True), "softmax(H)",
+                 rtol=1e-6, atol=1e-9, hint="subtract each row's maximum before np.exp")
+
+
+@check(points=2)
+def gradient_bandit_update(worker, ctx):
+    """Every arm's preference moves: H += alpha (R - baseline)(1{a = A} - pi), with and without baseline."""
+    actions, rewards = _scripted_steps(ctx.seeds[0] + 2, n_runs=3, k=4, steps=10, mean=4.0)
+    for baseline in (True, False):
+        agent = _agent(worker, "GradientBandit", n_runs=3, k=4, step_size=0.1, baseline=baseline)
+        H, mean, expected = np.zeros((3, 4)), np.zeros(3), []
+        for t, (a, r) in enumerate(zip(actions, rewards), start=1):
+            z = np.exp(H - H.max(axis=1, keepdims=True))
+            pi = z / z.sum(axis=1, keepdims=True)
+            if baseline:
+                mean += (r - mean) / t
+            H += 0.1 * (r - mean)[:, None] * (np.eye(4)[a] - pi)
+            expected.append({"H": H.copy()})
+        _compare_states(worker.call("scripted_run", agent, actions, rewards), expected,
+                        f"gradient bandit (baseline={baseline})",
+                        "update every arm, not only the chosen one; the baseline averages the rewards up to "
+                        "and including this one" if baseline else "without a baseline, R itself scales the step")
+
+
+def _play(worker, ctx, class_name: str, mean: float = 0.0, **kwargs) -> Testbed:
+    runs, steps = ctx.option("testbed_runs"), ctx.option("testbed_steps")
+    testbed = Testbed(runs, K, steps, seed=ctx.seeds[0], mean=mean)
+    agent = _agent(worker, class_name, n_runs=runs, k=K, seed=ctx.seeds[0] + 1, **kwargs)
+    worker.call("play_testbed", agent, steps, callbacks={"pull": testbed.pull})
+    expect(testbed.finished(), f"the agent stopped after {len(testbed.average_reward)} of {steps} steps")
+    return testbed
+
+
+def _expect_at_least(ctx, value: float, threshold: str, what: str, hint: str) -> None:
+    limit = ctx.threshold(threshold)
+    ctx.note(f"{what}: {value:.3f} (threshold {limit:.3f})")
+    expect(value >= limit, f"{what} is {value:.3f}, below the threshold {limit:.3f}", hint)
+
+
+@check(points=2, kind="training", timeout=TESTBED_TIMEOUT)
+def testbed_epsilon_greedy(worker, ctx):
+    """Epsilon = 0.1, sample averages, on the grader's 10-armed testbed (figure 2.2)."""
+    testbed = _play(worker, ctx, "EpsilonGreedy", epsilon=0.1)
+    late = ctx.option("late_steps")
+    _expect_at_least(ctx, testbed.late_average_reward(late), "epsilon_greedy_reward",
+                     f"average reward over the last {late} steps", "compare with Sutton & Barto figure 2.2")
+    _expect_at_least(ctx, testbed.late_optimal_fraction(late), "epsilon_greedy_optimal",
+                     f"fraction of optimal actions over the last {late} steps", "compare with figure 2.2")
+
+
+@check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
+def testbed_optimistic_greedy(worker, ctx):
+    """Q1 = 5, epsilon = 0, step size 0.1 (figure 2.3)."""
+    testbed = _play(worker, ctx, "EpsilonGreedy", epsilon=0.0, step_size=0.1, initial_value=5.0)
+    late = ctx.option("late_steps")
+    _expect_at_least(ctx, testbed.late_optimal_fraction(late), "optimistic_optimal",
+                     f"fraction of optimal actions over the last {late} steps", "compare with figure 2.3")
+
+
+@check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
+def testbed_ucb(worker, ctx):
+    """UCB with c = 2 (figure 2.4)."""
+    testbed = _play(worker, ctx, "UCB", c=2.0)
+    late = ctx.option("late_steps")
+    _expect_at_least(ctx, testbed.late_average_reward(late), "ucb_reward",
+                     f"average reward over the last {late} steps", "compare with figure 2.4")
+
+
+@check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
+def testbed_gradient_with_baseline(worker, ctx):
+    """Gradient bandit, alpha = 0.1, with baseline, q* mean +4 (figure 2.5)."""
+    testbed = _play(worker, ctx, "GradientBandit", mean=4.0, step_size=0.1, baseline=True)
+    late = ctx.option("late_steps")
+    _expect_at_least(ctx, testbed.late_optimal_fraction(late), "gradient_baseline_optimal",
+                     f"fraction of optimal actions over the last {late} steps", "compare with figure 2.5")
+
+
+@check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
+def testbed_gradient_without_baseline(worker, ctx):
+    """Gradient bandit, alpha = 0.1, without baseline, q* mean +4 (figure 2.5)."""
+    testbed = _play(worker, ctx, "GradientBandit", mean=4.0, step_size=0.1, baseline=False)
+    late = ctx.option("late_steps")
+    _expect_at_least(ctx, testbed.late_optimal_fraction(late), "gradient_no_baseline_optimal",
+                     f"fraction of optimal actions over the last {late} steps", "compare with figure 2.5")

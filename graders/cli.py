@@ -1,0 +1,114 @@
+"""The command line: `python -m graders {list,grade,validate,templates}`.
+
+Exit codes: 0 when the command did its job; 1 when `validate` found a reference
+without full marks or a template with points; 2 when grading itself could not be
+done (bad arguments, unreadable config, an internal grader error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from graders import assignments, templates
+from graders.config import Config, ConfigError
+from graders.results import table, write_json
+from graders.runner import DeviceError, grade
+
+USAGE_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m graders", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list the assignments")
+
+    g = sub.add_parser("grade", help="grade one submission (.py, .ipynb, or a folder holding one)")
+    g.add_argument("assignment")
+    g.add_argument("submission", type=Path)
+    g.add_argument("--json", type=Path, metavar="PATH", help="write Gradescope results.json here")
+    g.add_argument("--feedback", type=Path, metavar="DIR", help="write feedback files (plots) here")
+    _device_and_config(g)
+
+    v = sub.add_parser("validate", help="grade every reference (full marks expected) and template (zero expected)")
+    v.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
+    _device_and_config(v)
+
+    t = sub.add_parser("templates", help="regenerate assignments/ from solutions/ (or --check they are current)")
+    t.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
+    t.add_argument("--check", action="store_true", help="only report templates that are out of date")
+    return parser
+
+
+def _device_and_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where the submission trains: auto = CUDA when available, else CPU")
+    p.add_argument("--config", type=Path, metavar="FILE", help="instructor TOML: seeds, thresholds, points, limits")
+
+
+def _list() -> int:
+    for name in assignments.names():
+        print(f"{name:20} {assignments.grader_module(name).TITLE}")
+    return 0
+
+
+def _grade(args) -> int:
+    grading = grade(args.assignment, args.submission, device=args.device, config=Config.load(args.config),
+                    artifacts_dir=args.feedback)
+    if args.json:
+        write_json(grading, args.json)
+    print(table(grading))
+    return USAGE_ERROR if grading.internal_error else 0
+
+
+def _validate(args) -> int:
+    names = args.assignments or assignments.names()
+    config = Config.load(args.config)
+    rows, ok = [], True
+    for name in names:
+        runs = [(assignments.solution_path(name), "full")] + [(p, "zero") for p in assignments.template_paths(name)]
+        for path, expected in runs:
+            grading = grade(name, path, device=args.device, config=config)
+            good = not grading.internal_error and (
+                grading.score == grading.max_score if expected == "full" else grading.score == 0)
+            ok &= good
+            rows.append((name, path.relative_to(assignments.REPO_ROOT), grading, expected, good))
+            if not good:
+                print(table(grading), file=sys.stderr)
+    print(f"{'assignment':20} {'submission':44} {'score':>13} {'expected':9} {'seconds':>8}  result")
+    for name, path, grading, expected, good in rows:
+        print(f"{name:20} {str(path):44} {grading.score:>6g} / {grading.max_score:<4g} {expected:9}"
+              f"{grading.seconds:>8.1f}  {'ok' if good else 'WRONG'}")
+    print("validate: all references earn full marks and all templates zero" if ok else "validate: FAILED")
+    return 0 if ok else 1
+
+
+def _templates(args) -> int:
+    stale = []
+    for name in args.assignments or assignments.names():
+        if args.check:
+            stale += [p for p, text in templates.render(name).items() if not p.exists() or p.read_text() != text]
+        else:
+            for path in templates.write(name):
+                print(f"wrote {path.relative_to(assignments.REPO_ROOT)}")
+    for path in stale:
+        print(f"out of date: {path.relative_to(assignments.REPO_ROOT)} (run: python -m graders templates)")
+    return 1 if stale else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        command = {"list": _list, "grade": _grade, "validate": _validate, "templates": _templates}[args.command]
+        return command(args) if args.command != "list" else command()
+    except (ConfigError, DeviceError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+
+

@@ -1,0 +1,151 @@
+"""The only format that crosses the boundary between grader and worker.
+
+A message is plain data: None, bool, int, float, str, lists, dicts with str keys,
+and numpy arrays of numeric or bool dtype. It travels as a length-prefixed JSON
+header followed by the raw bytes of its arrays. Nothing is pickled or evaluated,
+so a hostile worker can at worst send wrong plain data, which the grader checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import struct
+import time
+
+import numpy as np
+
+ALLOWED_DTYPES = frozenset(
+    ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+     "float16", "float32", "float64"]
+)
+MAX_MESSAGE_BYTES = 256 << 20
+_LENGTH = struct.Struct("<Q")
+
+
+class ProtocolError(Exception):
+    """A message that is not plain data, or a broken stream."""
+
+
+class ReadTimeout(Exception):
+    """The other side did not complete a message by the deadline."""
+
+
+def to_plain(value, buffers: list[bytes]):
+    """Turn a value into JSON-able data, moving arrays into `buffers`."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)) and type(value) in (int, float):
+        return value
+    if isinstance(value, (np.bool_, np.integer, np.floating)):
+        return value.item()
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        array = np.ascontiguousarray(value)
+        if array.dtype.name not in ALLOWED_DTYPES:
+            raise ProtocolError(f"arrays of dtype {array.dtype} cannot be sent")
+        buffers.append(array.tobytes())
+        return {"__array__": len(buffers) - 1, "dtype": array.dtype.name, "shape": list(array.shape)}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v, buffers) for v in value]
+    if isinstance(value, dict):
+        if not all(type(k) is str for k in value):
+            raise ProtocolError("dict keys must be str")
+        if "__array__" in value:
+            raise ProtocolError("'__array__' is a reserved key")
+        return {k: to_plain(v, buffers) for k, v in value.items()}
+    raise ProtocolError(f"a value of type {type(value).__name__} cannot be sent; use plain data or numpy arrays")
+
+
+def from_plain(value, buffers: list[bytes]):
+    """Inverse of `to_plain`; builds fresh, plain ndarrays (never subclasses)."""
+    if isinstance(value, list):
+        return [from_plain(v, buffers) for v in value]
+    if isinstance(value, dict):
+        if "__array__" in value:
+            dtype, shape, index = value.get("dtype"), value.get("shape"), value["__array__"]
+            if dtype not in ALLOWED_DTYPES or type(index) is not int or not 0 <= index < len(buffers):
+                raise ProtocolError("malformed array")
+            if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+                raise ProtocolError("malformed array shape")
+            array = np.frombuffer(buffers[index], dtype=np.dtype(dtype))
+            if array.size != int(np.prod(shape, dtype=np.int64)):
+                raise ProtocolError("array size does not match its shape")
+            return array.reshape(shape).copy()
+        return {k: from_plain(v, buffers) for k, v in value.items()}
+    return value
+
+
+def encode(message: dict) -> bytes:
+    buffers: list[bytes] = []
+    body = to_plain(message, buffers)
+    header = json.dumps({"body": body, "sizes": [len(b) for b in buffers]}, allow_nan=True).encode()
+    return b"".join([_LENGTH.pack(len(header)), header, *[_LENGTH.pack(len(b)) + b for b in buffers]])
+
+
+def send(fd: int, message: dict, deadline: float | None = None) -> None:
+    write(fd, encode(message), deadline)
+
+
+def write(fd: int, data: bytes, deadline: float | None = None) -> None:
+    """Write an encoded message whole, by `deadline` if given (else ReadTimeout).
+
+    With a deadline the fd should be non-blocking, so that a reader that stopped
+    reading cannot block the writer.
+    """
+    data = memoryview(data)
+    while data:
+        if deadline is not None:
+            _, ready, _ = select.select([], [fd], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise ReadTimeout
+        try:
+            written = os.write(fd, data[: 1 << 16])
+        except BlockingIOError:
+            continue
+        data = data[written:]
+
+
+def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
+    chunks, left = [], n
+    while left:
+        if deadline is not None:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise ReadTimeout
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("the other side closed the channel")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_length(fd: int, deadline: float | None) -> int:
+    (n,) = _LENGTH.unpack(_read_exactly(fd, _LENGTH.size, deadline))
+    if n > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {n} bytes is over the limit")
+    return n
+
+
+def receive(fd: int, deadline: float | None = None) -> dict:
+    """Read one message, by `deadline` (time.monotonic) if given.
+
+    Raises EOFError, ReadTimeout or ProtocolError.
+    """
+    try:
+        header = json.loads(_read_exactly(fd, _read_length(fd, deadline), deadline))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"message is not JSON: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("sizes"), list):
+        raise ProtocolError("malformed message header")
+    sizes = header["sizes"]
+    if sum(s for s in sizes if type(s) is int) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("message over the size limit")
+    buffers = [_read_exactly(fd, _read_length(fd, deadline), deadline) for _ in sizes]
+    message = from_plain(header.get("body"), buffers)
+    if not isinstance(message, dict):
+        raise ProtocolError("a message must be a dict")
+    return message

@@ -1,0 +1,119 @@
+"""Generate the student templates from the reference solutions.
+
+A solution is a Python file in the percent format: `# %%` starts a code cell and
+`# %% [markdown]` a text cell; either header may end with a JSON object that becomes
+the cell's metadata (e.g. nbgrader's). Student work lies between
+`### BEGIN SOLUTION` and `### END SOLUTION` (nbgrader's markers); in the template
+that region becomes `# YOUR CODE HERE` + `raise NotImplementedError()` at the
+same indentation (`YOUR ANSWER HERE` in text cells). Each solution yields the
+template as `.py` (same cells) and as `.ipynb`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from graders import assignments
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+CELL_HEADER = re.compile(r"^# %%(?P<markdown> \[markdown\])?\s*(?P<metadata>\{.*\})?\s*$")
+
+
+def strip_solutions(source: str, markdown: bool = False) -> str:
+    """Replace every solution region by the placeholder students fill in."""
+    out, inside = [], False
+    for number, line in enumerate(source.splitlines(), start=1):
+        marker = re.sub(r"^# ?", "", line.strip()).strip() if markdown else line.strip()
+        if marker == BEGIN:
+            if inside:
+                raise ValueError(f"line {number}: nested {BEGIN}")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [f"{indent}# YOUR ANSWER HERE"] if markdown else [f"{indent}# YOUR CODE HERE",
+                                                                      f"{indent}raise NotImplementedError()"]
+        elif marker == END:
+            if not inside:
+                raise ValueError(f"line {number}: {END} without {BEGIN}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{BEGIN} without {END}")
+    return "\n".join(out) + "\n"
+
+
+def split_cells(source: str) -> list[dict]:
+    """Percent-format source -> [{'cell_type', 'source', 'metadata'}] (headers removed)."""
+    cells: list[dict] = []
+    current = None
+    for line in source.splitlines():
+        header = CELL_HEADER.match(line)
+        if header:
+            metadata = json.loads(header["metadata"]) if header["metadata"] else {}
+            current = {"cell_type": "markdown" if header["markdown"] else "code", "lines": [], "metadata": metadata}
+            cells.append(current)
+            continue
+        if current is None:  # text before the first header is a code cell
+            current = {"cell_type": "code", "lines": [], "metadata": {}}
+            cells.append(current)
+        current["lines"].append(line)
+    result = []
+    for cell in cells:
+        lines = cell["lines"]
+        while lines and not lines[-1].strip():
+            lines.pop()
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        if cell["cell_type"] == "markdown":
+            lines = [re.sub(r"^# ?", "", line) for line in lines]
+        result.append({"cell_type": cell["cell_type"], "source": "\n".join(lines), "metadata": cell["metadata"]})
+    return result
+
+
+def to_notebook(source: str) -> dict:
+    """A percent-format source as an nbformat 4.5 notebook with stable cell ids."""
+    cells = []
+    for index, cell in enumerate(split_cells(source)):
+        lines = cell["source"].splitlines(keepends=True)
+        nb_cell = {"cell_type": cell["cell_type"], "id": f"cell-{index}", "metadata": cell["metadata"], "source": lines}
+        if cell["cell_type"] == "code":
+            nb_cell.update(execution_count=None, outputs=[])
+        cells.append(nb_cell)
+    return {
+        "cells": cells,
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                     "language_info": {"name": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+
+
+def template_source(solution: str) -> str:
+    """The .py template: markdown cells keep their `# ` prefix, so strip those regions as text."""
+    parts, chunk, markdown = [], [], False
+    for line in solution.splitlines():
+        header = CELL_HEADER.match(line)
+        if header:
+            if chunk:
+                parts.append(strip_solutions("\n".join(chunk), markdown))
+            chunk, markdown = [], bool(header["markdown"])
+        chunk.append(line)
+    if chunk:
+        parts.append(strip_solutions("\n".join(chunk), markdown))
+    return "".join(parts)
+
+
+def render(name: str) -> dict[Path, str]:
+    """The template files of one assignment and their exact contents."""
+    py = template_source(assignments.solution_path(name).read_text())
+    py_path, nb_path = assignments.template_paths(name)
+    return {py_path: py, nb_path: json.dumps(to_notebook(py), indent=1, ensure_ascii=False) + "\n"}
+
+
+def write(name: str) -> list[Path]:
+    files = render(name)
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return list(files)
