@@ -1,8 +1,9 @@
-"""The command line: `python -m graders {list,grade,validate,templates}`.
+"""The command line: `python -m graders {list,grade,validate,templates,batch,nbgrader-source}`.
 
 Exit codes: 0 when the command did its job; 1 when `validate` found a reference
 without full marks or a template with points; 2 when grading itself could not be
-done (bad arguments, unreadable config, an internal grader error).
+done (bad arguments, unreadable config, an internal grader error; for `batch`, a
+student whose grading process crashed or overran: see their row).
 """
 
 from __future__ import annotations
@@ -42,6 +43,26 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("templates", help="regenerate assignments/ from solutions/ (or --check they are current)")
     t.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
     t.add_argument("--check", action="store_true", help="only report templates that are out of date")
+
+    b = sub.add_parser("batch", help="grade a folder of submissions (flat, or nbgrader's submitted/): resumable",
+                       description="Grade every submission in SUBMISSIONS (a .py/.ipynb file or a folder per "
+                       "student, or nbgrader's submitted/<student>/<assignment>/) into OUT; a re-run skips "
+                       "students already graded (same file), so an interrupted batch resumes. See docs/instructor.md.")
+    b.add_argument("assignment")
+    b.add_argument("submissions", type=Path)
+    b.add_argument("--out", type=Path, required=True, metavar="DIR", help="results folder (created if missing)")
+    b.add_argument("-j", "--jobs", type=int, metavar="N", help="gradings at once (default: the number of CPU cores)")
+    b.add_argument("--gpu-jobs", type=int, default=1, metavar="N",
+                   help="gradings sharing each GPU when the device is CUDA (default 1)")
+    b.add_argument("--regrade", action="store_true", help="grade everyone again, even students already graded")
+    b.add_argument("--gradebook", metavar="DB",
+                   help="nbgrader gradebook (path or SQLAlchemy URL) to write the scores into; default with "
+                   "the nbgrader layout: COURSE/gradebook.db when it exists")
+    _device_and_config(b)
+
+    n = sub.add_parser("nbgrader-source", help="write an assignment's nbgrader source notebook into a course folder")
+    n.add_argument("assignment")
+    n.add_argument("course", type=Path, help="the nbgrader course folder (holds source/)")
     return parser
 
 
@@ -101,11 +122,44 @@ def _templates(args) -> int:
     return 1 if stale else 0
 
 
+def _batch(args) -> int:
+    from graders import batch, gradebook
+
+    try:
+        report = batch.run_batch(args.assignment, args.submissions, args.out, jobs=args.jobs, device=args.device,
+                                 config_path=args.config, regrade=args.regrade, gpu_jobs=args.gpu_jobs,
+                                 progress=sys.stderr)
+    except batch.BatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"graded {len(report.graded)}, skipped {len(report.skipped)} already graded, in {report.seconds:.1f} s")
+    print((args.out / "summary.txt").read_text(), end="")
+    print(f"grades: {args.out / 'grades.csv'}; class page: {args.out / 'index.html'}")
+    db = args.gradebook or gradebook.default_gradebook(args.submissions, args.assignment)
+    if db:
+        try:
+            written = gradebook.record(db, args.assignment, report.records, course=gradebook.course_of(args.submissions))
+        except gradebook.GradebookError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return USAGE_ERROR
+        print(f"gradebook: wrote {written} students into {db}")
+    return USAGE_ERROR if any(r.status in ("crashed", "grader_error") for r in report.records) else 0
+
+
+def _nbgrader_source(args) -> int:
+    from graders import gradebook
+
+    print(f"wrote {gradebook.write_source(args.assignment, args.course)}; now run, in {args.course}: "
+          f"nbgrader generate_assignment {args.assignment}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        command = {"list": _list, "grade": _grade, "validate": _validate, "templates": _templates}[args.command]
+        command = {"list": _list, "grade": _grade, "validate": _validate, "templates": _templates,
+                   "batch": _batch, "nbgrader-source": _nbgrader_source}[args.command]
         return command(args) if args.command != "list" else command()
     except (ConfigError, DeviceError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)

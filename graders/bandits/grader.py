@@ -172,7 +172,7 @@ def ucb_selection(worker, ctx):
 def gradient_bandit_policy(worker, ctx):
     """GradientBandit.policy is softmax(H), finite even for large preferences."""
     rng = np.random.default_rng(ctx.seeds[0])
-    H = rng.normal(scale=300.0, size=(20, K))
+    H = rng.normal(scale=1000.0, size=(20, K))
     agent = _agent(worker, "GradientBandit", n_runs=20, k=K, step_size=0.1)
     worker.call("set_agent_state", agent, {"H": H})
     z = np.exp(H - H.max(axis=1, keepdims=True))

@@ -1,0 +1,53 @@
+"""The project's own files: dependencies agree, templates are current, the README's commands exist."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import yaml
+from conftest import ROOT
+
+from graders import assignments, templates
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def _names(requirements) -> dict[str, str]:
+    parsed = {}
+    for requirement in requirements:
+        if ";" in requirement or requirement.startswith("-e"):
+            continue
+        name = re.match(r"[A-Za-z0-9_.\-]+", requirement).group(0).lower()
+        parsed[name] = requirement.replace(" ", "")
+    return parsed
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _names(project["dependencies"] + project["optional-dependencies"]["dev"])
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
+    assert _names(pip) == wanted
+
+
+def test_committed_templates_are_generated_from_the_solutions():
+    for name in assignments.names():
+        for path, text in templates.render(name).items():
+            assert path.exists() and path.read_text() == text, f"{path} is stale: run `python -m graders templates`"
+
+
+def test_every_assignment_has_its_parts():
+    for name in assignments.names():
+        module = assignments.grader_module(name)
+        assert module.TITLE and assignments.solution_path(name).exists()
+        assert "### BEGIN SOLUTION" in assignments.solution_path(name).read_text()
+
+
+def test_readme_gives_the_two_commands_that_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    assert "make validate" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
