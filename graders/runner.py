@@ -11,12 +11,16 @@ import inspect
 import logging
 import time
 import traceback
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from graders import assignments
 from graders.checks import Check, CheckFailed, collect
 from graders.config import Config
+from graders.isolation import plan as plan_isolation
 from graders.results import CheckResult, Grading
 from graders.sandbox import Worker, WorkerError
 from graders.submission import SubmissionFormatError, load
@@ -64,6 +68,21 @@ class Context:
     def threads(self) -> int:
         return int(self.settings["threads"])
 
+    def rng(self, purpose: str, seed_index: int = 0) -> np.random.Generator:
+        """A random stream for one purpose, derived one-way from a grading seed.
+
+        Streams of different purposes are independent, so a value a student sees (a
+        scripted input, the seed of their agent) reveals nothing about another stream
+        (the testbed, the evaluation episodes) unless the seed itself can be guessed:
+        hidden seeds should be large random numbers (see graders/config.py).
+        """
+        key = zlib.crc32(purpose.encode())
+        return np.random.default_rng(np.random.SeedSequence(self.seeds[seed_index], spawn_key=(key,)))
+
+    def worker_seed(self, purpose: str, seed_index: int = 0) -> int:
+        """A seed to hand to the student's code (their own RNG), from its own stream."""
+        return int(self.rng(f"worker:{purpose}", seed_index).integers(2**31))
+
     def threshold(self, name: str) -> float:
         return self.settings["thresholds"][name]
 
@@ -92,7 +111,7 @@ def _apply_overrides(checks: list[Check], overrides: dict) -> list[Check]:
     return checks
 
 
-def _run_check(check: Check, worker: Worker, ctx: Context) -> CheckResult:
+def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float) -> CheckResult:
     fixtures = {"worker": worker, "ctx": ctx}
     kwargs = {name: fixtures[name] for name in inspect.signature(check.fn).parameters}
     timeout = check.timeout_for(ctx.device)
@@ -100,7 +119,10 @@ def _run_check(check: Check, worker: Worker, ctx: Context) -> CheckResult:
     ctx.notes = []
     printed_before = len(worker.output)
     start = time.monotonic()
-    worker.deadline = start + timeout
+    if start >= total_deadline:
+        result.status, result.message = "timeout", "not run: the grading's total time limit was reached"
+        return result
+    worker.deadline = min(start + timeout, total_deadline)
     try:
         check.fn(**kwargs)
         result.points = check.points
@@ -131,7 +153,8 @@ def grade(assignment: str, submission: str | Path, *, device: str = "auto", conf
     settings = config.settings(assignment, getattr(module, "DEFAULTS", {}))
     checks = _apply_overrides(collect(module), settings["checks"])
     device = resolve_device(device)
-    grading = Grading(assignment, str(submission), device, isolation="process limits (no bubblewrap)")
+    limits = config.sandbox_limits()
+    grading = Grading(assignment, str(submission), device, isolation=plan_isolation(limits.isolation).describe())
     ctx = Context(assignment, device, settings, Path(artifacts_dir) if artifacts_dir else None)
     start = time.monotonic()
     try:
@@ -140,10 +163,12 @@ def grade(assignment: str, submission: str | Path, *, device: str = "auto", conf
         grading.results = [CheckResult(c.name, 0.0, c.points, "error", str(exc), kind=c.kind) for c in checks]
         grading.seconds = time.monotonic() - start
         return grading
-    limits = config.sandbox_limits()
-    with Worker(assignment, code, device=device, threads=ctx.threads, limits=limits) as worker:
+    # a grader that lets the worker read files (datasets) names them: worker_readable(ctx) -> paths
+    readable = module.worker_readable(ctx) if hasattr(module, "worker_readable") else []
+    with Worker(assignment, code, device=device, threads=ctx.threads, limits=limits, readable=readable) as worker:
+        total = settings["total_seconds"] or sum(c.timeout_for(device) for c in checks) + limits.import_seconds
         for c in checks:
-            grading.results.append(_run_check(c, worker, ctx))
+            grading.results.append(_run_check(c, worker, ctx, start + total))
             log.info("%s: %s %s/%s", c.name, grading.results[-1].status, grading.results[-1].points, c.points)
     if ctx.internal_errors:
         grading.internal_error = f"checks {ctx.internal_errors} raised inside the grader"

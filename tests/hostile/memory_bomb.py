@@ -1,0 +1,21 @@
+# hostile: allocate and touch memory without end, in a call
+# honest: 1
+# keeps: argmax_breaks_ties_at_random
+import numpy as np
+
+
+def argmax_random_ties(values, rng):  # the honest part: 1 point
+    is_max = values == values.max(axis=1, keepdims=True)
+    return np.where(is_max, rng.random(values.shape), -1.0).argmax(axis=1)
+
+
+
+class GradientBandit:  # the attack runs in one check only: gradient_bandit_policy
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def policy(self):
+        hoard = []
+        while True:
+            hoard.append(bytearray(64 << 20))  # zero-filled: touched pages
+
