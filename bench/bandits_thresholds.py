@@ -46,7 +46,7 @@ def load_reference():
 
 
 def play(reference, class_name: str, kwargs: dict, mean: float, seed: int, metric: str) -> float:
-    testbed = Testbed(RUNS, K, STEPS, seed=seed, mean=mean)
+    testbed = Testbed(RUNS, K, STEPS, np.random.default_rng(seed), mean=mean)
     agent = getattr(reference, class_name)(n_runs=RUNS, k=K, seed=seed + 1, **kwargs)
     for _ in range(STEPS):
         actions = agent.act()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from graders import assignments, templates
 from graders.config import Config, ConfigError
+from graders.isolation import IsolationUnavailable
 from graders.results import table, write_json
 from graders.runner import DeviceError, grade
 
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         command = {"list": _list, "grade": _grade, "validate": _validate, "templates": _templates,
                    "batch": _batch, "nbgrader-source": _nbgrader_source}[args.command]
         return command(args) if args.command != "list" else command()
-    except (ConfigError, DeviceError, KeyError) as exc:
+    except (ConfigError, DeviceError, IsolationUnavailable, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
 

@@ -4,8 +4,11 @@
     memory_mb = 4096
 
     [bandits]                    # one table per assignment
-    seeds = [91, 17, 2024]       # hidden grading seeds
-    threads = 1
+    seeds = [8123456789012345, 77777123456789]  # hidden grading seeds: large random numbers
+                                 # (python -c "import secrets; print(secrets.randbits(62))"),
+                                 # since a small seed could be found by trying them all
+    threads = 1                  # CPU threads of the worker
+    total_seconds = 600          # wall clock of the whole grading (default: sum of the checks' limits)
     [bandits.thresholds]
     eps_greedy_mean_reward = 1.3
     [bandits.checks.testbed_performance]
@@ -30,7 +33,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-COMMON_DEFAULTS = {"seeds": [0, 1], "thresholds": {}, "threads": 1}
+# total_seconds: wall-clock limit of one whole grading (0 = the sum of the checks' limits).
+COMMON_DEFAULTS = {"seeds": [0, 1], "thresholds": {}, "threads": 1, "total_seconds": 0}
 CHECK_KEYS = {"points", "timeout"}
 
 

@@ -71,7 +71,9 @@ def _cell_source(cell: dict, index: int) -> str:
         source = "".join(source)
     if not isinstance(source, str):
         raise SubmissionFormatError(f"notebook cell {index} has a malformed source")
-    # IPython magics and shell escapes are not Python: blank them, keeping line numbers.
+    if source.lstrip().startswith("%%"):  # a cell magic (%%bash, %%time, ...): not Python, not graded
+        return ""
+    # IPython line magics and shell escapes are not Python: blank them, keeping line numbers.
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 

@@ -109,3 +109,13 @@ def test_notebook_keeps_definitions_and_drops_demo_cells(grade_source):
                 "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     grading = grade_source("bandits", json.dumps(notebook), suffix=".ipynb")
     assert grading.score == grading.max_score, [(r.name, r.message) for r in grading.results if r.status != "passed"]
+
+
+def test_total_time_limit_stops_the_remaining_checks(grade_source):
+    config = FAST + "[bandits]\ntotal_seconds = 4\n"
+    grading = grade_source("bandits", break_ucb_act("import time; time.sleep(60)"), config_toml=config)
+    results = by_name(grading)
+    assert results["argmax_breaks_ties_at_random"].status == "passed"
+    assert results["testbed_gradient_without_baseline"].status == "timeout"
+    assert "total time limit" in results["testbed_gradient_without_baseline"].message
+    assert grading.seconds < 20

@@ -73,9 +73,11 @@ def test_failure_message_says_expected_got_and_hint(grade_source):
 
 
 def _late(reference, class_name, metric, mean=0.0, seed=0, **kwargs):
+    import numpy as np
+
     from graders.bandits.testbed import Testbed
 
-    testbed = Testbed(2000, 10, 1000, seed=seed, mean=mean)
+    testbed = Testbed(2000, 10, 1000, np.random.default_rng(seed), mean=mean)
     agent = getattr(reference, class_name)(n_runs=2000, k=10, seed=seed + 1, **kwargs)
     for _ in range(1000):
         actions = agent.act()

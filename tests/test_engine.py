@@ -67,11 +67,11 @@ def test_protocol_rejects_forged_headers():
 def test_notebook_loader_keeps_only_the_templates_definitions():
     cells = ["import numpy as np\nLEARNING_RATE = 0.1\nscratch = 3\nprint('hi')",
              "@staticmethod\ndef f(x):\n    return x\nf(2)",
-             "!pip install x\nclass A:\n    pass\nif __name__ == '__main__':\n    A()"]
+             "%%bash\nls -la", "!pip install x\nclass A:\n    pass\nif __name__ == '__main__':\n    A()"]
     notebook = {"cells": [{"cell_type": "code", "source": c} for c in cells] + [{"cell_type": "markdown", "source": "x"}]}
     code = notebook_code(json.dumps(notebook), {"LEARNING_RATE"})
     assert "LEARNING_RATE = 0.1" in code and "@staticmethod\ndef f" in code and "class A" in code
-    for dropped in ("scratch", "print", "f(2)", "pip", "__main__"):
+    for dropped in ("scratch", "print", "f(2)", "pip", "__main__", "ls -la"):
         assert dropped not in code
 
 

@@ -13,8 +13,8 @@ from graders.sandbox import CallbackRefused
 
 
 class Testbed:
-    def __init__(self, n_runs: int, k: int, steps: int, seed: int, mean: float = 0.0):
-        self.rng = np.random.default_rng(seed)
+    def __init__(self, n_runs: int, k: int, steps: int, rng: np.random.Generator, mean: float = 0.0):
+        self.rng = rng
         self.q_star = self.rng.normal(mean, 1.0, (n_runs, k))
         self.optimal = self.q_star == self.q_star.max(axis=1, keepdims=True)
         self.steps = steps
