@@ -92,7 +92,8 @@ def test_os_exit_inside_a_call(grade_source):
 def test_output_flood_is_capped_and_grading_goes_on(grade_source):
     flood = "import sys; [sys.stdout.write('x' * 1000 + chr(10)) for _ in range(20000)] if self.t == 1 else None"
     grading = grade_source("bandits", break_ucb_act(flood), config_toml=FAST)
-    assert grading.score == grading.max_score, [r.message for r in grading.results if r.status != "passed"]  # printing is allowed, only cut
+    # printing is allowed; it is only cut
+    assert grading.score == grading.max_score, [r.message for r in grading.results if r.status != "passed"]
     printed = "".join(r.output for r in grading.results)
     assert "more bytes of output dropped" in printed
     assert len(printed) < 200_000

@@ -160,7 +160,7 @@ if __name__ == "__main__":
     rng = np.random.default_rng(0)
     q_star = rng.normal(size=(2000, 10))
     agent = EpsilonGreedy(2000, 10, epsilon=0.1)
-    for step in range(1000):
+    for _ in range(1000):
         a = agent.act()
         r = rng.normal(q_star[np.arange(2000), a], 1.0)
         agent.update(a, r)
