@@ -1,0 +1,1 @@
+"""The VAE assignment: grader (trusted) and adapter (runs in the worker)."""

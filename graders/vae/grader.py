@@ -1,0 +1,298 @@
+"""Grader of the VAE assignment (Kingma & Welling, 2014) on MNIST-like images.
+
+Unit checks send the grader's own inputs and compare with the grader's float64
+arithmetic (graders/vae/elbo.py). The training check gives the worker the training
+split only, then computes the test-set negative ELBO itself from the trained
+encoder's (mu, log_sigma) and decoder's logits, drawing eps with its own generator;
+the threshold comes from the reference's distribution over 20 seeds
+(bench/vae_reference.py, docs/vae.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graders import datasets
+from graders.checks import CheckFailed, as_array, check, expect, expect_close
+from graders.vae import elbo
+
+TITLE = "Variational autoencoder: reparametrisation, KL, Bernoulli decoder, test-set ELBO"
+IMAGE_DIM = 784
+DEFAULTS = {
+    "seeds": [0],
+    "dataset": "fashion-mnist",
+    "epochs": 3,
+    "train_seconds": {"cpu": 300, "cuda": 120},  # soft budget the student's train() honours
+    "eval_batch": 1000,
+    "iw_samples": 32,
+    "iw_images": 1000,
+    # None: take the measured threshold for (dataset, epochs) from MEASURED_THRESHOLDS.
+    "thresholds": {"test_nelbo": None},
+}
+# Reference max over 20 seeds + margin (bench/vae_reference.py; docs/vae.md). Keyed by (dataset, epochs).
+MEASURED_THRESHOLDS = {
+    ("fashion-mnist", 3): 255.0,
+    ("mnist-tiny", 30): 165.0,
+}
+TRAIN_TIMEOUT = {"cpu": 600, "cuda": 300}
+
+# Finite-difference step and tolerances of the reparametrised-gradient check (docs/vae.md).
+FD_STEP = 1e-5
+FD_RTOL, FD_ATOL = 1e-6, 1e-6
+
+
+def _rng(ctx, salt: int) -> np.random.Generator:
+    return ctx.rng(f"vae unit {salt}")
+
+
+def _fields(out, *keys: str) -> dict:
+    """A dict reply of the adapter with these keys, or CheckFailed (the worker is untrusted)."""
+    expect(isinstance(out, dict) and all(k in out for k in keys), f"the worker's reply lacks {', '.join(keys)}")
+    return out
+
+
+def _mu_log_sigma(rng: np.random.Generator, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+    return rng.normal(0.0, 1.0, shape), rng.uniform(-1.5, 0.7, shape)
+
+
+# ----------------------------------------------------------------------------- unit checks
+
+
+@check(points=1, timeout=30)
+def model_shapes_and_dtypes(worker, ctx):
+    """VAE.encode gives (mu, log_sigma) of shape (B, latent_dim), decode gives (B, 784) logits, all float32."""
+    rng = _rng(ctx, 1)
+    batch, latent, hidden = 5, 7, 32
+    x = rng.uniform(0, 1, (batch, IMAGE_DIM)).astype(np.float32)
+    eps = rng.standard_normal((batch, latent)).astype(np.float32)
+    out = _fields(worker.call("model_outputs", 0, x, eps, latent, hidden), "mu", "log_sigma", "logits", "negative_elbo")
+    for name, shape in [("mu", (batch, latent)), ("log_sigma", (batch, latent)), ("logits", (batch, IMAGE_DIM)),
+                        ("negative_elbo", (batch,))]:
+        got = np.asarray(out[name])
+        where = {"mu": "VAE(latent_dim=7, hidden_dim=32).encode(x)[0]",
+                 "log_sigma": "VAE(latent_dim=7, hidden_dim=32).encode(x)[1]",
+                 "logits": "VAE(...).decode(z)", "negative_elbo": "negative_elbo(model, x, eps)"}[name]
+        expect(got.shape == shape, f"{where}: expected shape {shape}, got {got.shape}",
+               "use the latent_dim and hidden_dim arguments; one value per image for the loss")
+        expect(got.dtype == np.float32, f"{where}: expected dtype float32, got {got.dtype}",
+               "keep the model in float32 (torch's default)")
+        expect(bool(np.all(np.isfinite(got))), f"{where}: got NaN or inf")
+
+
+@check(points=1)
+def reparameterize_draws_the_sample(worker, ctx):
+    """reparameterize(mu, log_sigma, eps) = mu + exp(log_sigma) * eps."""
+    rng = _rng(ctx, 2)
+    mu, log_sigma = _mu_log_sigma(rng, (6, 4))
+    eps = rng.standard_normal((6, 4))
+    got = worker.call("reparameterize", mu, log_sigma, eps)
+    got = as_array(got, "reparameterize(mu, log_sigma, eps)", mu.shape)
+    expect(not np.allclose(got, mu), "reparameterize returned mu itself: the sample has no noise",
+           "z = mu + sigma * eps, with sigma = exp(log_sigma)")
+    expect_close(got, mu + np.exp(log_sigma) * eps, "reparameterize(mu, log_sigma, eps)", rtol=1e-9, atol=1e-9,
+                 hint="z = mu + exp(log_sigma) * eps; log_sigma is the log of the standard deviation")
+
+
+@check(points=1)
+def gradients_reach_mu_and_sigma(worker, ctx):
+    """d sum(w * z) / d mu = w and / d log_sigma = w * sigma * eps: gradients flow through the sample."""
+    rng = _rng(ctx, 3)
+    mu, log_sigma = _mu_log_sigma(rng, (5, 3))
+    eps = rng.standard_normal((5, 3))
+    weights = rng.normal(size=(5, 3))
+    out = _fields(worker.call("reparameterize_linear_gradients", mu, log_sigma, eps, weights),
+                  "grad_mu", "grad_log_sigma")
+    grad_mu = as_array(out["grad_mu"], "gradient with respect to mu", mu.shape)
+    grad_ls = as_array(out["grad_log_sigma"], "gradient with respect to log_sigma", mu.shape)
+    expect(np.any(grad_ls != 0), "no gradient reaches log_sigma through z",
+           "z must depend on sigma (z = mu + sigma * eps), computed with torch operations (no .detach(), no numpy)")
+    expect(np.any(grad_mu != 0), "no gradient reaches mu through z", "compute z from mu with torch operations")
+    expect_close(grad_mu, weights, "d sum(w * z) / d mu", rtol=1e-9, atol=1e-9, hint="dz/dmu is 1")
+    expect_close(grad_ls, weights * np.exp(log_sigma) * eps, "d sum(w * z) / d log_sigma", rtol=1e-9, atol=1e-9,
+                 hint="dz/dlog_sigma = sigma * eps when z = mu + exp(log_sigma) * eps")
+
+
+@check(points=2, timeout=20)
+def reparameterized_gradients_match_finite_differences(worker, ctx):
+    """Autograd through reparameterize vs central finite differences of E_eps[f(z)] with common random numbers."""
+    rng = _rng(ctx, 4)
+    mu, log_sigma = _mu_log_sigma(rng, (4, 3))
+    eps = rng.standard_normal((256, 4, 3))
+    a, b, c = rng.uniform(0.5, 2.0, 3), rng.uniform(0.5, 2.0, 3), rng.uniform(-0.5, 0.5, 3)
+
+    def f(z):
+        return a * np.sin(b * z) + c * z**2
+
+    want_mu, want_ls = elbo.expected_f_gradients(mu, log_sigma, eps, f, FD_STEP)
+    out = _fields(worker.call("reparameterize_expectation_gradients", mu, log_sigma, eps, a, b, c),
+                  "grad_mu", "grad_log_sigma")
+    hint = ("the estimate mean_s f(mu + exp(log_sigma) * eps_s) must be differentiated through the sample; "
+            "check that z uses exp(log_sigma), not log_sigma, as the standard deviation")
+    expect_close(out["grad_mu"], want_mu, "d E[f(z)] / d mu", rtol=FD_RTOL, atol=FD_ATOL, hint=hint)
+    expect_close(out["grad_log_sigma"], want_ls, "d E[f(z)] / d log_sigma", rtol=FD_RTOL, atol=FD_ATOL, hint=hint)
+
+
+@check(points=2, timeout=30)
+def kl_matches_closed_form_and_monte_carlo(worker, ctx):
+    """gaussian_kl equals the closed form and a Monte-Carlo estimate of KL(N(mu, sigma^2) || N(0, I))."""
+    rng = _rng(ctx, 5)
+    mu, log_sigma = _mu_log_sigma(rng, (6, 5))
+    got = as_array(worker.call("gaussian_kl", mu, log_sigma), "gaussian_kl(mu, log_sigma) of a (6, 5) batch", (6,))
+    samples = 200_000
+    mc, stderr = elbo.gaussian_kl_monte_carlo(mu, log_sigma, rng.standard_normal((samples, *mu.shape)))
+    closed = elbo.gaussian_kl(mu, log_sigma)
+    expect(bool(np.all(np.abs(got - mc) < 6 * stderr + 1e-9)),
+           f"gaussian_kl: got {np.round(got, 4).tolist()}, but a Monte-Carlo estimate of E_q[log q(z) - log p(z)] "
+           f"with {samples} samples is {np.round(mc, 4).tolist()} (+- {np.round(stderr, 4).tolist()})",
+           "per dimension: 0.5 * (mu^2 + sigma^2 - 1) - log sigma, summed (not averaged) over dimensions; "
+           "the KL is never negative")
+    expect_close(got, closed, "gaussian_kl(mu, log_sigma)", rtol=1e-8, atol=1e-8,
+                 hint="0.5 * (mu^2 + exp(2 log_sigma) - 1) - log_sigma, summed over the last dimension")
+    one = worker.call("gaussian_kl", mu[:1, :1], log_sigma[:1, :1])
+    expect_close(one, elbo.gaussian_kl(mu[:1, :1], log_sigma[:1, :1]), "gaussian_kl of a (1, 1) batch",
+                 rtol=1e-8, atol=1e-8)
+
+
+@check(points=2)
+def bernoulli_nll_from_logits(worker, ctx):
+    """bernoulli_nll(logits, x): binary cross-entropy from logits, summed over pixels, stable for large |logits|."""
+    rng = _rng(ctx, 6)
+    logits = rng.normal(0.0, 3.0, (4, IMAGE_DIM))
+    x = rng.uniform(0, 1, (4, IMAGE_DIM))
+    x[:, :100] = 0.0
+    x[:, 100:200] = 1.0
+    got = worker.call("bernoulli_nll", logits, x)
+    hint = ("the decoder gives logits, not probabilities: "
+            "BCE = max(l, 0) - l x + log(1 + exp(-|l|)) (torch: F.binary_cross_entropy_with_logits), "
+            "summed over the 784 pixels")
+    expect_close(got, elbo.bernoulli_nll(logits, x), "bernoulli_nll(logits, x) on logits ~ N(0, 3^2)",
+                 rtol=1e-8, atol=1e-8, hint=hint)
+    large = np.tile(np.array([-120.0, -40.0, 40.0, 120.0]), (2, IMAGE_DIM // 4))
+    x2 = np.tile(np.array([1.0, 0.3, 0.0, 0.5]), (2, IMAGE_DIM // 4))
+    got = worker.call("bernoulli_nll", large, x2, "float32")
+    expect_close(got, elbo.bernoulli_nll(large, x2), "bernoulli_nll in float32 with logits of +-40 and +-120",
+                 rtol=1e-5, atol=1e-3,
+                 hint="log(sigmoid(l)) underflows for very negative l; use a log-sigmoid or "
+                      "binary_cross_entropy_with_logits")
+
+
+@check(points=1, timeout=30)
+def negative_elbo_is_reconstruction_plus_kl(worker, ctx):
+    """negative_elbo(model, x, eps) = BCE(x, decode(mu + sigma * eps)) + KL, per image, on the grader's eps."""
+    rng = _rng(ctx, 7)
+    batch, latent, hidden = 8, 6, 64
+    x = rng.uniform(0, 1, (batch, IMAGE_DIM)).astype(np.float32)
+    eps = rng.standard_normal((batch, latent)).astype(np.float32)
+    out = _fields(worker.call("model_outputs", 1, x, eps, latent, hidden), "mu", "log_sigma", "logits", "negative_elbo")
+    mu = as_array(out["mu"], "encode(x)[0]", (batch, latent))
+    log_sigma = as_array(out["log_sigma"], "encode(x)[1]", (batch, latent))
+    logits = as_array(out["logits"], "decode(z)", (batch, IMAGE_DIM))
+    want = elbo.bernoulli_nll(logits, x) + elbo.gaussian_kl(mu, log_sigma)
+    expect_close(out["negative_elbo"], want, "negative_elbo(model, x, eps) per image", rtol=2e-5, atol=1e-3,
+                 hint="encode, z = reparameterize(mu, log_sigma, eps) with the given eps, decode to logits, "
+                      "then bernoulli_nll(logits, x) + gaussian_kl(mu, log_sigma): one value per image, no mean")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _threshold(ctx, dataset: str, epochs: int) -> float:
+    value = ctx.threshold("test_nelbo")
+    if value is not None:
+        return float(value)
+    if (dataset, epochs) not in MEASURED_THRESHOLDS:
+        raise RuntimeError(
+            f"no measured test_nelbo threshold for dataset {dataset!r} at {epochs} epochs: measure one with "
+            f"bench/vae_reference.py --dataset {dataset} --epochs {epochs} and set [vae.thresholds] test_nelbo"
+        )
+    return MEASURED_THRESHOLDS[(dataset, epochs)]
+
+
+def _grid(images: np.ndarray, columns: int) -> np.ndarray:
+    rows = -(-len(images) // columns)
+    canvas = np.ones((rows * 29 + 1, columns * 29 + 1))
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        canvas[1 + r * 29 : 1 + r * 29 + 28, 1 + c * 29 : 1 + c * 29 + 28] = image.reshape(28, 28)
+    return canvas
+
+
+def _feedback_png(path, prior_means: np.ndarray, originals: np.ndarray, reconstructions: np.ndarray,
+                  title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5.4))
+    axes[0].imshow(_grid(prior_means, 8), cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("decoder means of 64 samples z ~ N(0, I)")
+    pairs = np.concatenate([np.concatenate([originals[i : i + 8], reconstructions[i : i + 8]])
+                            for i in range(0, 32, 8)])
+    axes[1].imshow(_grid(pairs, 8), cmap="gray", vmin=0, vmax=1)
+    axes[1].set_title("test images (odd rows) and reconstructions at z = mu")
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, dtype=np.float64)))
+
+
+@check(points=6, timeout=TRAIN_TIMEOUT, kind="training")
+def test_set_negative_elbo(worker, ctx):
+    """Train on the training split, then the grader's own test-set negative ELBO must beat the reference's threshold."""
+    dataset, epochs = ctx.option("dataset"), int(ctx.option("epochs"))
+    threshold = _threshold(ctx, dataset, epochs)
+    train_images = np.asarray(datasets.load(dataset, "train", download=False).images)
+    test_x = datasets.load(dataset, "test", download=False).flat_float()
+    budget = ctx.option("train_seconds")
+    budget = float(budget.get(ctx.device, budget.get("cpu")) if isinstance(budget, dict) else budget)
+
+    info = worker.call("train", train_images, ctx.worker_seed("train"), epochs, budget, ctx.device, ctx.threads)
+    latent_dim = _fields(info, "latent_dim")["latent_dim"]
+    expect(type(latent_dim) is int and 0 < latent_dim <= 1024, f"train: bad latent_dim {latent_dim!r}")
+
+    def encode(x):
+        out = worker.call("encode", x)
+        expect(isinstance(out, list) and len(out) == 2, "encode must give (mu, log_sigma)")
+        return out
+
+    def decode(z):
+        return worker.call("decode", z)
+
+    rng = ctx.rng("test elbo")
+    try:
+        nelbo = elbo.test_negative_elbo(test_x, encode, decode, rng, latent_dim, int(ctx.option("eval_batch")))
+        n_iw = min(int(ctx.option("iw_images")), len(test_x))
+        iw = elbo.importance_weighted_bound(test_x[:n_iw], encode, decode, rng, latent_dim,
+                                            int(ctx.option("iw_samples")))
+    except ValueError as exc:
+        raise CheckFailed(f"the trained model's outputs cannot be evaluated: {exc}") from None
+    value = float(nelbo.mean())
+    stderr = float(nelbo.std(ddof=1) / np.sqrt(len(nelbo)))
+    ctx.note(f"test-set negative ELBO on {dataset} ({len(test_x)} images, {epochs} epochs, one eps per image): "
+             f"{value:.2f} +- {stderr:.2f} nats/image (threshold {threshold:.2f})")
+    ctx.note(f"importance-weighted bound, k = {int(ctx.option('iw_samples'))}, first {n_iw} test images: "
+             f"-log p(x) <= {float(iw.mean()):.2f} nats/image (negative ELBO on the same images: "
+             f"{float(nelbo[:n_iw].mean()):.2f})")
+    if isinstance(info.get("seconds"), (int, float)):
+        ctx.note(f"training took {float(info['seconds']):.1f} s as reported by the worker (budget {budget:.0f} s)")
+
+    path = ctx.artifact("vae_samples.png")
+    if path is not None:
+        z = ctx.rng("prior samples").standard_normal((64, latent_dim)).astype(np.float32)
+        prior = _sigmoid(decode(z))
+        mu, _ = encode(test_x[:32])
+        recon = _sigmoid(decode(np.asarray(mu, dtype=np.float32)))
+        _feedback_png(path, prior, test_x[:32], recon, f"{dataset}: test -ELBO {value:.1f} nats/image")
+        ctx.note(f"feedback picture: {path.name}")
+
+    expect(value <= threshold,
+           f"test-set negative ELBO {value:.2f} nats/image is above the threshold {threshold:.2f}",
+           "check the loss: BCE summed over pixels + KL summed over latent dimensions, averaged over the batch; "
+           "train with fresh noise eps each step; the decoder must output logits")

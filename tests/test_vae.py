@@ -1,0 +1,181 @@
+"""The VAE assignment: reference full marks, templates zero, each buggy variant loses the
+check that targets it, the grader's own ELBO arithmetic, and the data the worker gets."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, by_name, solution_source
+
+from graders import assignments, datasets, templates
+from graders.runner import Context
+from graders.vae import elbo, grader
+
+sys.path.insert(0, str(ROOT / "tests" / "submissions" / "vae"))
+import variants  # noqa: E402
+
+# The fixture's measured setting (docs/vae.md): real MNIST digits, 800 train / 200 test, 30 epochs.
+FIXTURE_CONFIG = '[vae]\ndataset = "mnist-tiny"\nepochs = 30\n'
+# Only the unit checks matter here; one short epoch keeps the training check cheap.
+UNIT_CONFIG = '[vae]\ndataset = "mnist-tiny"\nepochs = 1\n[vae.thresholds]\ntest_nelbo = 1e9\n'
+MAX_SCORE = 16
+fashion = pytest.mark.skipif(not datasets.available("fashion-mnist"),
+                             reason="Fashion-MNIST not found (CI installs Debian's dataset-fashion-mnist)")
+
+
+def _failed(grading) -> dict:
+    return {r.name: r.message for r in grading.results if r.status != "passed"}
+
+
+@pytest.mark.slow
+@fashion
+def test_reference_earns_full_marks_with_the_default_settings(grade_source, tmp_path):
+    grading = grade_source("vae", solution_source("vae"), artifacts_dir=tmp_path / "feedback")
+    assert not _failed(grading)
+    assert grading.score == grading.max_score == MAX_SCORE
+    message = by_name(grading)["test_set_negative_elbo"].message
+    assert "test-set negative ELBO on fashion-mnist" in message and "importance-weighted bound" in message
+
+
+@pytest.mark.slow
+def test_reference_earns_full_marks_on_the_fixture_and_draws_the_feedback_png(grade_source, tmp_path):
+    grading = grade_source("vae", solution_source("vae"), config_toml=FIXTURE_CONFIG,
+                           artifacts_dir=tmp_path / "feedback")
+    assert not _failed(grading)
+    assert grading.score == MAX_SCORE
+    png = tmp_path / "feedback" / "vae_samples.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "vae_samples.png" in grading.artifacts
+
+
+@pytest.mark.slow
+def test_reference_as_a_notebook_earns_full_marks(grade_source):
+    notebook = json.dumps(templates.to_notebook(solution_source("vae")))
+    grading = grade_source("vae", notebook, suffix=".ipynb", config_toml=FIXTURE_CONFIG)
+    assert not _failed(grading) and grading.score == MAX_SCORE
+
+
+@pytest.mark.parametrize("template", assignments.template_paths("vae"), ids=lambda p: p.suffix)
+def test_template_earns_zero_without_crashing(grade_source, template):
+    grading = grade_source("vae", template.read_text(), suffix=template.suffix, config_toml=FIXTURE_CONFIG)
+    assert grading.score == 0 and not grading.internal_error
+    assert all(r.status == "error" and "NotImplementedError" in r.message for r in grading.results)
+
+
+@pytest.mark.parametrize("name", variants.VARIANTS)
+def test_buggy_variant_loses_the_targeted_check(grade_source, name):
+    target = variants.VARIANTS[name][1]
+    grading = grade_source("vae", variants.source(name, solution_source("vae")), config_toml=UNIT_CONFIG)
+    result = by_name(grading)[target]
+    assert result.status in ("failed", "error") and result.points == 0, result.message
+    assert grading.score < grading.max_score
+    if result.status == "failed":  # every failure message carries a hint
+        assert "Hint:" in result.message, result.message
+    if name == "kl_mean_over_dims":
+        assert "Monte-Carlo" in result.message and "summed (not averaged)" in result.message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["z_equals_mu", "logits_as_probabilities"])
+def test_buggy_variant_also_fails_the_training_check_on_the_fixture(grade_source, name):
+    grading = grade_source("vae", variants.source(name, solution_source("vae")), config_toml=FIXTURE_CONFIG)
+    result = by_name(grading)["test_set_negative_elbo"]
+    assert result.status == "failed" and "above the threshold" in result.message
+
+
+def test_unmeasured_setting_asks_for_a_threshold(grade_source):
+    grading = grade_source("vae", solution_source("vae"), config_toml='[vae]\ndataset = "mnist-tiny"\nepochs = 2\n')
+    result = by_name(grading)["test_set_negative_elbo"]
+    assert result.status == "error" and "bench/vae_reference.py" in result.message
+
+
+# ----------------------------------------------------------------------------- the grader's own arithmetic
+
+
+def test_bernoulli_nll_matches_torch_and_is_stable():
+    rng = np.random.default_rng(0)
+    logits, x = rng.normal(0, 5, (3, 50)), rng.uniform(0, 1, (3, 50))
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(logits), torch.tensor(x), reduction="none").sum(-1).numpy()
+    np.testing.assert_allclose(elbo.bernoulli_nll(logits, x), want, rtol=1e-12)
+    assert np.isfinite(elbo.bernoulli_nll(np.array([[-1e4, 1e4]]), np.array([[1.0, 0.0]]))).all()
+
+
+def test_gaussian_kl_matches_torch_distributions_and_monte_carlo():
+    rng = np.random.default_rng(1)
+    mu, log_sigma = rng.normal(size=(4, 3)), rng.uniform(-1, 1, (4, 3))
+    q = torch.distributions.Normal(torch.tensor(mu), torch.tensor(np.exp(log_sigma)))
+    p = torch.distributions.Normal(torch.zeros(4, 3, dtype=torch.float64), torch.ones(4, 3, dtype=torch.float64))
+    want = torch.distributions.kl_divergence(q, p).sum(-1).numpy()
+    np.testing.assert_allclose(elbo.gaussian_kl(mu, log_sigma), want, rtol=1e-12)
+    mc, stderr = elbo.gaussian_kl_monte_carlo(mu, log_sigma, rng.standard_normal((100_000, 4, 3)))
+    assert np.all(np.abs(mc - want) < 5 * stderr)
+
+
+def test_finite_differences_match_the_exact_pathwise_gradient():
+    rng = np.random.default_rng(2)
+    mu, log_sigma, eps = rng.normal(size=(2, 3)), rng.uniform(-1, 0.5, (2, 3)), rng.standard_normal((64, 2, 3))
+    g_mu, g_ls = elbo.expected_f_gradients(mu, log_sigma, eps, np.sin, grader.FD_STEP)
+    z = mu + np.exp(log_sigma) * eps
+    np.testing.assert_allclose(g_mu, np.cos(z).mean(0), atol=1e-8)
+    np.testing.assert_allclose(g_ls, (np.cos(z) * np.exp(log_sigma) * eps).mean(0), atol=1e-8)
+
+
+def test_importance_weighted_bound_is_tighter_and_exact_for_the_true_posterior():
+    """Linear-Gaussian check of the IW arithmetic: with q equal to the posterior, every weight is p(x)."""
+    rng = np.random.default_rng(3)
+    x = (rng.uniform(size=(20, 784)) < 0.3).astype(np.float32)
+
+    def encode(xb):  # a deliberately poor q: the bound must improve with k
+        return np.zeros((len(xb), 2), np.float32), np.full((len(xb), 2), -0.5, np.float32)
+
+    def decode(z):
+        return np.tile(z[:, :1], (1, 784)).astype(np.float32) - 0.8
+
+    one = elbo.test_negative_elbo(x, encode, decode, np.random.default_rng(0), 2).mean()
+    k64 = elbo.importance_weighted_bound(x, encode, decode, np.random.default_rng(0), 2, samples=64).mean()
+    assert k64 < one
+    with pytest.raises(ValueError, match="encoder returned shapes"):
+        elbo.test_negative_elbo(x, encode, decode, np.random.default_rng(0), 3)
+
+
+# ----------------------------------------------------------------------------- what the worker is given
+
+
+class _RecordingWorker:
+    def __init__(self):
+        self.calls = []
+
+    def call(self, name, *args, **kwargs):
+        self.calls.append((name, args))
+        if name == "train":
+            return {"seconds": 0.0, "latent_dim": 2}
+        if name == "encode":
+            return [np.zeros((len(args[0]), 2), np.float32), np.zeros((len(args[0]), 2), np.float32)]
+        return np.zeros((len(args[0]), 784), np.float32)
+
+
+def _ctx(**settings) -> Context:
+    return Context("vae", "cpu", {**grader.DEFAULTS, "threads": 1, "dataset": "mnist-tiny", "epochs": 30,
+                                  "iw_images": 10, **settings})
+
+
+def test_the_worker_gets_the_training_split_only():
+    worker = _RecordingWorker()
+    with pytest.raises(AssertionError):  # an all-zero model cannot pass; what matters is what it was sent
+        grader.test_set_negative_elbo(worker, _ctx())
+    name, args = worker.calls[0]
+    assert name == "train"
+    np.testing.assert_array_equal(args[0], datasets.load("mnist-tiny", "train").images)
+    test_rows = {row.tobytes() for row in datasets.load("mnist-tiny", "test").flat_float()}
+    sent = [row for n, a in worker.calls if n == "encode" for row in a[0]]
+    assert all(row.tobytes() in test_rows for row in sent)  # test images only reach encode, after training
+    assert all(n in ("encode", "decode") for n, _ in worker.calls[1:])
+
+
+def test_solution_template_and_notebook_are_generated():
+    assert Path(assignments.template_paths("vae")[0]).read_text().count("raise NotImplementedError()") == 8
