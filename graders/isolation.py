@@ -40,6 +40,8 @@ WORKER_UIDS = range(200_000, 300_000)
 SCRATCH = "/scratch"  # the worker's cwd, HOME and TMPDIR inside the sandbox
 SUBMISSION_DIR = "/submission"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
+# Folders under /usr the worker must not see: Debian's datasets hold the VAE test split.
+HIDDEN_UNDER_USR = ("/usr/share/datasets",)
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "passwd", "group",
              "nsswitch.conf", "mime.types")
 
@@ -194,6 +196,7 @@ def bwrap_command(python_command: list[str], *, submission_dir: str, readable: l
             "--ro-bind", "/usr", "/usr", *_system_links()]
     # first the private, writable tmpfs mounts, then the read-only binds (which may lie under /tmp)
     args += ["--proc", "/proc", "--dev", "/dev"]
+    args += [arg for hidden in HIDDEN_UNDER_USR if os.path.isdir(hidden) for arg in ("--tmpfs", hidden)]
     for tmp in ("/tmp", "/dev/shm", SCRATCH):
         args += ["--perms", "1777", "--size", size, "--tmpfs", tmp]
     if device == "cuda":

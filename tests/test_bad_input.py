@@ -16,7 +16,7 @@ timeout = 3
 [bandits.checks.ucb_selection]
 timeout = 3
 [bandits.checks.testbed_ucb]
-timeout = 3
+timeout = 15
 """
 UCB_CHECKS = {"ucb_tries_every_arm_first", "ucb_selection", "testbed_ucb"}
 UCB_ACT = "    def act(self) -> np.ndarray:\n        ### BEGIN SOLUTION\n        self.t += 1\n"

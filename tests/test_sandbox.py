@@ -254,3 +254,10 @@ def test_gpu_devices_are_passed_only_for_cuda():
     assert not any(a.startswith("/dev/nvidia") for a in cpu)
     assert "/sys" in cuda and "/sys" not in cpu
     assert "--unshare-net" in cpu and "--die-with-parent" in cpu and "--unshare-pid" in cpu
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets"), reason="no Debian datasets here")
+def test_bubblewrap_hides_debians_datasets_the_test_split_included():
+    with worker("bubblewrap") as w:
+        assert w.call("listdir", "/usr/share/datasets") == []
+        assert w.call("listdir", "/usr/share") not in (None, [])  # the rest of /usr stays
