@@ -15,6 +15,7 @@ import logging
 import os
 import resource
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -102,12 +103,31 @@ class _OutputCapture(threading.Thread):
         self.stream, self.cap = stream, cap
         self.kept = bytearray()
         self.total = 0
+        self.lock = threading.Lock()
+
+    def settle(self, timeout: float = 0.5) -> None:
+        """Wait until what the worker already wrote has been taken in.
+
+        The worker flushes its output before each reply, so once the pipe reads empty
+        (twice, a moment apart) the output of the call just answered is all here.
+        """
+        end = time.monotonic() + timeout
+        empty_once = False
+        while self.is_alive() and time.monotonic() < end:
+            ready, _, _ = select.select([self.stream], [], [], 0)
+            if not ready and empty_once:
+                break
+            empty_once = not ready
+            time.sleep(0.002)
+        with self.lock:
+            pass
 
     def run(self) -> None:
         while chunk := self.stream.read1(1 << 16):
-            self.total += len(chunk)
-            if len(self.kept) < self.cap:
-                self.kept += chunk[: self.cap - len(self.kept)]
+            with self.lock:
+                self.total += len(chunk)
+                if len(self.kept) < self.cap:
+                    self.kept += chunk[: self.cap - len(self.kept)]
 
 
 def _tasks_of_uid(uid: int) -> int:
@@ -318,14 +338,14 @@ class Worker:
         """(command, cwd, scratch as the worker sees it)."""
         if self.plan.mode == "bubblewrap":
             submission = f"{isolation.SUBMISSION_DIR}/submission.py"
-            python = [sys.executable, "-I", "-c", BOOTSTRAP, str(REPO_ROOT), self.assignment, submission,
+            python = [sys.executable, "-I", "-B", "-c", BOOTSTRAP, str(REPO_ROOT), self.assignment, submission,
                       str(request_r), str(reply_w)]
             command = isolation.bwrap_command(python, submission_dir=self._host_dir, readable=self.readable,
                                               device=self.device, scratch_mb=self.limits.disk_mb,
                                               uid=self._uid if self._uid is not None else isolation.SANDBOX_UID)
             return command, self._host_dir, isolation.SCRATCH
         submission = os.path.join(self._host_dir, "submission.py")
-        return ([sys.executable, "-I", "-c", BOOTSTRAP, str(REPO_ROOT), self.assignment, submission,
+        return ([sys.executable, "-I", "-B", "-c", BOOTSTRAP, str(REPO_ROOT), self.assignment, submission,
                  str(request_r), str(reply_w)], self._host_dir, self._host_dir)
 
     def _start(self) -> None:
@@ -445,6 +465,7 @@ class Worker:
     def _capture_text(self) -> str:
         if self._capture is None:
             return ""
+        self._capture.settle()
         text = self._capture.kept.decode("utf-8", "replace")
         dropped = self._capture.total - len(self._capture.kept)
         if dropped > 0:
