@@ -49,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
                        description="Grade every submission in SUBMISSIONS (a .py/.ipynb file or a folder per "
                        "student, or nbgrader's submitted/<student>/<assignment>/) into OUT; a re-run skips "
                        "students already graded (same file), so an interrupted batch resumes. See docs/instructor.md.")
-    b.add_argument("assignment")
-    b.add_argument("submissions", type=Path)
+    b.add_argument("assignment", help="e.g. bandits (see: python -m graders list)")
+    b.add_argument("submissions", type=Path, help="the folder of submissions (flat, or nbgrader's submitted/)")
     b.add_argument("--out", type=Path, required=True, metavar="DIR", help="results folder (created if missing)")
     b.add_argument("-j", "--jobs", type=int, metavar="N", help="gradings at once (default: the number of CPU cores)")
     b.add_argument("--gpu-jobs", type=int, default=1, metavar="N",
@@ -133,13 +133,18 @@ def _batch(args) -> int:
     except batch.BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted: the students graded so far are kept; run the same command again to resume",
+              file=sys.stderr)
+        return 130
     print(f"graded {len(report.graded)}, skipped {len(report.skipped)} already graded, in {report.seconds:.1f} s")
     print((args.out / "summary.txt").read_text(), end="")
     print(f"grades: {args.out / 'grades.csv'}; class page: {args.out / 'index.html'}")
     db = args.gradebook or gradebook.default_gradebook(args.submissions, args.assignment)
     if db:
         try:
-            written = gradebook.record(db, args.assignment, report.records, course=gradebook.course_of(args.submissions))
+            written = gradebook.record(db, args.assignment, report.records,
+                                       course=gradebook.course_of(args.submissions))
         except gradebook.GradebookError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return USAGE_ERROR

@@ -117,3 +117,34 @@ def write(name: str) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return list(files)
+
+
+def nbgrader_notebook(solution: str, grade_cells: list[dict], *, prefix: str) -> dict:
+    """nbgrader's *source* notebook of a solution, for `nbgrader generate_assignment`.
+
+    Every cell holding a solution region becomes an nbgrader solution cell (a markdown
+    one a manually graded answer, as nbgrader requires); cells whose `# %%` header
+    already carries `nbgrader` metadata keep it. Then come `grade_cells`
+    ({grade_id, points, source}): locked autograder-test cells whose scores our grader
+    writes into the gradebook. Their source is never run for grading.
+    """
+    notebook = to_notebook(solution)
+    for index, cell in enumerate(notebook["cells"]):
+        text = "".join(cell["source"])
+        if "nbgrader" in cell["metadata"] or BEGIN not in text:
+            continue
+        markdown = cell["cell_type"] == "markdown"
+        cell["metadata"]["nbgrader"] = {"solution": True, "grade": markdown, "locked": False,
+                                        "grade_id": f"{prefix}-solution-{index}", "schema_version": 3,
+                                        **({"points": 0} if markdown else {})}
+    start = len(notebook["cells"])
+    notebook["cells"].append({"cell_type": "markdown", "id": f"cell-{start}", "metadata": {},
+                              "source": ["## Graded checks\n", "The course grader scores the cells below."]})
+    for offset, grade in enumerate(grade_cells, start=1):
+        notebook["cells"].append({
+            "cell_type": "code", "id": f"cell-{start + offset}", "execution_count": None, "outputs": [],
+            "source": grade["source"].splitlines(keepends=True),
+            "metadata": {"nbgrader": {"solution": False, "grade": True, "locked": True, "grade_id": grade["grade_id"],
+                                      "points": grade["points"], "schema_version": 3}},
+        })
+    return notebook

@@ -1,0 +1,249 @@
+"""Batch grading: layouts, outputs, isolation of bad submissions, resuming after kill -9."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from graders import batch, feedback
+from graders.checks import collect
+from graders.cli import main
+from graders.results import CheckResult, Grading
+from tests.conftest import ROOT, Path, solution_source
+
+# A small testbed and loose thresholds: these tests are about the batch, not the bandits.
+FAST_CONFIG = """
+[bandits]
+testbed_runs = 100
+testbed_steps = 150
+[bandits.thresholds]
+epsilon_greedy_reward = 0.2
+epsilon_greedy_optimal = 0.2
+optimistic_optimal = 0.2
+ucb_reward = 0.2
+gradient_baseline_optimal = 0.2
+gradient_no_baseline_optimal = 0.05
+[limits]
+import_seconds = 4
+memory_mb = 2048
+"""
+MAX_SCORE = 20
+
+
+@pytest.fixture
+def fast_config(tmp_path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(FAST_CONFIG)
+    return path
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    with open(out / "grades.csv", newline="") as f:
+        return {row["student"]: row for row in csv.DictReader(f)}
+
+
+def test_discover_flat_layout(tmp_path):
+    (tmp_path / "alice.py").write_text("")
+    (tmp_path / "bob").mkdir()
+    (tmp_path / "bob" / "bandits.ipynb").write_text("{}")
+    (tmp_path / "notes.txt").write_text("not a submission")
+    (tmp_path / ".DS_Store").write_text("")
+    found = batch.discover(tmp_path, "bandits")
+    assert [(s.student, s.path.name) for s in found] == [("alice", "alice.py"), ("bob", "bob")]
+
+
+def test_discover_nbgrader_layout(tmp_path):
+    for student in ("alice", "bob"):
+        (tmp_path / student / "bandits").mkdir(parents=True)
+        (tmp_path / student / "bandits" / "bandits.ipynb").write_text("{}")
+    (tmp_path / "carol" / "other_assignment").mkdir(parents=True)  # did not submit this one
+    found = batch.discover(tmp_path, "bandits")
+    assert [(s.student, s.path) for s in found] == [("alice", tmp_path / "alice" / "bandits"),
+                                                   ("bob", tmp_path / "bob" / "bandits")]
+
+
+def test_discover_refuses_two_submissions_of_one_student(tmp_path):
+    (tmp_path / "alice.py").write_text("")
+    (tmp_path / "alice.ipynb").write_text("{}")
+    with pytest.raises(batch.BatchError, match="alice"):
+        batch.discover(tmp_path, "bandits")
+
+
+def test_batch_outputs_and_bad_submissions_stay_in_their_row(tmp_path, fast_config, capsys):
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    (subs / "alice.py").write_text(solution_source("bandits"))
+    (subs / "carol").mkdir()
+    shutil.copy(ROOT / "assignments" / "bandits" / "bandits.ipynb", subs / "carol" / "bandits.ipynb")
+    (subs / "dave.py").write_text("import os\nos._exit(3)\n")  # kills its worker at import
+    (subs / "erin.py").write_text("while True:\n    pass\n")  # hangs at import
+    (subs / "frank.py").write_text("hog = bytearray(8 << 30)\n")  # over the memory limit
+    out = tmp_path / "out"
+
+    code = main(["batch", "bandits", str(subs), "--out", str(out), "-j", "2", "--device", "cpu",
+                 "--config", str(fast_config)])
+    assert code == 0
+    rows = _rows(out)
+    assert sorted(rows) == ["alice", "carol", "dave", "erin", "frank"]
+    checks = [c.name for c in collect(__import__("graders.bandits.grader", fromlist=["x"]))]
+    assert list(rows["alice"]) == ["student", *checks, "total", "max", "status", "seconds"]
+    assert rows["alice"]["total"] == str(MAX_SCORE) and rows["alice"]["status"] == "passed"
+    for student in ("carol", "dave", "erin", "frank"):
+        assert rows[student]["total"] == "0" and rows[student]["status"] == "error", rows[student]
+    assert "memory" in " ".join(
+        t["output"] for t in json.loads((out / "students" / "frank" / "results.json").read_text())["tests"]).lower()
+
+    results = json.loads((out / "students" / "alice" / "results.json").read_text())
+    assert results["score"] == MAX_SCORE and len(results["tests"]) == len(checks)
+    assert {"name", "score", "max_score", "status", "output"} <= set(results["tests"][0])
+    page = (out / "students" / "dave" / "feedback.html").read_text()
+    assert "Score: 0 / 20" in page and "dave" in page
+    assert "alice" in (out / "index.html").read_text()
+    assert (out / "summary.png").read_bytes().startswith(b"\x89PNG")
+    summary = (out / "summary.txt").read_text()
+    assert "5 students graded" in summary and "testbed_ucb" in summary
+    assert "graded 5, skipped 0" in capsys.readouterr().out
+
+
+def test_rerun_skips_graded_students_regrades_changed_ones_and_regrade_forces(tmp_path, fast_config):
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    for student in ("alice", "bob"):
+        (subs / f"{student}.py").write_text(solution_source("bandits"))
+    out = tmp_path / "out"
+    first = batch.run_batch("bandits", subs, out, jobs=2, device="cpu", config_path=fast_config)
+    assert sorted(first.graded) == ["alice", "bob"]
+    stamp = (out / "students" / "alice" / "grading.json").stat().st_mtime_ns
+
+    (subs / "bob.py").write_text(solution_source("bandits") + "\n# resubmitted\n")
+    second = batch.run_batch("bandits", subs, out, jobs=2, device="cpu", config_path=fast_config)
+    assert second.graded == ["bob"] and second.skipped == ["alice"]
+    assert (out / "students" / "alice" / "grading.json").stat().st_mtime_ns == stamp
+
+    third = batch.run_batch("bandits", subs, out, jobs=2, device="cpu", config_path=fast_config, regrade=True)
+    assert sorted(third.graded) == ["alice", "bob"]
+    assert [r.grading.score for r in third.records] == [MAX_SCORE, MAX_SCORE]
+
+
+def test_batch_killed_with_sigkill_resumes_and_loses_nothing(tmp_path, fast_config):
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    students = ["s1", "s2", "s3"]
+    for student in students:
+        (subs / f"{student}.py").write_text(solution_source("bandits"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "graders", "batch", "bandits", str(subs), "--out", str(out), "-j", "1",
+               "--device", "cpu", "--config", str(fast_config)]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = lambda: [s for s in students if (out / "students" / s / "grading.json").exists()]  # noqa: E731
+    deadline = time.monotonic() + 240
+    while not done() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = done()
+    assert finished, "the batch finished no student before the kill"
+    stamps = {s: (out / "students" / s / "grading.json").stat().st_mtime_ns for s in finished}
+
+    report = batch.run_batch("bandits", subs, out, jobs=2, device="cpu", config_path=fast_config)
+    assert set(report.skipped) >= set(finished)
+    assert sorted(report.graded + report.skipped) == students
+    assert all((out / "students" / s / "grading.json").stat().st_mtime_ns == stamps[s] for s in finished)
+    assert [r.grading.score for r in report.records] == [MAX_SCORE] * 3
+    assert _rows(out).keys() == set(students)
+
+
+def _scheduler(tmp_path, limit: float, config: str | None):
+    """The batch's scheduler on one student, with a job the test controls."""
+    checks = collect(__import__("graders.bandits.grader", fromlist=["x"]))
+    submission = tmp_path / "alice.py"
+    submission.write_text(solution_source("bandits"))
+    student_dir = tmp_path / "alice"
+    student_dir.mkdir()
+
+    def job_for(s, sha, gpu):
+        return batch.Job("bandits", s.student, str(s.path), str(student_dir), sha, "cpu", config, gpu)
+
+    def crashed(s, sha, reason, seconds):
+        record = batch.crashed_record(s.student, sha, checks, "bandits", s.path, "cpu", reason, seconds)
+        batch.write_outputs(student_dir, record)
+        return record
+
+    scheduler = batch._Scheduler(job_for, limit, [None], crashed, batch.Progress(1), None, ["graders.batch"])
+    return scheduler.run([(batch.Submission("alice", submission), "sha")]), student_dir
+
+
+def test_grading_process_that_dies_gets_a_crashed_row(tmp_path):
+    (records, student_dir) = _scheduler(tmp_path, 60, config=str(tmp_path / "missing.toml"))
+    assert records[0].status == "crashed" and records[0].grading.score == 0
+    assert "exited with code 1" in records[0].grading.results[0].message
+    assert "missing.toml" in (student_dir / "grading.log").read_text()
+    assert batch.read_record(student_dir).status == "crashed"
+
+
+def test_grading_process_that_overruns_is_stopped(tmp_path):
+    (records, _dir) = _scheduler(tmp_path, 1.0, config=None)
+    assert records[0].status == "crashed"
+    assert "longer than the batch limit" in records[0].grading.results[0].message
+
+
+def test_feedback_page_embeds_plots_and_escapes_student_text(tmp_path):
+    (tmp_path / "samples.png").write_bytes(feedback.histogram_png([1, 2, 3], 5))
+    grading = Grading("vae", "x.py", "cpu", artifacts=["samples.png"], results=[
+        CheckResult("elbo", 0.0, 5, "failed", "expected <b>", output="<script>alert(1)</script>")])
+    page = feedback.student_page(grading, "mallory", tmp_path)
+    assert "data:image/png;base64," in page
+    assert "<script>alert" not in page and "&lt;script&gt;" in page and "expected &lt;b&gt;" in page
+
+
+def test_record_round_trips(tmp_path):
+    grading = Grading("bandits", "a.py", "cpu", results=[CheckResult("c", 1.0, 2.0, "failed", "m")], seconds=1.5)
+    record = batch.Record("alice", "abc", batch.student_status(grading), grading)
+    batch.atomic_write(tmp_path / "grading.json", json.dumps(record.to_dict()))
+    again = batch.read_record(tmp_path)
+    assert again.grading == grading and again.status == "failed"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_gpu_slots_share_each_gpu_between_gpu_jobs(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert batch.gpu_slots("cuda", jobs=16, gpu_jobs=2) == [0, 0, 1, 1]
+    assert batch.gpu_slots("cuda", jobs=1, gpu_jobs=2) == [0]
+    assert batch.gpu_slots("cpu", jobs=3, gpu_jobs=2) == [None, None, None]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(batch.BatchError):
+        batch.gpu_slots("cuda", jobs=4, gpu_jobs=1)
+
+
+def test_ctrl_c_stops_the_batch_without_recording_the_gradings_in_flight(tmp_path, fast_config):
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    students = ["s1", "s2", "s3", "s4"]
+    for student in students:
+        (subs / f"{student}.py").write_text(solution_source("bandits"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "graders", "batch", "bandits", str(subs), "--out", str(out), "-j", "2",
+               "--device", "cpu", "--config", str(fast_config)]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240
+    while not list(out.glob("students/*/grading.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130), output  # 0: it had just finished
+    records = [batch.read_record(p.parent) for p in out.glob("students/*/grading.json")]
+    assert records and all(r.status == "passed" for r in records), "an interrupted grading was recorded"
+    if proc.returncode == 130:
+        assert "run the same command again" in output
+    report = batch.run_batch("bandits", subs, out, jobs=2, device="cpu", config_path=fast_config)
+    assert sorted(report.graded + report.skipped) == students
