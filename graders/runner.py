@@ -7,6 +7,7 @@ result, and the next check runs regardless.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import time
@@ -105,10 +106,8 @@ def _apply_overrides(checks: list[Check], overrides: dict) -> list[Check]:
     known = {c.name for c in checks}
     if unknown := set(overrides) - known:
         raise KeyError(f"config overrides unknown checks {sorted(unknown)}; known: {sorted(known)}")
-    for c in checks:
-        c.points = overrides.get(c.name, {}).get("points", c.points)
-        c.timeout = overrides.get(c.name, {}).get("timeout", c.timeout)
-    return checks
+    # copies: the module's own Check objects are shared by every grading in this process
+    return [dataclasses.replace(c, **overrides.get(c.name, {})) for c in checks]
 
 
 def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float) -> CheckResult:

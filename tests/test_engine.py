@@ -150,3 +150,13 @@ def test_cli_grade_writes_gradescope_json_and_exits_zero_for_a_failing_student(t
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["score"] == 0 and data["max_score"] == 20 and len(data["tests"]) == 14
+
+
+def test_config_overrides_do_not_leak_into_later_gradings(tmp_path):
+    from graders.checks import collect
+    from graders.runner import _apply_overrides
+
+    module = __import__("graders.bandits.grader", fromlist=["x"])
+    changed = _apply_overrides(collect(module), {"ucb_selection": {"points": 9, "timeout": 1}})
+    assert next(c for c in changed if c.name == "ucb_selection").points == 9
+    assert next(c for c in collect(module) if c.name == "ucb_selection").points == 2
