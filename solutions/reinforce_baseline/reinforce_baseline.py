@@ -1,0 +1,320 @@
+# %% [markdown]
+# # REINFORCE with a learned baseline, in 200 episodes
+#
+# In the REINFORCE assignment the return $G_t$ weighted every log-probability. Here a
+# second network, the *value network* $\hat v_w(s)$, learns the expected return from
+# each state, and the policy gradient uses the *advantage* $A_t = G_t - \hat v_w(s_t)$
+# instead (Sutton & Barto, section 13.4):
+# $\hat g = \frac{1}{B}\sum_t A_t \nabla_\theta \log \pi_\theta(a_t|s_t)$.
+# A baseline that depends on the state only leaves the estimator unbiased and can
+# shrink its variance a lot, which is what makes learning in a small budget possible.
+#
+# **The budget.** Your training may use at most 200 episodes of CartPole-v1, counted
+# by the grader (an episode counts when it starts). When the budget is spent, the
+# grader's environments stop resetting (`envs.retired`), `EpisodeCollector.collect`
+# returns fewer episodes (then none), and a 201st episode is refused. The grader then
+# evaluates your policy on 100 episodes of its own; a seed passes at a mean return of
+# 475.
+#
+# **How it is graded.** Unit checks: the advantages on a scripted batch; the policy
+# loss sends no gradient into the value network, the value loss none into the policy;
+# the value loss is the mean squared error to the returns; with the grader's
+# baseline, your policy-gradient estimator has a lower variance than without it.
+# Training: `train(make_envs, seed, time_budget_s, device)` on two seeds, on
+# environments served by the grader as in the REINFORCE assignment.
+#
+# Run this file (`python reinforce_baseline.py`) to train and evaluate locally.
+
+# %%
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+
+# %% [markdown]
+# ## Hyperparameters
+
+
+# %%
+@dataclass
+class Args:
+    episode_budget: int = 200
+    """training episodes allowed (the grader enforces its own count)"""
+    num_envs: int = 4
+    """CartPoles stepped in lockstep"""
+    episodes_per_update: int = 4
+    """whole episodes in each policy-gradient batch"""
+    policy_learning_rate: float = 2e-2
+    """Adam step size of the policy network"""
+    value_learning_rate: float = 1e-2
+    """Adam step size of the value network"""
+    value_epochs: int = 5
+    """gradient steps of the value network on each batch"""
+    gamma: float = 0.99
+    """discount factor of the returns"""
+    hidden_size: int = 64
+    """width of the two hidden layers of both networks"""
+    return_scale: float = 100.0
+    """returns are divided by this before the losses, so the value network regresses numbers near 1"""
+    normalize_advantages: bool = True
+    """standardize the advantages of each batch before the policy loss"""
+
+
+# %% [markdown]
+# ## Given: returns and actions, as in the REINFORCE assignment
+
+
+# %%
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """G_t for every step t of one episode (a float array of the same length as rewards)."""
+    returns = np.zeros(len(rewards), dtype=np.float64)
+    running = 0.0
+    for t in reversed(range(len(rewards))):
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns
+
+
+def sample_actions(policy: nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    """One action per observation, drawn from softmax(policy(obs)); a LongTensor of shape (batch,)."""
+    logits = policy(obs)
+    return torch.distributions.Categorical(logits=logits, validate_args=False).sample()
+
+
+def act(policy: nn.Module, observations: np.ndarray) -> np.ndarray:
+    """Actions for the grader's evaluation: observations (batch, 4) -> int array (batch,)."""
+    device = next(policy.parameters()).device
+    with torch.no_grad():
+        logits = policy(torch.as_tensor(observations, dtype=torch.float32, device=device))
+    return logits.argmax(dim=1).cpu().numpy()
+
+
+# %% [markdown]
+# ## The two networks
+# The policy maps an observation to one logit per action, as before. The value network
+# maps an observation to one number, $\hat v_w(s)$: output shape (batch, 1).
+
+
+# %%
+class Policy(nn.Module):
+    def __init__(self, obs_dim: int, n_actions: int, hidden_size: int):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.net = nn.Sequential(
+            nn.Linear(obs_dim, hidden_size), nn.Tanh(),
+            nn.Linear(hidden_size, hidden_size), nn.Tanh(),
+            nn.Linear(hidden_size, n_actions),
+        )
+        ### END SOLUTION
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, n_actions)."""
+        ### BEGIN SOLUTION
+        return self.net(obs)
+        ### END SOLUTION
+
+
+class ValueNetwork(nn.Module):
+    def __init__(self, obs_dim: int, hidden_size: int):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.net = nn.Sequential(
+            nn.Linear(obs_dim, hidden_size), nn.Tanh(),
+            nn.Linear(hidden_size, hidden_size), nn.Tanh(),
+            nn.Linear(hidden_size, 1),
+        )
+        ### END SOLUTION
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Values (batch, 1)."""
+        ### BEGIN SOLUTION
+        return self.net(obs)
+        ### END SOLUTION
+
+
+# %% [markdown]
+# ## Advantages and the two losses
+# - `compute_advantages`: $A_t = G_t - \hat v_w(s_t)$. The baseline is a constant for the
+#   policy's update: no gradient may flow from the advantages into the value network.
+# - `policy_loss`: the mean over the batch of $-A_t \log \pi_\theta(a_t|s_t)$.
+# - `value_loss`: the mean squared error $\frac{1}{B}\sum_t (\hat v_w(s_t) - G_t)^2$.
+# - `losses` puts them together for one batch. The baseline sees the state only (never
+#   the action). Do not rescale or normalize inside these functions, except where
+#   `normalize_advantages=True` asks for it; scale the returns before calling them.
+
+
+# %%
+def compute_advantages(returns: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """A_t = G_t - v(s_t) for a batch; returns (B,), values (B,) -> (B,), carrying no gradient."""
+    ### BEGIN SOLUTION
+    return returns - values.detach()
+    ### END SOLUTION
+
+
+def policy_loss(logits: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """Scalar: mean of -A_t log pi(a_t|s_t); logits (B, n_actions), actions (B,), advantages (B,)."""
+    ### BEGIN SOLUTION
+    log_probs = torch.log_softmax(logits, dim=1).gather(1, actions.long().unsqueeze(1)).squeeze(1)
+    return -(advantages * log_probs).mean()
+    ### END SOLUTION
+
+
+def value_loss(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """Scalar: mean of (v(s_t) - G_t)^2; values (B,), returns (B,)."""
+    ### BEGIN SOLUTION
+    return ((values - returns) ** 2).mean()
+    ### END SOLUTION
+
+
+def losses(policy: nn.Module, value_net: nn.Module, obs: torch.Tensor, actions: torch.Tensor,
+           returns: torch.Tensor, normalize_advantages: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(policy loss, value loss) of one batch: obs (B, 4), actions (B,), returns (B,).
+
+    The grader calls this with networks of its own (value_net(obs) has shape (B, 1)).
+    """
+    ### BEGIN SOLUTION
+    values = value_net(obs).squeeze(-1)
+    advantages = compute_advantages(returns, values)
+    if normalize_advantages and len(advantages) > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    return policy_loss(policy(obs), actions, advantages), value_loss(values, returns)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ## Collecting episodes (given)
+
+
+# %%
+class EpisodeCollector:
+    def __init__(self, envs, device: str = "cpu"):
+        self.envs, self.device = envs, device
+        self.obs, _ = envs.reset()
+        self.running = [self._empty() for _ in range(envs.num_envs)]
+
+    @staticmethod
+    def _empty() -> dict:
+        return {"obs": [], "actions": [], "rewards": []}
+
+    def collect(self, policy: nn.Module, n_episodes: int) -> list[dict]:
+        """At least n_episodes finished episodes: dicts of arrays obs (T, 4), actions (T,), rewards (T,).
+
+        Fewer (maybe none) when the environment has an episode budget and it is spent.
+        """
+        finished = []
+        while len(finished) < n_episodes:
+            retired = np.array(getattr(self.envs, "retired", np.zeros(self.envs.num_envs, dtype=bool)))
+            if retired.all():
+                break
+            with torch.no_grad():
+                obs = torch.as_tensor(self.obs, dtype=torch.float32, device=self.device)
+                actions = sample_actions(policy, obs).cpu().numpy()
+            next_obs, rewards, terminated, truncated, _ = self.envs.step(actions)
+            for i, episode in enumerate(self.running):
+                if retired[i]:
+                    continue
+                episode["obs"].append(self.obs[i])
+                episode["actions"].append(actions[i])
+                episode["rewards"].append(rewards[i])
+                if terminated[i] or truncated[i]:
+                    finished.append({key: np.array(value) for key, value in episode.items()})
+                    self.running[i] = self._empty()
+            self.obs = next_obs
+        return finished
+
+
+# %% [markdown]
+# ## Training
+# Collect batches of whole episodes until the budget is spent (`collect` returns an
+# empty list) or the time is up; after each batch, one policy step and
+# `value_epochs` value steps. Return the trained policy network: the reference returns
+# the policy that played the best batch (a policy-gradient step can undo a good
+# policy, and the grader evaluates only what you return).
+
+
+# %%
+def train(make_envs, seed: int, time_budget_s: float, device: str = "cpu", args: Args | None = None) -> nn.Module:
+    """REINFORCE with a learned baseline; returns the trained policy network."""
+    args = args or Args()
+    start = time.monotonic()
+    ### BEGIN SOLUTION
+    torch.manual_seed(seed)
+    envs = make_envs(args.num_envs)
+    budget = getattr(envs, "episode_budget", None) or args.episode_budget
+    obs_dim = envs.single_observation_space.shape[0]
+    policy = Policy(obs_dim, envs.single_action_space.n, args.hidden_size).to(device)
+    value_net = ValueNetwork(obs_dim, args.hidden_size).to(device)
+    policy_optimizer = torch.optim.Adam(policy.parameters(), lr=args.policy_learning_rate)
+    value_optimizer = torch.optim.Adam(value_net.parameters(), lr=args.value_learning_rate)
+    collector = EpisodeCollector(envs, device)
+    seen, best_score, best_state = 0, -np.inf, None
+
+    while seen < budget and time.monotonic() - start < time_budget_s:
+        episodes = collector.collect(policy, min(args.episodes_per_update, budget - seen))
+        if not episodes:
+            break
+        seen += len(episodes)
+        obs = torch.as_tensor(np.concatenate([e["obs"] for e in episodes]), dtype=torch.float32, device=device)
+        actions = torch.as_tensor(np.concatenate([e["actions"] for e in episodes]), device=device)
+        returns = np.concatenate([discounted_returns(e["rewards"], args.gamma) for e in episodes])
+        returns = torch.as_tensor(returns / args.return_scale, dtype=torch.float32, device=device)
+
+        score = float(np.mean([e["rewards"].sum() for e in episodes]))
+        if score >= best_score:  # the policy that played this batch (before its update); later ones win ties
+            best_score, best_state = score, copy.deepcopy(policy.state_dict())
+        p_loss, v_loss = losses(policy, value_net, obs, actions, returns, args.normalize_advantages)
+        policy_optimizer.zero_grad()
+        value_optimizer.zero_grad()
+        (p_loss + v_loss).backward()  # no cross terms: each loss reaches its own network only
+        policy_optimizer.step()
+        value_optimizer.step()
+        for _ in range(args.value_epochs - 1):
+            v_loss = value_loss(value_net(obs).squeeze(-1), returns)
+            value_optimizer.zero_grad()
+            v_loss.backward()
+            value_optimizer.step()
+    if best_state is not None:  # policy gradient can undo itself in one bad step: keep the best player
+        policy.load_state_dict(best_state)
+    return policy
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ## Try it locally
+# gymnasium's own vector environment stands in for the grader's; `train` stops by
+# itself after `Args.episode_budget` finished episodes.
+
+
+# %%
+def make_gymnasium_envs(num_envs: int):
+    return gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="sync",
+                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+
+
+def evaluate_locally(policy: nn.Module, episodes: int = 100, seed: int = 12345) -> np.ndarray:
+    """What the grader does: `episodes` episodes in lockstep, actions from `act`."""
+    envs = [gym.make("CartPole-v1") for _ in range(episodes)]
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    returns, running = np.zeros(episodes), np.ones(episodes, dtype=bool)
+    while running.any():
+        index = np.flatnonzero(running)
+        for j, a in zip(index, act(policy, obs[index]), strict=True):
+            obs[j], reward, terminated, truncated, _ = envs[j].step(int(a))
+            returns[j] += reward
+            running[j] = not (terminated or truncated)
+    return returns
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    t0 = time.monotonic()
+    trained = train(make_gymnasium_envs, seed=0, time_budget_s=270)
+    print(f"trained in {time.monotonic() - t0:.1f} s")
+    scores = evaluate_locally(trained)
+    print(f"evaluation: mean return {scores.mean():.1f} +- {scores.std():.1f} (pass: >= 475)")

@@ -1,0 +1,188 @@
+"""The REINFORCE assignment: reference full marks, templates zero, buggy variants lose
+the check that targets them, a hanging submission keeps its unit-check points, and
+the grader-served CartPole behaves like gymnasium's own vector environment."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from conftest import by_name, solution_source, variant
+
+from graders import assignments
+from graders.cartpole import CartPoleServer, env_seeds, unpack_step
+from graders.sandbox import CallbackRefused
+
+UNIT_CHECKS = ("discounted_returns", "loss_gradient_is_reinforce", "sampled_actions_follow_the_policy")
+TRAINING_CHECKS = ("trained_policy_first_seed", "trained_policy_second_seed")
+# Unit checks only: the training checks get a time limit too short to start training.
+UNIT_ONLY = """
+[reinforce]
+evaluation_seconds = 1
+[reinforce.checks.trained_policy_first_seed]
+timeout = 2
+[reinforce.checks.trained_policy_second_seed]
+timeout = 2
+"""
+
+
+# Every grading here states the training checks' limits: the engine applies a config's
+# check overrides to the grader module's Check objects, so they outlive that grading.
+FULL_LIMITS = """
+[reinforce.checks.trained_policy_first_seed]
+timeout = 300
+[reinforce.checks.trained_policy_second_seed]
+timeout = 300
+"""
+
+
+def test_reference_earns_full_marks(grade_source, tmp_path):
+    grading = grade_source("reinforce", solution_source("reinforce"), config_toml=FULL_LIMITS,
+                           artifacts_dir=tmp_path / "feedback")
+    failed = {r.name: r.message for r in grading.results if r.status != "passed"}
+    assert not failed
+    assert grading.score == grading.max_score == 15
+    training = by_name(grading)["trained_policy_first_seed"]
+    assert "evaluation mean return" in training.message and "FLAG" not in training.message
+    assert (tmp_path / "feedback" / "learning_curve_seed0.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("template", assignments.template_paths("reinforce"), ids=lambda p: p.suffix)
+def test_template_earns_zero_without_crashing(grade_source, template):
+    grading = grade_source("reinforce", template.read_text(), suffix=template.suffix, config_toml=FULL_LIMITS)
+    assert grading.score == 0 and not grading.internal_error
+    assert all(r.status == "error" and "NotImplementedError" in r.message for r in grading.results)
+
+
+# name: (original line, buggy line, the check that must fail)
+VARIANTS = {
+    "returns_not_discounted_from_the_end": (
+        "for t in reversed(range(len(rewards))):", "for t in range(len(rewards)):", "discounted_returns"),
+    "loss_sign_flipped": (
+        "return -(returns.detach() * log_probs).mean()", "return (returns.detach() * log_probs).mean()",
+        "loss_gradient_is_reinforce"),
+    "loss_sums_instead_of_mean": (
+        "return -(returns.detach() * log_probs).mean()", "return -(returns.detach() * log_probs).sum()",
+        "loss_gradient_is_reinforce"),
+    "log_probs_of_the_wrong_actions": (
+        ".gather(1, actions.long().unsqueeze(1))", ".gather(1, (1 - actions.long()).unsqueeze(1))",
+        "loss_gradient_is_reinforce"),
+    "greedy_actions_during_training": (
+        "return torch.distributions.Categorical(logits=logits, validate_args=False).sample()",
+        "return logits.argmax(dim=1)", "sampled_actions_follow_the_policy"),
+}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_buggy_variant_loses_the_targeted_check(grade_source, name):
+    old, new, target = VARIANTS[name]
+    grading = grade_source("reinforce", variant("reinforce", old, new), config_toml=UNIT_ONLY)
+    results = by_name(grading)
+    assert results[target].status == "failed" and results[target].points == 0, results[target].message
+    assert "expected" in results[target].message or "Hint" in results[target].message
+    for other in set(UNIT_CHECKS) - {target}:
+        assert results[other].status == "passed", (other, results[other].message)
+
+
+def test_named_mistakes_get_named_messages(grade_source):
+    old, new, target = VARIANTS["loss_sign_flipped"]
+    assert "less* likely" in by_name(grade_source("reinforce", variant("reinforce", old, new),
+                                                  config_toml=UNIT_ONLY))[target].message
+    old, new, target = VARIANTS["greedy_actions_during_training"]
+    assert "chi-squared" in by_name(grade_source("reinforce", variant("reinforce", old, new),
+                                                 config_toml=UNIT_ONLY))[target].message
+
+
+def test_hanging_training_is_stopped_and_keeps_unit_points(grade_source):
+    source = variant("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
+                     "    ### BEGIN SOLUTION\n    envs = make_envs(2)\n    while True:\n        pass\n")
+    config = """
+[reinforce]
+evaluation_seconds = 3
+[reinforce.checks.trained_policy_first_seed]
+timeout = 12
+[reinforce.checks.trained_policy_second_seed]
+timeout = 12
+"""
+    results = by_name(grade_source("reinforce", source, config_toml=config))
+    for name in TRAINING_CHECKS:
+        assert results[name].status == "timeout" and results[name].points == 0, results[name].message
+        assert "0 episodes finished" in results[name].message
+    assert all(results[name].status == "passed" for name in UNIT_CHECKS)
+
+
+def test_own_environment_is_flagged(grade_source):
+    source = variant("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
+                     "    ### BEGIN SOLUTION\n    own = gym.make('CartPole-v1')\n    own.reset(seed=0)\n"
+                     "    own.step(0)\n    torch.manual_seed(seed)\n")
+    source = source.replace("target_return: float = 495.0", "target_return: float = 30.0")
+    config = """
+[reinforce]
+seeds = [3]
+""" + FULL_LIMITS
+    result = by_name(grade_source("reinforce", source, config_toml=config))["trained_policy_first_seed"]
+    assert "FLAG for the instructor" in result.message and "make: 1" in result.message and "steps: 1" in result.message
+
+
+# --- the served environment, without a worker ------------------------------------------------------
+
+
+def _gymnasium_same_step(n: int, seed: int):
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(n)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    return envs, envs.reset(seed=env_seeds(seed, "train", n))[0]
+
+
+def test_served_env_matches_gymnasium_same_step_autoreset():
+    server = CartPoleServer(seed=5)
+    assert server.make(3)["num_envs"] == 3
+    obs = server.reset()
+    reference, ref_obs = _gymnasium_same_step(3, 5)
+    np.testing.assert_array_equal(obs, ref_obs)
+    rng = np.random.default_rng(0)
+    ended = 0
+    for _ in range(300):
+        actions = rng.integers(0, 2, 3)
+        got = unpack_step(server.step(actions))
+        obs, rewards, terminated, truncated, infos = reference.step(actions)
+        np.testing.assert_array_equal(got["obs"], obs)
+        np.testing.assert_array_equal(got["rewards"], rewards)
+        np.testing.assert_array_equal(got["terminated"], terminated)
+        np.testing.assert_array_equal(got["truncated"], truncated)
+        np.testing.assert_array_equal(got["final_mask"], infos.get("_final_obs", np.zeros(3, dtype=bool)))
+        ended += int((terminated | truncated).sum())
+    assert len(server.episode_returns) == ended > 10 and server.steps == 900
+    assert server.started == 3 + ended
+
+
+def test_budget_retires_environments_then_refuses_the_next_episode():
+    server = CartPoleServer(seed=1, episode_budget=5)
+    server.make(2)
+    server.reset()
+    while not server._retired.all():
+        reply = unpack_step(server.step(np.zeros(2, dtype=np.int64)))  # always left: episodes of about 10 steps
+        assert reply["rewards"][reply["retired"] & ~reply["terminated"]].sum() == 0
+    assert server.started == 5 and len(server.episode_returns) == 5
+    with pytest.raises(CallbackRefused, match="budget is 5 episodes .* episode 6 refused"):
+        server.step(np.zeros(2, dtype=np.int64))
+    with pytest.raises(CallbackRefused, match="episode 6 refused"):
+        server.reset()
+
+
+@pytest.mark.parametrize("bad", [np.array([0, 2]), np.zeros(3, dtype=np.int64), np.array([0.5, 1.0]), [0, 1]])
+def test_malformed_actions_are_refused(bad):
+    server = CartPoleServer(seed=0)
+    server.make(2)
+    server.reset()
+    with pytest.raises(CallbackRefused):
+        server.step(bad)
+
+
+def test_make_envs_validates_and_happens_once():
+    server = CartPoleServer(seed=0)
+    for bad in (0, 65, 2.0, "4"):
+        with pytest.raises(CallbackRefused):
+            server.make(bad)
+    server.make(4)
+    with pytest.raises(CallbackRefused, match="once"):
+        server.make(4)
