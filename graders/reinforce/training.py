@@ -51,7 +51,8 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
     eval_returns = None
     try:
         start = time.monotonic()
-        report = worker.call("train", ctx.worker_seed(f"train {index}"), round(call_s - TRAIN_MARGIN_S, 1), ctx.device, timeout=call_s,
+        report = worker.call("train", ctx.worker_seed(f"train {index}"), round(call_s - TRAIN_MARGIN_S, 1), ctx.device,
+                             timeout=call_s,
                              callbacks=server.callbacks())
         ctx.note(f"{label}: train() took {time.monotonic() - start:.1f} s")
         eval_returns = evaluate(worker, seed, int(ctx.option("eval_episodes")),
