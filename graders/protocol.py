@@ -108,44 +108,54 @@ def write(fd: int, data: bytes, deadline: float | None = None) -> None:
         data = data[written:]
 
 
-def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
-    chunks, left = [], n
-    while left:
-        if deadline is not None:
-            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise ReadTimeout
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            raise EOFError("the other side closed the channel")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+class Reader:
+    """Reads the messages of one fd, taking in whatever is ready with each system call.
 
-
-def _read_length(fd: int, deadline: float | None) -> int:
-    (n,) = _LENGTH.unpack(_read_exactly(fd, _LENGTH.size, deadline))
-    if n > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {n} bytes is over the limit")
-    return n
-
-
-def receive(fd: int, deadline: float | None = None) -> dict:
-    """Read one message, by `deadline` (time.monotonic) if given.
-
-    Raises EOFError, ReadTimeout or ProtocolError.
+    A message usually arrives whole, so reading it costs one select (with a deadline)
+    and one read instead of one of each per part; bytes of the next message wait in
+    the buffer.
     """
-    try:
-        header = json.loads(_read_exactly(fd, _read_length(fd, deadline), deadline))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"message is not JSON: {exc}") from None
-    if not isinstance(header, dict) or not isinstance(header.get("sizes"), list):
-        raise ProtocolError("malformed message header")
-    sizes = header["sizes"]
-    if sum(s for s in sizes if type(s) is int) > MAX_MESSAGE_BYTES:
-        raise ProtocolError("message over the size limit")
-    buffers = [_read_exactly(fd, _read_length(fd, deadline), deadline) for _ in sizes]
-    message = from_plain(header.get("body"), buffers)
-    if not isinstance(message, dict):
-        raise ProtocolError("a message must be a dict")
-    return message
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._buffer = bytearray()
+
+    def _take(self, n: int, deadline: float | None) -> bytes:
+        while len(self._buffer) < n:
+            if deadline is not None:
+                ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    raise ReadTimeout
+            chunk = os.read(self.fd, max(n - len(self._buffer), 1 << 16))
+            if not chunk:
+                raise EOFError("the other side closed the channel")
+            self._buffer += chunk
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    def _take_length(self, deadline: float | None) -> int:
+        (n,) = _LENGTH.unpack(self._take(_LENGTH.size, deadline))
+        if n > MAX_MESSAGE_BYTES:
+            raise ProtocolError(f"message of {n} bytes is over the limit")
+        return n
+
+    def receive(self, deadline: float | None = None) -> dict:
+        """Read one message, by `deadline` (time.monotonic) if given.
+
+        Raises EOFError, ReadTimeout or ProtocolError.
+        """
+        try:
+            header = json.loads(self._take(self._take_length(deadline), deadline))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProtocolError(f"message is not JSON: {exc}") from None
+        if not isinstance(header, dict) or not isinstance(header.get("sizes"), list):
+            raise ProtocolError("malformed message header")
+        sizes = header["sizes"]
+        if sum(s for s in sizes if type(s) is int) > MAX_MESSAGE_BYTES:
+            raise ProtocolError("message over the size limit")
+        buffers = [self._take(self._take_length(deadline), deadline) for _ in sizes]
+        message = from_plain(header.get("body"), buffers)
+        if not isinstance(message, dict):
+            raise ProtocolError("a message must be a dict")
+        return message

@@ -373,6 +373,7 @@ class Worker:
             os.close(reply_w)
         os.set_blocking(request_w, False)
         self._request_fd, self._reply_fd = request_w, reply_r
+        self._replies = protocol.Reader(reply_r)
         self._capture = _OutputCapture(self._proc.stdout, self.limits.output_kb * 1024)
         self._capture.start()
         self._watchdog = _Watchdog(self, self._proc)
@@ -480,7 +481,7 @@ class Worker:
     # -- calls ---------------------------------------------------------------------
     def _receive(self, deadline: float, during: str) -> dict:
         try:
-            return protocol.receive(self._reply_fd, deadline)
+            return self._replies.receive(deadline)
         except protocol.ReadTimeout:
             self._stop()
             raise WorkerTimeout(f"time limit reached while {during}") from None

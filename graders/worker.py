@@ -16,7 +16,7 @@ import traceback
 
 from graders import protocol
 
-_channel: tuple[int, int] | None = None  # (request fd, reply fd)
+_channel: tuple[protocol.Reader, int] | None = None  # (requests, reply fd)
 
 
 def callback(name: str, *args):
@@ -26,9 +26,9 @@ def callback(name: str, *args):
     """
     if _channel is None:
         raise RuntimeError("graders.worker.callback is only available inside a grading worker")
-    request_fd, reply_fd = _channel
+    requests, reply_fd = _channel
     protocol.send(reply_fd, {"op": "callback", "name": name, "args": list(args)})
-    answer = protocol.receive(request_fd)
+    answer = requests.receive()
     if answer.get("op") != "answer":
         raise RuntimeError("the grader did not answer the callback")
     if "refused" in answer:
@@ -70,7 +70,8 @@ def _resolve(name: str, submission, adapter):
 
 def serve(assignment: str, submission_file: str, request_fd: int, reply_fd: int) -> None:
     global _channel
-    _channel = (request_fd, reply_fd)
+    requests = protocol.Reader(request_fd)
+    _channel = (requests, reply_fd)
     try:
         adapter = importlib.import_module(f"graders.{assignment}.adapter")
     except ModuleNotFoundError as exc:
@@ -84,7 +85,7 @@ def serve(assignment: str, submission_file: str, request_fd: int, reply_fd: int)
         return
     protocol.send(reply_fd, {"op": "ready"})
     while True:
-        request = protocol.receive(request_fd)
+        request = requests.receive()
         if request.get("op") != "call":
             return
         try:

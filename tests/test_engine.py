@@ -23,7 +23,7 @@ def roundtrip(message):
     os.write(write, data)
     os.close(write)
     try:
-        return protocol.receive(read)
+        return protocol.Reader(read).receive()
     finally:
         os.close(read)
 
@@ -60,7 +60,7 @@ def test_protocol_rejects_forged_headers():
         os.write(write, data)
         os.close(write)
         with pytest.raises(protocol.ProtocolError):
-            protocol.receive(read)
+            protocol.Reader(read).receive()
         os.close(read)
 
 
