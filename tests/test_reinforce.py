@@ -44,7 +44,7 @@ def test_reference_earns_full_marks(grade_source, tmp_path):
     assert grading.score == grading.max_score == 15
     training = by_name(grading)["trained_policy_first_seed"]
     assert "evaluation mean return" in training.message and "FLAG" not in training.message
-    assert (tmp_path / "feedback" / "learning_curve_seed0.png").stat().st_size > 1000
+    assert (tmp_path / "feedback" / "learning_curve_seed1.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("template", assignments.template_paths("reinforce"), ids=lambda p: p.suffix)

@@ -38,7 +38,7 @@ def test_reference_earns_full_marks(grade_source, tmp_path):
     assert grading.score == grading.max_score == 17
     training = by_name(grading)["trained_policy_first_seed"]
     assert "200 started" in training.message and "FLAG" not in training.message
-    assert (tmp_path / "feedback" / "learning_curve_seed0.png").exists()
+    assert (tmp_path / "feedback" / "learning_curve_seed1.png").exists()
 
 
 @pytest.mark.parametrize("template", assignments.template_paths(NAME), ids=lambda p: p.suffix)
