@@ -102,9 +102,9 @@ def _validate(args) -> int:
             rows.append((name, path.relative_to(assignments.REPO_ROOT), grading, expected, good))
             if not good:
                 print(table(grading), file=sys.stderr)
-    print(f"{'assignment':20} {'submission':44} {'score':>13} {'expected':9} {'seconds':>8}  result")
+    print(f"{'assignment':20} {'submission':58} {'score':>13} {'expected':9} {'seconds':>8}  result")
     for name, path, grading, expected, good in rows:
-        print(f"{name:20} {str(path):44} {grading.score:>6g} / {grading.max_score:<4g} {expected:9}"
+        print(f"{name:20} {str(path):58} {grading.score:>6g} / {grading.max_score:<4g} {expected:9}"
               f"{grading.seconds:>8.1f}  {'ok' if good else 'WRONG'}")
     print("validate: all references earn full marks and all templates zero" if ok else "validate: FAILED")
     return 0 if ok else 1
