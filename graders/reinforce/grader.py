@@ -30,14 +30,10 @@ LOSS_HINT = ("the loss is the mean over the batch of -G_t * log pi(a_t|s_t), whe
              "log_softmax(logits) at the action actually taken (gather), and the returns are constants")
 
 
-def _rng(ctx, purpose: int) -> np.random.Generator:
-    return np.random.default_rng([ctx.seeds[0], 4, purpose])
-
-
 @check(points=2)
 def discounted_returns(worker, ctx):
     """discounted_returns: G_t = r_t + gamma G_{t+1}, backwards from the end of the episode."""
-    rng = _rng(ctx, 0)
+    rng = ctx.rng("discounted_returns")
     cases = [(np.ones(4), 0.9), (np.array([0.0, 0.0, 1.0]), 0.5), (np.array([2.5]), 0.99),
              (rng.normal(size=9).round(2), 0.95), (rng.normal(size=6).round(2), 1.0)]
     for rewards, gamma in cases:
@@ -74,7 +70,7 @@ def _compare_gradient(got: dict, want: dict, batch: int) -> None:
 @check(points=3)
 def loss_gradient_is_reinforce(worker, ctx):
     """The gradient of reinforce_loss on the grader's network and batch is -(1/B) sum_t G_t grad log pi(a_t|s_t)."""
-    rng = _rng(ctx, 1)
+    rng = ctx.rng("loss_gradient_is_reinforce")
     weights = common.random_mlp(rng, 4, 8, 2, scale=2.0)
     batch = 16
     obs = rng.normal(size=(batch, 4)).astype(np.float32)
@@ -88,7 +84,7 @@ def loss_gradient_is_reinforce(worker, ctx):
 @check(points=2)
 def sampled_actions_follow_the_policy(worker, ctx):
     """sample_actions draws each action with probability softmax(logits) (chi-squared test, false-fail 1e-6)."""
-    rng = _rng(ctx, 2)
+    rng = ctx.rng("sampled_actions_follow_the_policy")
     weights = common.random_mlp(rng, 4, 8, 2, scale=2.0)
     candidates = rng.normal(size=(2000, 4))
     p_right = common.softmax(common.mlp_forward(weights, candidates)[1])[:, 1]

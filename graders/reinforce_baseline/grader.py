@@ -34,10 +34,6 @@ POLICY_HINT = ("the policy loss is the mean of -A_t log pi(a_t|s_t) with A_t = G
                "no normalization unless normalize_advantages=True")
 
 
-def _rng(ctx, purpose: int) -> np.random.Generator:
-    return np.random.default_rng([ctx.seeds[0], 5, purpose])
-
-
 def _batch(rng: np.random.Generator, size: int):
     obs = rng.normal(size=(size, 4)).astype(np.float32)
     return obs, rng.integers(0, 2, size), (rng.normal(size=size) * 2 + 1).astype(np.float32)
@@ -56,7 +52,7 @@ def _all_zero(grads, what: str, hint: str) -> None:
 @check(points=2)
 def advantages_on_a_scripted_batch(worker, ctx):
     """compute_advantages: A = G - v, carrying no gradient into the value network."""
-    rng = _rng(ctx, 0)
+    rng = ctx.rng("advantages_on_a_scripted_batch")
     returns = np.array([3.0, 2.0, 1.0, 0.5, -1.0, 4.0], dtype=np.float32)
     values = (rng.normal(size=6) * 2).round(2).astype(np.float32)
     got = worker.call("advantages", returns, values)
@@ -75,7 +71,7 @@ def advantages_on_a_scripted_batch(worker, ctx):
 @check(points=3)
 def policy_loss_gradient_reaches_only_the_policy(worker, ctx):
     """losses(): d policy loss / d policy is the estimator with A = G - v(s); d policy loss / d value = 0."""
-    rng = _rng(ctx, 1)
+    rng = ctx.rng("policy_loss_gradient_reaches_only_the_policy")
     policy_w, value_w = _nets(rng)
     obs, actions, returns = _batch(rng, 16)
     got = worker.call("loss_terms", policy_w, value_w, obs, actions, returns)
@@ -103,7 +99,7 @@ def policy_loss_gradient_reaches_only_the_policy(worker, ctx):
 @check(points=2)
 def value_loss_is_mse_and_reaches_only_the_value_network(worker, ctx):
     """losses(): the value loss is mean((v(s) - G)^2); its gradient reaches the value network only."""
-    rng = _rng(ctx, 2)
+    rng = ctx.rng("value_loss_is_mse_and_reaches_only_the_value_network")
     policy_w, value_w = _nets(rng)
     obs, actions, returns = _batch(rng, 16)
     got = worker.call("loss_terms", policy_w, value_w, obs, actions, returns)
@@ -120,7 +116,7 @@ def value_loss_is_mse_and_reaches_only_the_value_network(worker, ctx):
 @check(points=2)
 def baseline_reduces_variance(worker, ctx):
     """With the grader's baseline the submission's policy gradient varies less across batches than without."""
-    rng = _rng(ctx, 3)
+    rng = ctx.rng("baseline_reduces_variance")
     policy_w, value_w = _nets(rng)
     value_w["2.bias"] = value_w["2.bias"] + np.float32(20.0)  # returns near 20, as CartPole's early ones
     k, size = int(ctx.option("variance_batches")), 8

@@ -41,10 +41,6 @@ FD_STEP = 1e-5
 FD_RTOL, FD_ATOL = 1e-6, 1e-6
 
 
-def _rng(ctx, salt: int) -> np.random.Generator:
-    return ctx.rng(f"vae unit {salt}")
-
-
 def _fields(out, *keys: str) -> dict:
     """A dict reply of the adapter with these keys, or CheckFailed (the worker is untrusted)."""
     expect(isinstance(out, dict) and all(k in out for k in keys), f"the worker's reply lacks {', '.join(keys)}")
@@ -61,7 +57,7 @@ def _mu_log_sigma(rng: np.random.Generator, shape: tuple) -> tuple[np.ndarray, n
 @check(points=1, timeout=30)
 def model_shapes_and_dtypes(worker, ctx):
     """VAE.encode gives (mu, log_sigma) of shape (B, latent_dim), decode gives (B, 784) logits, all float32."""
-    rng = _rng(ctx, 1)
+    rng = ctx.rng("model_shapes_and_dtypes")
     batch, latent, hidden = 5, 7, 32
     x = rng.uniform(0, 1, (batch, IMAGE_DIM)).astype(np.float32)
     eps = rng.standard_normal((batch, latent)).astype(np.float32)
@@ -82,7 +78,7 @@ def model_shapes_and_dtypes(worker, ctx):
 @check(points=1)
 def reparameterize_draws_the_sample(worker, ctx):
     """reparameterize(mu, log_sigma, eps) = mu + exp(log_sigma) * eps."""
-    rng = _rng(ctx, 2)
+    rng = ctx.rng("reparameterize_draws_the_sample")
     mu, log_sigma = _mu_log_sigma(rng, (6, 4))
     eps = rng.standard_normal((6, 4))
     got = worker.call("reparameterize", mu, log_sigma, eps)
@@ -96,7 +92,7 @@ def reparameterize_draws_the_sample(worker, ctx):
 @check(points=1)
 def gradients_reach_mu_and_sigma(worker, ctx):
     """d sum(w * z) / d mu = w and / d log_sigma = w * sigma * eps: gradients flow through the sample."""
-    rng = _rng(ctx, 3)
+    rng = ctx.rng("gradients_reach_mu_and_sigma")
     mu, log_sigma = _mu_log_sigma(rng, (5, 3))
     eps = rng.standard_normal((5, 3))
     weights = rng.normal(size=(5, 3))
@@ -115,7 +111,7 @@ def gradients_reach_mu_and_sigma(worker, ctx):
 @check(points=2, timeout=20)
 def reparameterized_gradients_match_finite_differences(worker, ctx):
     """Autograd through reparameterize vs central finite differences of E_eps[f(z)] with common random numbers."""
-    rng = _rng(ctx, 4)
+    rng = ctx.rng("reparameterized_gradients_match_finite_differences")
     mu, log_sigma = _mu_log_sigma(rng, (4, 3))
     eps = rng.standard_normal((256, 4, 3))
     a, b, c = rng.uniform(0.5, 2.0, 3), rng.uniform(0.5, 2.0, 3), rng.uniform(-0.5, 0.5, 3)
@@ -135,7 +131,7 @@ def reparameterized_gradients_match_finite_differences(worker, ctx):
 @check(points=2, timeout=30)
 def kl_matches_closed_form_and_monte_carlo(worker, ctx):
     """gaussian_kl equals the closed form and a Monte-Carlo estimate of KL(N(mu, sigma^2) || N(0, I))."""
-    rng = _rng(ctx, 5)
+    rng = ctx.rng("kl_matches_closed_form_and_monte_carlo")
     mu, log_sigma = _mu_log_sigma(rng, (6, 5))
     got = as_array(worker.call("gaussian_kl", mu, log_sigma), "gaussian_kl(mu, log_sigma) of a (6, 5) batch", (6,))
     samples = 200_000
@@ -156,7 +152,7 @@ def kl_matches_closed_form_and_monte_carlo(worker, ctx):
 @check(points=2)
 def bernoulli_nll_from_logits(worker, ctx):
     """bernoulli_nll(logits, x): binary cross-entropy from logits, summed over pixels, stable for large |logits|."""
-    rng = _rng(ctx, 6)
+    rng = ctx.rng("bernoulli_nll_from_logits")
     logits = rng.normal(0.0, 3.0, (4, IMAGE_DIM))
     x = rng.uniform(0, 1, (4, IMAGE_DIM))
     x[:, :100] = 0.0
@@ -179,7 +175,7 @@ def bernoulli_nll_from_logits(worker, ctx):
 @check(points=1, timeout=30)
 def negative_elbo_is_reconstruction_plus_kl(worker, ctx):
     """negative_elbo(model, x, eps) = BCE(x, decode(mu + sigma * eps)) + KL, per image, on the grader's eps."""
-    rng = _rng(ctx, 7)
+    rng = ctx.rng("negative_elbo_is_reconstruction_plus_kl")
     batch, latent, hidden = 8, 6, 64
     x = rng.uniform(0, 1, (batch, IMAGE_DIM)).astype(np.float32)
     eps = rng.standard_normal((batch, latent)).astype(np.float32)
