@@ -26,19 +26,8 @@ timeout = 2
 """
 
 
-# Every grading here states the training checks' limits: the engine applies a config's
-# check overrides to the grader module's Check objects, so they outlive that grading.
-FULL_LIMITS = """
-[reinforce.checks.trained_policy_first_seed]
-timeout = 300
-[reinforce.checks.trained_policy_second_seed]
-timeout = 300
-"""
-
-
 def test_reference_earns_full_marks(grade_source, tmp_path):
-    grading = grade_source("reinforce", solution_source("reinforce"), config_toml=FULL_LIMITS,
-                           artifacts_dir=tmp_path / "feedback")
+    grading = grade_source("reinforce", solution_source("reinforce"), artifacts_dir=tmp_path / "feedback")
     failed = {r.name: r.message for r in grading.results if r.status != "passed"}
     assert not failed
     assert grading.score == grading.max_score == 15
@@ -49,7 +38,7 @@ def test_reference_earns_full_marks(grade_source, tmp_path):
 
 @pytest.mark.parametrize("template", assignments.template_paths("reinforce"), ids=lambda p: p.suffix)
 def test_template_earns_zero_without_crashing(grade_source, template):
-    grading = grade_source("reinforce", template.read_text(), suffix=template.suffix, config_toml=FULL_LIMITS)
+    grading = grade_source("reinforce", template.read_text(), suffix=template.suffix)
     assert grading.score == 0 and not grading.internal_error
     assert all(r.status == "error" and "NotImplementedError" in r.message for r in grading.results)
 
@@ -119,7 +108,7 @@ def test_own_environment_is_flagged(grade_source):
     config = """
 [reinforce]
 seeds = [3]
-""" + FULL_LIMITS
+"""
     result = by_name(grade_source("reinforce", source, config_toml=config))["trained_policy_first_seed"]
     assert "FLAG for the instructor" in result.message and "make: 1" in result.message and "steps: 1" in result.message
 

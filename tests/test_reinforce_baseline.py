@@ -21,18 +21,8 @@ timeout = 2
 """
 
 
-# Every grading here states the training checks' limits: the engine applies a config's
-# check overrides to the grader module's Check objects, so they outlive that grading.
-FULL_LIMITS = """
-[reinforce_baseline.checks.trained_policy_first_seed]
-timeout = 300
-[reinforce_baseline.checks.trained_policy_second_seed]
-timeout = 300
-"""
-
-
 def test_reference_earns_full_marks(grade_source, tmp_path):
-    grading = grade_source(NAME, solution_source(NAME), config_toml=FULL_LIMITS, artifacts_dir=tmp_path / "feedback")
+    grading = grade_source(NAME, solution_source(NAME), artifacts_dir=tmp_path / "feedback")
     failed = {r.name: r.message for r in grading.results if r.status != "passed"}
     assert not failed
     assert grading.score == grading.max_score == 17
@@ -43,7 +33,7 @@ def test_reference_earns_full_marks(grade_source, tmp_path):
 
 @pytest.mark.parametrize("template", assignments.template_paths(NAME), ids=lambda p: p.suffix)
 def test_template_earns_zero_without_crashing(grade_source, template):
-    grading = grade_source(NAME, template.read_text(), suffix=template.suffix, config_toml=FULL_LIMITS)
+    grading = grade_source(NAME, template.read_text(), suffix=template.suffix)
     assert grading.score == 0 and not grading.internal_error
     assert all(r.status == "error" and "NotImplementedError" in r.message for r in grading.results)
 
@@ -109,7 +99,7 @@ def test_the_201st_episode_is_refused(grade_source):
     config = """
 [reinforce_baseline]
 seeds = [0]
-""" + FULL_LIMITS
+"""
     result = by_name(grade_source(NAME, source, config_toml=config))["trained_policy_first_seed"]
     assert result.status == "error" and result.points == 0
     assert "budget is 200 episodes" in result.message and "episode 201 refused" in result.message
