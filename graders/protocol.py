@@ -9,6 +9,7 @@ so a hostile worker can at worst send wrong plain data, which the grader checks.
 from __future__ import annotations
 
 import json
+import math
 import os
 import select
 import struct
@@ -32,30 +33,42 @@ class ReadTimeout(Exception):
     """The other side did not complete a message by the deadline."""
 
 
+_DTYPES = {name: np.dtype(name) for name in ALLOWED_DTYPES}
+_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}  # native byte order only
+
+
+def _array_to_plain(value: np.ndarray, buffers: list[bytes]) -> dict:
+    name = _DTYPE_NAMES.get(value.dtype)
+    if name is None and value.dtype.name in ALLOWED_DTYPES:  # the other byte order: send it as native
+        value = value.astype(value.dtype.newbyteorder("="))
+        name = value.dtype.name
+    if name is None:
+        raise ProtocolError(f"arrays of dtype {value.dtype} cannot be sent")
+    buffers.append(np.ascontiguousarray(value).tobytes())
+    return {"__array__": len(buffers) - 1, "dtype": name, "shape": list(value.shape)}
+
+
 def to_plain(value, buffers: list[bytes]):
     """Turn a value into JSON-able data, moving arrays into `buffers`."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, float)) and type(value) in (int, float):
+    kind = type(value)
+    if kind is np.ndarray:
+        return _array_to_plain(value, buffers)
+    if kind is dict or isinstance(value, dict):
+        if not all(type(k) is str for k in value):
+            raise ProtocolError("dict keys must be str")
+        if "__array__" in value:
+            raise ProtocolError("'__array__' is a reserved key")
+        return {k: to_plain(v, buffers) for k, v in value.items()}
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        return [to_plain(v, buffers) for v in value]
+    if value is None or kind in (bool, str, int, float) or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (np.bool_, np.integer, np.floating)):
         return value.item()
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
-        array = np.ascontiguousarray(value)
-        if array.dtype.name not in ALLOWED_DTYPES:
-            raise ProtocolError(f"arrays of dtype {array.dtype} cannot be sent")
-        buffers.append(array.tobytes())
-        return {"__array__": len(buffers) - 1, "dtype": array.dtype.name, "shape": list(array.shape)}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v, buffers) for v in value]
-    if isinstance(value, dict):
-        if not all(type(k) is str for k in value):
-            raise ProtocolError("dict keys must be str")
-        if "__array__" in value:
-            raise ProtocolError("'__array__' is a reserved key")
-        return {k: to_plain(v, buffers) for k, v in value.items()}
+        return _array_to_plain(value, buffers)
     raise ProtocolError(f"a value of type {type(value).__name__} cannot be sent; use plain data or numpy arrays")
 
 
@@ -65,15 +78,14 @@ def from_plain(value, buffers: list[bytes]):
         return [from_plain(v, buffers) for v in value]
     if isinstance(value, dict):
         if "__array__" in value:
-            dtype, shape, index = value.get("dtype"), value.get("shape"), value["__array__"]
-            if dtype not in ALLOWED_DTYPES or type(index) is not int or not 0 <= index < len(buffers):
+            dtype, shape, index = _DTYPES.get(value.get("dtype")), value.get("shape"), value["__array__"]
+            if dtype is None or type(index) is not int or not 0 <= index < len(buffers):
                 raise ProtocolError("malformed array")
             if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
                 raise ProtocolError("malformed array shape")
-            array = np.frombuffer(buffers[index], dtype=np.dtype(dtype))
-            if array.size != int(np.prod(shape, dtype=np.int64)):
+            if len(buffers[index]) != math.prod(shape) * dtype.itemsize:
                 raise ProtocolError("array size does not match its shape")
-            return array.reshape(shape).copy()
+            return np.frombuffer(buffers[index], dtype=dtype).reshape(shape).copy()
         return {k: from_plain(v, buffers) for k, v in value.items()}
     return value
 
@@ -97,15 +109,15 @@ def write(fd: int, data: bytes, deadline: float | None = None) -> None:
     """
     data = memoryview(data)
     while data:
-        if deadline is not None:
+        try:
+            written = os.write(fd, data[: 1 << 16])  # a small message usually fits in the pipe: no select
+        except BlockingIOError:
+            written = 0
+        data = data[written:]
+        if data and deadline is not None:
             _, ready, _ = select.select([], [fd], [], max(0.0, deadline - time.monotonic()))
             if not ready:
                 raise ReadTimeout
-        try:
-            written = os.write(fd, data[: 1 << 16])
-        except BlockingIOError:
-            continue
-        data = data[written:]
 
 
 class Reader:

@@ -10,7 +10,7 @@ import pytest
 from conftest import by_name, solution_source, variant
 
 from graders import assignments
-from graders.cartpole import CartPoleServer, env_seeds, unpack_step
+from graders.cartpole import CartPoleServer, env_seeds, evaluate, unpack_step
 from graders.sandbox import CallbackRefused
 
 UNIT_CHECKS = ("discounted_returns", "loss_gradient_is_reinforce", "sampled_actions_follow_the_policy")
@@ -122,26 +122,68 @@ def _gymnasium_same_step(n: int, seed: int):
     return envs, envs.reset(seed=env_seeds(seed, "train", n))[0]
 
 
+def _mixed_actions(obs: np.ndarray, rng) -> np.ndarray:
+    """A balancing controller in the first half of the environments (episodes run to the
+    500-step limit), random actions in the second half (episodes end by termination)."""
+    balanced = (obs @ np.array([0.05, 0.2, 1.0, 0.3]) > 0).astype(np.int64)
+    random = rng.integers(0, 2, len(obs))
+    return np.where(np.arange(len(obs)) < len(obs) // 2, balanced, random)
+
+
 def test_served_env_matches_gymnasium_same_step_autoreset():
+    n = 6
     server = CartPoleServer(seed=5)
-    assert server.make(3)["num_envs"] == 3
+    assert server.make(n)["num_envs"] == n
     obs = server.reset()
-    reference, ref_obs = _gymnasium_same_step(3, 5)
+    reference, ref_obs = _gymnasium_same_step(n, 5)
     np.testing.assert_array_equal(obs, ref_obs)
     rng = np.random.default_rng(0)
-    ended = 0
-    for _ in range(300):
-        actions = rng.integers(0, 2, 3)
+    ended = truncations = 0
+    for _ in range(1200):
+        actions = _mixed_actions(obs, rng)
         got = unpack_step(server.step(actions))
         obs, rewards, terminated, truncated, infos = reference.step(actions)
-        np.testing.assert_array_equal(got["obs"], obs)
+        np.testing.assert_array_equal(got["obs"], obs)  # bit for bit, float32
         np.testing.assert_array_equal(got["rewards"], rewards)
         np.testing.assert_array_equal(got["terminated"], terminated)
         np.testing.assert_array_equal(got["truncated"], truncated)
-        np.testing.assert_array_equal(got["final_mask"], infos.get("_final_obs", np.zeros(3, dtype=bool)))
+        final_mask = infos.get("_final_obs", np.zeros(n, dtype=bool))
+        np.testing.assert_array_equal(got["final_mask"], final_mask)
+        if final_mask.any():
+            np.testing.assert_array_equal(got["final_obs"][final_mask], np.stack(infos["final_obs"][final_mask]))
         ended += int((terminated | truncated).sum())
-    assert len(server.episode_returns) == ended > 10 and server.steps == 900
-    assert server.started == 3 + ended
+        truncations += int(truncated.sum())
+    assert truncations >= 6 and ended > 50
+    assert len(server.episode_returns) == ended and server.steps == n * 1200
+    assert server.started == n + ended
+
+
+class _ControllerWorker:
+    """Stands in for a worker in `evaluate`: act() is the balancing controller with a fifth of its actions flipped."""
+
+    def __init__(self):
+        self.rng = np.random.default_rng(1)
+
+    def call(self, name, obs, timeout=None):
+        assert name == "act"
+        balanced = (obs @ np.array([0.05, 0.2, 1.0, 0.3]) > 0).astype(np.int64)
+        return np.where(self.rng.random(len(obs)) < 0.2, 1 - balanced, balanced)
+
+
+def test_evaluation_matches_gymnasium():
+    returns = evaluate(_ControllerWorker(), seed=11, episodes=20)
+    worker, expected = _ControllerWorker(), []
+    envs = [gym.make("CartPole-v1") for _ in range(20)]
+    obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, env_seeds(11, "evaluate", 20), strict=True)])
+    expected, running = np.zeros(20), np.ones(20, dtype=bool)
+    while running.any():
+        index = np.flatnonzero(running)
+        for j, a in zip(index, worker.call("act", obs[index]), strict=True):
+            obs[j], reward, terminated, truncated, _ = envs[j].step(int(a))
+            expected[j] += reward
+            running[j] = not (terminated or truncated)
+    np.testing.assert_array_equal(returns, expected)
+    assert (returns == 500).any() and (returns < 500).any()
 
 
 def test_budget_retires_environments_then_refuses_the_next_episode():
