@@ -18,8 +18,8 @@ shared machine hits both alike. Imports happen before the clocks start on both s
 from __future__ import annotations
 
 import argparse
-import re
 import json
+import re
 import resource
 import sys
 import time

@@ -40,7 +40,7 @@ def patched_source(assignment: str, settings: list[str], patches: list[str]) -> 
         pattern = re.compile(rf"^(    {name}: \w+ = ).*$", re.M)
         if len(pattern.findall(source)) != 1:
             raise SystemExit(f"--set {name}: no single Args field of that name")
-        source = pattern.sub(lambda m: m.group(1) + value, source)
+        source = pattern.sub(lambda m, value=value: m.group(1) + value, source)
     for patch in patches:
         old, new = patch.split("=>", 1)
         old, new = old.encode().decode("unicode_escape"), new.encode().decode("unicode_escape")
