@@ -36,6 +36,13 @@ def test_protocol_roundtrips_plain_data_and_arrays():
     assert got["value"][:5] == [1, 2.5, None, True, "s"]
 
 
+def test_protocol_sends_other_byte_orders_and_scalars_as_native_values():
+    big = np.arange(4, dtype=">f8")
+    got = roundtrip({"v": big, "t": (np.int64(3), np.float32(0.5), np.bool_(True))})
+    assert got["v"].dtype == np.float64 and got["v"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert got["t"] == [3, 0.5, True]
+
+
 class AlwaysEqual(np.ndarray):
     def __eq__(self, other):
         return True
