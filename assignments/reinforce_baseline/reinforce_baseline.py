@@ -47,15 +47,17 @@ class Args:
     """CartPoles stepped in lockstep"""
     episodes_per_update: int = 4
     """whole episodes in each policy-gradient batch"""
-    policy_learning_rate: float = 2e-2
+    policy_learning_rate: float = 1e-2
     """Adam step size of the policy network"""
+    policy_steps: int = 2
+    """gradient steps of the policy network on each batch (after the first, slightly off-policy)"""
     value_learning_rate: float = 1e-2
     """Adam step size of the value network"""
     value_epochs: int = 5
     """gradient steps of the value network on each batch"""
     gamma: float = 0.99
     """discount factor of the returns"""
-    hidden_size: int = 64
+    hidden_size: int = 32
     """width of the two hidden layers of both networks"""
     return_scale: float = 100.0
     """returns are divided by this before the losses, so the value network regresses numbers near 1"""

@@ -46,9 +46,9 @@ import torch.nn as nn
 # %%
 @dataclass
 class Args:
-    num_envs: int = 8
+    num_envs: int = 32
     """CartPoles stepped in lockstep: one batched forward pass (and one grader round trip) per step"""
-    episodes_per_update: int = 8
+    episodes_per_update: int = 32
     """whole episodes in each policy-gradient batch"""
     learning_rate: float = 1e-2
     """Adam step size of the policy network"""

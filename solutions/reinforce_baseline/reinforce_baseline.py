@@ -50,15 +50,17 @@ class Args:
     """CartPoles stepped in lockstep"""
     episodes_per_update: int = 4
     """whole episodes in each policy-gradient batch"""
-    policy_learning_rate: float = 2e-2
+    policy_learning_rate: float = 1e-2
     """Adam step size of the policy network"""
+    policy_steps: int = 2
+    """gradient steps of the policy network on each batch (after the first, slightly off-policy)"""
     value_learning_rate: float = 1e-2
     """Adam step size of the value network"""
     value_epochs: int = 5
     """gradient steps of the value network on each batch"""
     gamma: float = 0.99
     """discount factor of the returns"""
-    hidden_size: int = 64
+    hidden_size: int = 32
     """width of the two hidden layers of both networks"""
     return_scale: float = 100.0
     """returns are divided by this before the losses, so the value network regresses numbers near 1"""
@@ -268,17 +270,15 @@ def train(make_envs, seed: int, time_budget_s: float, device: str = "cpu", args:
         score = float(np.mean([e["rewards"].sum() for e in episodes]))
         if score >= best_score:  # the policy that played this batch (before its update); later ones win ties
             best_score, best_state = score, copy.deepcopy(policy.state_dict())
-        p_loss, v_loss = losses(policy, value_net, obs, actions, returns, args.normalize_advantages)
-        policy_optimizer.zero_grad()
-        value_optimizer.zero_grad()
-        (p_loss + v_loss).backward()  # no cross terms: each loss reaches its own network only
-        policy_optimizer.step()
-        value_optimizer.step()
-        for _ in range(args.value_epochs - 1):
-            v_loss = value_loss(value_net(obs).squeeze(-1), returns)
+        for step in range(max(args.policy_steps, args.value_epochs)):  # several gradient steps per batch
+            p_loss, v_loss = losses(policy, value_net, obs, actions, returns, args.normalize_advantages)
+            policy_optimizer.zero_grad()
             value_optimizer.zero_grad()
-            v_loss.backward()
-            value_optimizer.step()
+            (p_loss + v_loss).backward()  # no cross terms: each loss reaches its own network only
+            if step < args.policy_steps:
+                policy_optimizer.step()
+            if step < args.value_epochs:
+                value_optimizer.step()
     if best_state is not None:  # policy gradient can undo itself in one bad step: keep the best player
         policy.load_state_dict(best_state)
     return policy
