@@ -50,7 +50,7 @@ def patched_source(assignment: str, settings: list[str], patches: list[str]) -> 
     return source
 
 
-def run_seed(assignment: str, source: str, seed: int) -> dict:
+def run_seed(assignment: str, source: str, seed: int, budget: int | None = None) -> dict:
     import torch
 
     import graders.worker
@@ -59,7 +59,7 @@ def run_seed(assignment: str, source: str, seed: int) -> dict:
 
     torch.set_num_threads(1)
     defaults = assignments.grader_module(assignment).DEFAULTS
-    server = CartPoleServer(seed, episode_budget=defaults.get("episode_budget"))
+    server = CartPoleServer(seed, episode_budget=budget or defaults.get("episode_budget"))
     callbacks = server.callbacks()
     graders.worker.callback = lambda name, *args: callbacks[name](*args)
     module = types.ModuleType("reference")
@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="Args field override, name=value")
     parser.add_argument("--patch", action="append", default=[], help="source replacement OLD=>NEW")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--episode-budget", type=int, default=None, help="instead of the grader's default")
     parser.add_argument("--label", default="", help="a name for this setting in --out")
     parser.add_argument("--out", default=None, help="append one JSON summary line here")
     args = parser.parse_args()
@@ -96,10 +97,12 @@ def main() -> None:
     first, last = map(int, args.seeds.split("-"))
     seeds = list(range(first, last + 1))
     with ProcessPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(run_seed, [args.assignment] * len(seeds), [source] * len(seeds), seeds))
+        rows = list(pool.map(run_seed, [args.assignment] * len(seeds), [source] * len(seeds), seeds,
+                             [args.episode_budget] * len(seeds)))
     passed = [r for r in rows if r["passed"]]
     summary = {
         "assignment": args.assignment, "label": args.label, "set": args.set, "patch": args.patch,
+        "episode_budget": args.episode_budget,
         "seeds": args.seeds, "pass_rate": len(passed) / len(rows),
         "failed_seeds": [r["seed"] for r in rows if not r["passed"]],
         "eval_means_of_failures": [round(r["eval_mean"]) for r in rows if not r["passed"]],
