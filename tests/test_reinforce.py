@@ -122,12 +122,16 @@ def _gymnasium_same_step(n: int, seed: int):
     return envs, envs.reset(seed=env_seeds(seed, "train", n))[0]
 
 
+def _balancing_actions(obs: np.ndarray) -> np.ndarray:
+    """A linear controller that keeps CartPole up for the full 500 steps."""
+    return (obs @ np.array([0.05, 0.2, 1.0, 0.3]) > 0).astype(np.int64)
+
+
 def _mixed_actions(obs: np.ndarray, rng) -> np.ndarray:
-    """A balancing controller in the first half of the environments (episodes run to the
+    """The balancing controller in the first half of the environments (episodes run to the
     500-step limit), random actions in the second half (episodes end by termination)."""
-    balanced = (obs @ np.array([0.05, 0.2, 1.0, 0.3]) > 0).astype(np.int64)
     random = rng.integers(0, 2, len(obs))
-    return np.where(np.arange(len(obs)) < len(obs) // 2, balanced, random)
+    return np.where(np.arange(len(obs)) < len(obs) // 2, _balancing_actions(obs), random)
 
 
 def test_served_env_matches_gymnasium_same_step_autoreset():
@@ -166,13 +170,13 @@ class _ControllerWorker:
 
     def call(self, name, obs, timeout=None):
         assert name == "act"
-        balanced = (obs @ np.array([0.05, 0.2, 1.0, 0.3]) > 0).astype(np.int64)
+        balanced = _balancing_actions(obs)
         return np.where(self.rng.random(len(obs)) < 0.2, 1 - balanced, balanced)
 
 
 def test_evaluation_matches_gymnasium():
     returns = evaluate(_ControllerWorker(), seed=11, episodes=20)
-    worker, expected = _ControllerWorker(), []
+    worker = _ControllerWorker()
     envs = [gym.make("CartPole-v1") for _ in range(20)]
     obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, env_seeds(11, "evaluate", 20), strict=True)])
     expected, running = np.zeros(20), np.ones(20, dtype=bool)
