@@ -1,0 +1,228 @@
+"""Worker-side glue of the NAS grader (untrusted: the grader checks everything that comes back).
+
+- `GraderController` is the grader's controller architecture (torch's LSTMCell,
+  Embedding and Linear), loaded with weights the grader sent; the unit checks run
+  the submission's functions on it. The grader computes the expected values itself
+  (graders/nas/controller.py), gate by gate, in its own process.
+- `ServedSearchSpace` is what the submission's `train` searches: each `evaluate` is
+  one callback, answered by the grader from its table (graders/nas/search.py), which
+  counts the evaluations. Nothing here can see the table or the rewards' settings
+  beyond what the grader sends.
+- `train` keeps the trained controller in this process for the `greedy` call.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+
+from graders.reinforce.common import gradients, scalar_loss
+
+_state: dict = {"controller": None}
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _numpy(value) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def grader_controller(weights: dict):
+    """The grader's controller with exactly the weights given: `choices`, `initial_state(n)`, `step(...)`."""
+    import torch
+    import torch.nn as nn
+
+    class GraderController(nn.Module):
+        def __init__(self):
+            super().__init__()
+            heads = sorted({int(k.split(".")[1]) for k in weights if k.startswith("heads.")})
+            self.choices = [int(np.shape(weights[f"heads.{d}.bias"])[0]) for d in heads]
+            hidden = int(np.shape(weights["start"])[0])
+            self.start = nn.Parameter(torch.zeros(hidden))
+            self.embed = nn.ModuleList([nn.Embedding(k, hidden) for k in self.choices[:-1]])
+            self.cell = nn.LSTMCell(hidden, hidden)
+            self.heads = nn.ModuleList([nn.Linear(hidden, k) for k in self.choices])
+
+        def initial_state(self, n: int):
+            zeros = torch.zeros(n, self.start.shape[0])
+            return zeros, zeros.clone()
+
+        def step(self, decision: int, previous, state):
+            h, c = state
+            x = self.start.expand(len(h), -1) if previous is None else self.embed[decision - 1](previous)
+            h, c = self.cell(x, (h, c))
+            return self.heads[decision](h), (h, c)
+
+    net = GraderController()
+    net.load_state_dict({k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in weights.items()})
+    return net
+
+
+class ServedSearchSpace:
+    """The search space as the submission sees it; its architectures are evaluated by the grader.
+
+    `choices[d]`: number of choices of decision d; `budget`: evaluations allowed in all;
+    `remaining`: how many are left; `target_flops`, `alpha`, `beta`: the reward's settings.
+    `evaluate(tokens)` takes an int array (m, D), one architecture per row, and returns
+    (accuracy, flops), two arrays of length m.
+    """
+
+    def __init__(self):
+        from graders.worker import callback
+
+        self._callback = callback
+        info = callback("nas_open")
+        self.choices = tuple(int(k) for k in info["choices"])
+        self.budget = self.remaining = int(info["budget"])
+        self.target_flops, self.alpha, self.beta = float(info["target_flops"]), float(info["alpha"]), float(info["beta"])
+
+    def evaluate(self, tokens) -> tuple[np.ndarray, np.ndarray]:
+        tokens = _numpy(tokens)
+        if tokens.ndim == 1:
+            tokens = tokens[None, :]
+        if tokens.dtype.kind == "f" and np.all(tokens == np.round(tokens)):
+            tokens = tokens.astype(np.int64)
+        reply = self._callback("nas_evaluate", tokens)
+        self.remaining = int(reply["remaining"])
+        return np.asarray(reply["accuracy"], dtype=np.float64), np.asarray(reply["flops"], dtype=np.float64)
+
+
+# --- the training check --------------------------------------------------------------------------
+
+
+def train(submission, seed: int, time_budget_s: float, device: str) -> dict:
+    """Run the submission's train() on the served search; keep the controller for greedy()."""
+    import torch
+
+    _state["controller"] = None
+    search = ServedSearchSpace()
+    import torch._dynamo  # noqa: F401 - the first torch optimizer imports it (about 1 s): not the submission's time
+
+    _seed_everything(seed)
+    start = time.monotonic()
+    controller = submission.train(search, seed=seed, time_budget_s=time_budget_s, device=device)
+    if controller is None:
+        raise ValueError("train() must return the trained controller (it returned None)")
+    if isinstance(controller, torch.nn.Module):
+        controller.eval()
+    _state["controller"] = controller
+    return {"seconds": time.monotonic() - start}
+
+
+def greedy(submission) -> np.ndarray:
+    """The trained controller's most probable architecture (greedy decoding), as tokens."""
+    import torch
+
+    if _state["controller"] is None:
+        raise RuntimeError("there is no trained controller: train() did not finish")
+    with torch.no_grad():
+        return _numpy(submission.greedy_architecture(_state["controller"])).reshape(-1)
+
+
+# --- unit checks on the grader's controller ------------------------------------------------------
+
+
+def log_prob_and_gradient(submission, weights: dict, tokens: np.ndarray, coefficients: np.ndarray) -> dict:
+    """sequence_log_prob on the grader's controller, and d(sum_i c_i log p_i)/d weights."""
+    import torch
+
+    net = grader_controller(weights)
+    got = submission.sequence_log_prob(net, torch.as_tensor(tokens, dtype=torch.int64))
+    if not isinstance(got, torch.Tensor):
+        raise TypeError(f"sequence_log_prob must return a torch tensor (it returned {type(got).__name__})")
+    objective = (got.reshape(-1) * torch.as_tensor(coefficients, dtype=got.dtype)).sum() if got.numel() == len(
+        tokens) else got.sum()
+    return {"log_probs": _numpy(got), "grads": gradients(objective, dict(net.named_parameters()))}
+
+
+def sample_with_weights(submission, weights: dict, n: int, seed: int) -> np.ndarray:
+    import torch
+
+    _seed_everything(seed)
+    with torch.no_grad():
+        return _numpy(submission.sample_architectures(grader_controller(weights), n))
+
+
+def greedy_with_weights(submission, weights: dict) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return _numpy(submission.greedy_architecture(grader_controller(weights)))
+
+
+def loss_gradient(submission, weights: dict, tokens: np.ndarray, rewards: np.ndarray, baseline: float) -> dict:
+    """reinforce_loss on log-probabilities of the grader's controller (computed here), and its gradient."""
+    import torch
+
+    net = grader_controller(weights)
+    t = torch.as_tensor(tokens, dtype=torch.int64)
+    state, previous, log_probs = net.initial_state(len(t)), None, 0.0
+    for d in range(len(net.choices)):
+        logits, state = net.step(d, previous, state)
+        log_probs = log_probs + torch.log_softmax(logits, dim=1).gather(1, t[:, d:d + 1])[:, 0]
+        previous = t[:, d]
+    loss = scalar_loss(submission.reinforce_loss(log_probs, torch.as_tensor(rewards, dtype=torch.float32),
+                                                 float(baseline)), "reinforce_loss")
+    return {"loss": float(loss.detach()), "grads": gradients(loss, dict(net.named_parameters()))}
+
+
+def update_order(submission, weights: dict, tokens: np.ndarray, rewards: np.ndarray, baseline, decay: float) -> dict:
+    """reinforce_update on the grader's controller with SGD: which baseline reached the loss, what came back."""
+    import torch
+
+    calls: list[tuple] = []
+    originals = {name: getattr(submission, name, None) for name in ("reinforce_loss", "update_baseline")}
+
+    def loss_spy(log_probs, rewards_, baseline_):
+        calls.append(("reinforce_loss", None if baseline_ is None else float(baseline_)))
+        return originals["reinforce_loss"](log_probs, rewards_, baseline_)
+
+    def baseline_spy(baseline_, rewards_, decay_):
+        value = originals["update_baseline"](baseline_, rewards_, decay_)
+        calls.append(("update_baseline", None if baseline_ is None else float(baseline_), float(value)))
+        return value
+
+    net = grader_controller(weights)
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    submission.reinforce_loss, submission.update_baseline = loss_spy, baseline_spy
+    try:
+        returned = submission.reinforce_update(net, optimizer, torch.as_tensor(tokens, dtype=torch.int64),
+                                               np.asarray(rewards, dtype=np.float64), baseline, decay)
+    finally:
+        for name, fn in originals.items():
+            setattr(submission, name, fn)
+    moved = max(float((p.detach() - before[k]).abs().max()) for k, p in net.named_parameters())
+    return {"calls": [list(c) for c in calls], "returned": None if returned is None else float(returned),
+            "moved": moved}
+
+
+def controller_outputs(submission, choices: list[int], hidden: int, n: int, seed: int) -> dict:
+    """The submission's own Controller: logits' shapes, and whether a decision depends on the previous token."""
+    import torch
+
+    _seed_everything(seed)
+    net = submission.Controller(list(choices), hidden)
+    n_params = sum(p.numel() for p in net.parameters())
+    shapes, depends = [], []
+    with torch.no_grad():
+        state, previous = net.initial_state(n), None
+        for d in range(len(choices)):
+            logits, state_next = net.step(d, previous, state)
+            shapes.append(list(logits.shape))
+            if previous is not None:
+                other, _ = net.step(d, (previous + 1) % choices[d - 1], state)
+                depends.append(bool((other - logits).abs().max() > 0))
+            previous, state = torch.randint(0, choices[d], (n,)), state_next
+        sampled = _numpy(submission.sample_architectures(net, n))
+    return {"parameters": int(n_params), "shapes": shapes, "depends": depends, "sampled": sampled}

@@ -1,0 +1,348 @@
+"""Grader of the NAS assignment: a REINFORCE controller searching a measured space of networks.
+
+Unit checks run the submission's functions on the grader's own LSTM controller, built
+in the worker from weights chosen here (graders/nas/adapter.py), and compare with the
+grader's float64 computation (graders/nas/controller.py): the sequence log-probability
+and its gradient, sampling (chi-squared), greedy decoding, the REINFORCE gradient with
+the baseline, and that an update uses the baseline from before its batch; the reward
+and the baseline's moving average on scripted numbers. The search checks serve the
+space from this process (graders/nas/search.py): every evaluation is a look-up in the
+grader's measured table, counted against the budget, under a relabelling of the
+choices drawn from the grading seed; the controller's greedy architecture and the
+rewards of the search's second half decide. Measurements: docs/nas.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graders.checks import CheckFailed, as_array, check, expect, expect_close
+from graders.nas import controller, space
+from graders.nas import table as nas_table
+from graders.nas.search import SearchServer, draw_permutations, expected_best, plot_search
+from graders.reinforce.common import chi_squared_sf_even
+
+TITLE = "Neural architecture search with a REINFORCE controller"
+FALSE_FAIL = 1e-6  # of the chi-squared test of sample_architectures
+DEFAULTS = {
+    "seeds": [0, 1],
+    "evaluation_budget": 200,  # architectures one search may evaluate
+    "target_flops": 100_000,  # T of the reward (multiply-adds per image)
+    "alpha": 0.07,  # exponent of FLOPs / T at or below the target
+    "beta": -0.07,  # ... and above it
+    "train_seconds": 60,  # told to train(); the check's limit adds a margin
+    "thresholds": {
+        "top_fraction": 0.05,  # the greedy architecture's rank must be within this fraction of the space
+        "late_mean_quantile": 0.80,  # mean reward of the search's second half >= this quantile of the space's
+    },
+}
+SEARCH_TIMEOUT = {"cpu": 120, "cuda": 120}
+HIDDEN = 8  # of the grader's controllers
+LOG_PROB_HINT = ("run the controller over the decisions, feeding each given token to the next step (teacher forcing), "
+                 "and sum log_softmax(logits_d) at token d over all D decisions")
+LOSS_HINT = ("the loss is the mean over the batch of -(R_k - b) * log p(a_k), with the rewards and the baseline "
+             "constants; its gradient is then -(1/m) sum_k (R_k - b) grad log p(a_k)")
+
+
+def _grads(got, names: list[str], what: str) -> dict:
+    expect(isinstance(got, dict) and set(names) <= set(got), f"{what} could not be read back")
+    return {k: as_array(got[k], f"{what}: {k}") for k in names}
+
+
+def _matches(grads: dict, want: dict, scale: float = 1.0) -> bool:
+    return all(np.shape(grads[k]) == np.shape(want[k]) and np.allclose(grads[k], scale * want[k], rtol=1e-3, atol=1e-5)
+               for k in want)
+
+
+# ----------------------------------------------------------------------------- scripted numbers
+
+
+@check(points=2)
+def reward_formula(worker, ctx):
+    """efficientnet_reward: accuracy * (flops / T) ** w, w = alpha at or below T, beta above."""
+    rng = ctx.rng("reward_formula")
+    accuracy = np.array([0.9, 0.8, 0.85, 0.7, 0.95, 0.6])
+    flops = np.array([25_000.0, 100_000.0, 400_000.0, 1_600_000.0, 60_000.0, 100_001.0])
+    cases = [(accuracy, flops, 100_000.0, 0.07, -0.07), (accuracy, flops, 100_000.0, -0.07, -0.07),
+             (accuracy, flops, 100_000.0, 0.0, -1.0),
+             (rng.uniform(0.5, 0.95, 7).round(4), rng.uniform(1e4, 1e6, 7).round(), 2e5, 0.07, -0.07)]
+    for acc, fl, target, alpha, beta in cases:
+        ratio = fl / target
+        want = acc * ratio ** np.where(ratio <= 1, alpha, beta)
+        got = as_array(worker.call("efficientnet_reward", acc, fl, target, alpha, beta),
+                       "efficientnet_reward", (len(acc),))
+        what = f"efficientnet_reward(accuracy={acc.tolist()}, flops={fl.tolist()}, target={target:g}, " \
+               f"alpha={alpha}, beta={beta})"
+        if not np.allclose(got, want, rtol=1e-6) and not np.allclose(acc, want):
+            if np.allclose(got, acc, rtol=1e-6):
+                raise CheckFailed(f"{what} returned the accuracies themselves: the FLOPs factor is missing.\n"
+                                  "Hint: multiply by (flops / target_flops) ** w")
+            if np.allclose(got, acc * ratio ** -np.where(ratio <= 1, alpha, beta), rtol=1e-6):
+                raise CheckFailed(f"{what}: the exponent has the wrong sign, so the reward rises away from the "
+                                  "target.\nHint: (flops / target) ** alpha below the target, ** beta above it")
+            if np.allclose(got, acc * ratio ** np.where(ratio <= 1, beta, alpha), rtol=1e-6):
+                raise CheckFailed(f"{what}: alpha and beta are swapped.\nHint: w = alpha where flops <= target, "
+                                  "beta where flops > target")
+        expect_close(got, want, what, rtol=1e-6, atol=1e-9,
+                     hint="accuracy * (flops / target_flops) ** w with w = alpha where flops <= target_flops, "
+                          "else beta, element by element (np.where)")
+
+
+@check(points=1)
+def baseline_moving_average(worker, ctx):
+    """update_baseline: b <- decay b + (1 - decay) mean(R); the batch's mean when there is no baseline yet."""
+    rng = ctx.rng("baseline_moving_average")
+    cases = [(None, np.array([0.5, 0.7]), 0.9), (0.6, np.array([0.8, 1.0]), 0.9), (0.2, np.array([0.9]), 0.5),
+             (float(rng.uniform(0.3, 0.8)), rng.uniform(0.3, 0.9, 5).round(3), 0.95)]
+    for baseline, rewards, decay in cases:
+        mean = float(rewards.mean())
+        want = mean if baseline is None else decay * baseline + (1 - decay) * mean
+        got = float(as_array(worker.call("update_baseline", baseline, rewards, decay), "update_baseline", ()))
+        what = f"update_baseline({baseline}, {rewards.tolist()}, decay={decay})"
+        if baseline is not None and not math.isclose(got, want, rel_tol=1e-6) and math.isclose(
+                got, (1 - decay) * baseline + decay * mean, rel_tol=1e-6):
+            raise CheckFailed(f"{what} = {got:.6g}: the decay weighs the new rewards instead of the old baseline.\n"
+                              "Hint: b <- decay * b + (1 - decay) * mean(rewards); with decay near 1 the baseline "
+                              "moves slowly")
+        expect_close(got, want, what, rtol=1e-6, hint="b <- decay * b + (1 - decay) * mean(rewards); "
+                     "when b is None (the first batch) it is mean(rewards)")
+
+
+# ----------------------------------------------------------------------------- the controller
+
+
+@check(points=1)
+def controller_emits_one_token_per_decision(worker, ctx):
+    """Controller: one logits vector of the right size per decision, each depending on the previous token."""
+    choices, n = [3, 2, 4, 2], 5
+    got = worker.call("controller_outputs", choices, 16, n, ctx.worker_seed("controller"))
+    expect(isinstance(got, dict), "the controller could not be run")
+    expect(got["parameters"] > 0, "Controller has no parameters: what would REINFORCE train?")
+    want = [[n, k] for k in choices]
+    expect(got["shapes"] == want, f"Controller(choices={choices}).step gave logits of shapes {got['shapes']} for "
+           f"decisions 0..3 of {n} sequences; expected {want}", hint="one linear head per decision, with "
+           "choices[d] outputs")
+    expect(all(got["depends"]), "the logits of a decision do not depend on the token chosen at the decision before "
+           f"(per decision 1..3: {got['depends']})", hint="feed the embedding of `previous` to the LSTM cell")
+    sampled = as_array(got["sampled"], "sample_architectures(your controller, 5)", (n, len(choices)))
+    expect(np.all((sampled >= 0) & (sampled < np.array(choices))), f"sample_architectures(your controller) gave "
+           f"tokens out of range: {sampled.tolist()}")
+
+
+@check(points=2)
+def sequence_log_prob_and_its_gradient(worker, ctx):
+    """sequence_log_prob on the grader's controller: the sum of every decision's log-softmax, and its gradient."""
+    rng = ctx.rng("sequence_log_prob_and_its_gradient")
+    choices = list(space.CHOICES)
+    weights = controller.random_controller(rng, choices, HIDDEN)
+    tokens = np.stack([rng.integers(0, k, 12) for k in choices], axis=1)
+    coefficients = rng.normal(size=len(tokens))
+    got = worker.call("log_prob_and_gradient", weights, tokens, coefficients)
+    expect(isinstance(got, dict), "sequence_log_prob could not be called")
+    per_decision = controller.decision_log_probs(weights, choices, tokens)
+    want = per_decision.sum(axis=1)
+    values = as_array(got["log_probs"], f"sequence_log_prob(controller, tokens of shape {tokens.shape})",
+                      (len(tokens),))
+    if not np.allclose(values, want, rtol=1e-4, atol=1e-5):
+        if np.allclose(values, per_decision[:, -1], rtol=1e-4, atol=1e-5):
+            raise CheckFailed("sequence_log_prob returned the log-probability of the last token only.\n"
+                              f"Hint: {LOG_PROB_HINT}")
+        if np.allclose(values, want / len(choices), rtol=1e-4, atol=1e-5):
+            raise CheckFailed(f"sequence_log_prob averages over the decisions instead of summing.\nHint: {LOG_PROB_HINT}")
+    expect_close(values, want, "sequence_log_prob on the grader's controller", rtol=1e-4, atol=1e-5,
+                 hint=LOG_PROB_HINT)
+    names = controller.param_names(choices)
+    grads = _grads(got["grads"], names, "the gradient of sequence_log_prob")
+    want_grads = controller.weighted_log_prob_gradient(weights, choices, tokens, coefficients)
+    for k in names:
+        expect_close(grads[k], want_grads[k], f"d (sum_i c_i log p_i) / d {k} (the grader's controller)", rtol=1e-3,
+                     atol=1e-5, hint="the log-probabilities must keep their graph: no .detach(), .item() or numpy")
+
+
+def _pearson(counts: np.ndarray, probabilities: np.ndarray) -> tuple[float, float]:
+    """Pearson's statistic of multinomial counts and its p-value (k - 1 degrees of freedom, k odd)."""
+    expected = counts.sum() * probabilities
+    statistic = float(np.sum((counts - expected) ** 2 / expected))
+    return statistic, chi_squared_sf_even(statistic, len(counts) - 1)
+
+
+@check(points=2)
+def sampling_follows_the_controller(worker, ctx):
+    """sample_architectures draws whole sequences with the controller's probabilities (chi-squared, false-fail 1e-6)."""
+    rng = ctx.rng("sampling_follows_the_controller")
+    choices = [3, 5, 3]  # 45 sequences: 44 degrees of freedom
+    for _ in range(200):
+        weights = controller.random_controller(rng, choices, HIDDEN)
+        sequences, probabilities = controller.sequence_distribution(weights, choices)
+        if probabilities.min() > 0.004:
+            break
+    draws = 20_000
+    got = as_array(worker.call("sample_with_weights", weights, draws, ctx.worker_seed("sampling")),
+                   f"sample_architectures(controller, {draws})", (draws, len(choices)))
+    expect(np.all((got >= 0) & (got < np.array(choices))) and np.all(got == np.round(got)),
+           "sample_architectures returned tokens out of range or not integers")
+    counts = np.bincount(np.ravel_multi_index(got.astype(np.int64).T, choices), minlength=len(sequences))
+    statistic, p_value = _pearson(counts, probabilities)
+    worst = np.argsort(-np.abs(counts / draws - probabilities))[:3]
+    detail = ", ".join(f"{sequences[i].tolist()}: {counts[i] / draws:.3f} vs {probabilities[i]:.3f}" for i in worst)
+    expect(p_value > FALSE_FAIL,
+           f"sample_architectures does not follow the controller: over {draws} draws of {len(sequences)} possible "
+           f"architectures, Pearson's chi-squared is {statistic:.1f} with {len(sequences) - 1} degrees of freedom "
+           f"(p = {p_value:.2g}); most off (drawn vs the controller's probability): {detail}",
+           hint="draw each token from Categorical(logits=logits) and feed the *drawn* token to the next step; taking "
+                "the argmax during the search never explores")
+
+
+@check(points=1)
+def greedy_architecture_takes_each_argmax(worker, ctx):
+    """greedy_architecture on three grader controllers: each decision's argmax, fed to the next step."""
+    rng = ctx.rng("greedy_architecture_takes_each_argmax")
+    choices = list(space.CHOICES)
+    for i in range(3):
+        weights = controller.random_controller(rng, choices, HIDDEN)
+        want = controller.greedy(weights, choices)
+        got = as_array(worker.call("greedy_with_weights", weights), "greedy_architecture(controller)",
+                       (len(choices),), dtype=np.int64)
+        expect(np.array_equal(got, want), f"greedy_architecture on the grader's controller #{i + 1}: expected "
+               f"{want.tolist()}, got {got.tolist()}", hint="at each decision take logits.argmax(dim=1) and feed "
+               "that token to the next step")
+
+
+@check(points=2)
+def loss_gradient_is_reinforce_with_baseline(worker, ctx):
+    """reinforce_loss: its gradient on the grader's controller is -(1/m) sum_k (R_k - b) grad log p(a_k)."""
+    rng = ctx.rng("loss_gradient_is_reinforce_with_baseline")
+    choices = list(space.CHOICES)
+    weights = controller.random_controller(rng, choices, HIDDEN)
+    m = 16
+    tokens = np.stack([rng.integers(0, k, m) for k in choices], axis=1)
+    rewards = rng.uniform(0.55, 0.85, m).astype(np.float32)
+    baseline = float(rng.uniform(0.65, 0.75))
+    got = worker.call("loss_gradient", weights, tokens, rewards, baseline)
+    names = controller.param_names(choices)
+    grads = _grads(got.get("grads") if isinstance(got, dict) else None, names, "the gradient of reinforce_loss")
+
+    def estimator(coefficients):
+        return controller.weighted_log_prob_gradient(weights, choices, tokens, coefficients)
+
+    want = estimator(-(rewards - baseline) / m)
+    if _matches(grads, want, -1.0):
+        raise CheckFailed("the gradient of reinforce_loss is +g, the REINFORCE estimator itself: minimizing this loss "
+                          "would make architectures with rewards above the baseline *less* likely.\nHint: " + LOSS_HINT)
+    if _matches(grads, estimator(-rewards.astype(np.float64) / m)):
+        raise CheckFailed("the gradient of reinforce_loss is the estimator without the baseline (R_k instead of "
+                          "R_k - b).\nHint: " + LOSS_HINT)
+    if _matches(grads, want, float(m)):
+        raise CheckFailed(f"the gradient of reinforce_loss is {m} x the expected one: the loss sums over the batch "
+                          "instead of averaging.\nHint: " + LOSS_HINT)
+    for k in names:
+        expect_close(grads[k], want[k], f"d reinforce_loss / d {k} (the grader's controller)", rtol=1e-3, atol=1e-5,
+                     hint=LOSS_HINT)
+
+
+@check(points=1)
+def update_uses_the_baseline_before_the_batch(worker, ctx):
+    """reinforce_update: the loss gets the baseline from before the batch, the controller moves, the update comes back."""
+    rng = ctx.rng("update_uses_the_baseline_before_the_batch")
+    choices = list(space.CHOICES)
+    weights = controller.random_controller(rng, choices, HIDDEN)
+    m, decay = 8, 0.8
+    tokens = np.stack([rng.integers(0, k, m) for k in choices], axis=1)
+    rewards = rng.uniform(0.55, 0.85, m)
+    for baseline in (float(rng.uniform(0.5, 0.6)), None):
+        got = worker.call("update_order", weights, tokens, rewards, baseline, decay)
+        expect(isinstance(got, dict), "reinforce_update could not be called")
+        losses = [c for c in got["calls"] if c[0] == "reinforce_loss"]
+        updates = [c for c in got["calls"] if c[0] == "update_baseline"]
+        what = f"reinforce_update(..., baseline={baseline}, decay={decay})"
+        expect(len(losses) == 1, f"{what} called reinforce_loss {len(losses)} times; once per update is expected",
+               hint="loss = reinforce_loss(sequence_log_prob(controller, tokens), rewards, baseline)")
+        used = losses[0][1]
+        before = float(rewards.mean()) if baseline is None else baseline
+        after = decay * before + (1 - decay) * float(rewards.mean())
+        if used is not None and baseline is not None and math.isclose(used, after, rel_tol=1e-6):
+            raise CheckFailed(f"{what}: the loss used the baseline already updated with this batch's rewards "
+                              f"({used:.6g}) instead of the one from before the batch ({before:.6g}); a baseline that "
+                              "depends on the rewards it is subtracted from biases the gradient.\n"
+                              "Hint: compute the loss first, then update the baseline")
+        expect(used is not None and math.isclose(used, before, rel_tol=1e-6, abs_tol=1e-9),
+               f"{what}: reinforce_loss got the baseline {used}, expected {before:.6g} "
+               + ("(the batch's mean reward: there is no baseline yet)" if baseline is None else "(the one passed in)"))
+        expect(got["moved"] > 0, f"{what} did not change the controller's weights",
+               hint="optimizer.zero_grad(); loss.backward(); optimizer.step()")
+        expect(bool(updates) and got["returned"] is not None and math.isclose(got["returned"], updates[-1][2],
+                                                                               rel_tol=1e-9),
+               f"{what} returned {got['returned']}, not the baseline after the batch",
+               hint="return update_baseline(baseline, rewards, decay), computed after the loss")
+
+
+# ----------------------------------------------------------------------------- the search
+
+
+def _search(worker, ctx, index: int) -> None:
+    expect(len(ctx.seeds) > index, f"the grader is configured with {len(ctx.seeds)} seed(s); this check needs "
+           f"at least {index + 1}")
+    label = f"seed #{index + 1}"
+    table = nas_table.load()
+    budget = int(ctx.option("evaluation_budget"))
+    server = SearchServer(table, draw_permutations(ctx.rng("relabelling", index)), budget,
+                          ctx.option("target_flops"), ctx.option("alpha"), ctx.option("beta"))
+    random_rewards = server.space_rewards[ctx.rng("random search", index).integers(0, space.SIZE, budget)]
+    top_rank = max(1, int(math.floor(float(ctx.threshold("top_fraction")) * space.SIZE)))
+    top_reward = float(np.sort(server.space_rewards)[::-1][top_rank - 1])
+    late_threshold = float(np.quantile(server.space_rewards, float(ctx.threshold("late_mean_quantile"))))
+    greedy_row = None
+    try:
+        import time
+
+        deadline = worker.deadline or time.monotonic() + 120.0
+        train_s = min(float(ctx.option("train_seconds")), deadline - time.monotonic() - 10.0)
+        expect(train_s > 1.0, "the check's time limit leaves no time to search")
+        report = worker.call("train", ctx.worker_seed("train", index), round(train_s, 1), ctx.device,
+                             timeout=train_s + 5.0, callbacks=server.callbacks())
+        seconds = report.get("seconds") if isinstance(report, dict) else None
+        if isinstance(seconds, (int, float)):
+            ctx.note(f"{label}: train() took {seconds:.1f} s")
+        greedy = as_array(worker.call("greedy", timeout=max(deadline - time.monotonic(), 1.0)),
+                          "greedy_architecture(controller) after the search", (len(space.CHOICES),), dtype=np.int64)
+        expect(np.all((greedy >= 0) & (greedy < np.array(space.CHOICES))),
+               f"greedy_architecture returned tokens out of range: {greedy.tolist()}")
+        greedy_row = server.answer = server.decode(greedy)
+        rank = int(server.space_ranks[greedy_row])
+        ctx.note(f"{label}: most probable architecture {server.describe(greedy_row)}; random search with the same "
+                 f"budget finds {expected_best(server.space_rewards, budget):.4f} on average")
+        rewards = server.rewards
+        late = float(rewards[len(rewards) // 2:].mean()) if len(rewards) >= 2 else float("nan")
+        ctx.note(f"{label}: mean reward of the second half of the search {late:.4f} (threshold {late_threshold:.4f}; "
+                 f"random search's expected mean {server.space_rewards.mean():.4f})")
+        expect(rank <= top_rank, f"{label}: the controller's most probable architecture is ranked {rank} of "
+               f"{space.SIZE}; the top {float(ctx.threshold('top_fraction')):.0%} is {top_rank}",
+               hint="look at the search curve in your feedback: does the reward of the sampled architectures rise? "
+                    "Tune the learning rate and the batch size, and use the whole budget")
+        expect(len(rewards) >= 2, f"{label}: the search evaluated {len(rewards)} architecture(s); a search evaluates "
+               "architectures", hint="evaluate the sampled architectures with search.evaluate(tokens)")
+        expect(late >= late_threshold, f"{label}: the architectures evaluated in the second half of the search have a "
+               f"mean reward of {late:.4f}, below {late_threshold:.4f}: the search did not beat random search by enough",
+               hint="the controller's samples should concentrate on good architectures as it learns")
+    finally:
+        ctx.note(server.summary())
+        path = ctx.artifact(f"search_seed{index + 1}.png")
+        if path is not None:
+            try:
+                plot_search(path, server, random_rewards, top_reward, f"{TITLE}, {label}", greedy_row)
+            except Exception as exc:  # noqa: BLE001 - feedback must not change the grade
+                ctx.note(f"(no search plot: {exc})")
+
+
+@check(points=4, timeout=SEARCH_TIMEOUT, kind="training")
+def search_first_seed(worker, ctx):
+    """Search the grader's space within the budget (first seed): the greedy architecture is in the top few percent."""
+    _search(worker, ctx, 0)
+
+
+@check(points=4, timeout=SEARCH_TIMEOUT, kind="training")
+def search_second_seed(worker, ctx):
+    """The same on the second seed (another relabelling of the choices)."""
+    _search(worker, ctx, 1)
