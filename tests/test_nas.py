@@ -1,0 +1,309 @@
+"""The NAS assignment: reference full marks, templates zero, buggy variants lose the check that
+targets them, submissions that try to score without learning lose the search checks; and the
+grader's own parts (table, FLOPs, controller, served search) behave, without a worker."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import by_name, solution_source
+
+from graders import assignments, datasets
+from graders.nas import adapter, controller, grader, measure, space
+from graders.nas import table as nas_table
+from graders.nas.search import SearchServer, draw_permutations, expected_best
+from graders.sandbox import CallbackRefused
+
+UNIT_CHECKS = ("reward_formula", "baseline_moving_average", "controller_emits_one_token_per_decision",
+               "sequence_log_prob_and_its_gradient", "sampling_follows_the_controller",
+               "greedy_architecture_takes_each_argmax", "loss_gradient_is_reinforce_with_baseline",
+               "update_uses_the_baseline_before_the_batch")
+SEARCH_CHECKS = ("search_first_seed", "search_second_seed")
+# Unit checks only: the search checks get a time limit too short to start searching.
+UNIT_ONLY = """
+[nas.checks.search_first_seed]
+timeout = 2
+[nas.checks.search_second_seed]
+timeout = 2
+"""
+
+
+def test_reference_earns_full_marks(grade_source, tmp_path):
+    grading = grade_source("nas", solution_source("nas"), artifacts_dir=tmp_path / "feedback")
+    failed = {r.name: r.message for r in grading.results if r.status != "passed"}
+    assert not failed
+    assert grading.score == grading.max_score == 20
+    search = by_name(grading)["search_first_seed"]
+    assert "most probable architecture" in search.message and "200 of 200 evaluations" in search.message
+    assert (tmp_path / "feedback" / "search_seed1.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("template", assignments.template_paths("nas"), ids=lambda p: p.suffix)
+def test_template_earns_zero_without_crashing(grade_source, template):
+    grading = grade_source("nas", template.read_text(), suffix=template.suffix)
+    assert grading.score == 0 and not grading.internal_error
+    assert all(r.status == "error" and "NotImplementedError" in r.message for r in grading.results)
+
+
+def variants(assignment: str, *changes: tuple[str, str]) -> str:
+    """The reference with several targeted changes, each applying exactly once."""
+    source = solution_source(assignment)
+    for old, new in changes:
+        assert source.count(old) == 1, f"variant does not apply: {old!r}"
+        source = source.replace(old, new)
+    return source
+
+
+# name: (changes, the check that must fail, a phrase of its message)
+VARIANTS = {
+    "log_prob_of_the_last_token_only": (
+        [("total = total + torch.log_softmax(", "total = torch.log_softmax(")],
+        "sequence_log_prob_and_its_gradient", "last token only"),
+    "log_prob_averaged_over_decisions": (
+        [("    return total\n    ### END SOLUTION", "    return total / len(controller.choices)\n    ### END SOLUTION")],
+        "sequence_log_prob_and_its_gradient", "averages"),
+    "loss_sign_flipped": (
+        [("return -((rewards.detach() - baseline) * log_probs).mean()",
+          "return ((rewards.detach() - baseline) * log_probs).mean()")],
+        "loss_gradient_is_reinforce_with_baseline", "*less* likely"),
+    "no_baseline": (
+        [("return -((rewards.detach() - baseline) * log_probs).mean()", "return -(rewards.detach() * log_probs).mean()")],
+        "loss_gradient_is_reinforce_with_baseline", "without the baseline"),
+    "baseline_updated_before_the_advantage": (
+        [("    rewards_t = torch.as_tensor(rewards,",
+          "    baseline = update_baseline(baseline, rewards, decay)\n    rewards_t = torch.as_tensor(rewards,"),
+         ("    return update_baseline(baseline, rewards, decay)", "    return baseline")],
+        "update_uses_the_baseline_before_the_batch", "already updated"),
+    "baseline_decay_on_the_wrong_side": (
+        [("decay * baseline + (1.0 - decay) * mean", "(1.0 - decay) * baseline + decay * mean")],
+        "baseline_moving_average", "decay weighs the new rewards"),
+    "reward_without_the_flops_term": (
+        [("return np.asarray(accuracy, dtype=np.float64) * ratio ** np.where(ratio <= 1.0, alpha, beta)",
+          "return np.asarray(accuracy, dtype=np.float64)")],
+        "reward_formula", "FLOPs factor is missing"),
+    "reward_exponent_sign_flipped": (
+        [("ratio ** np.where(ratio <= 1.0, alpha, beta)", "ratio ** -np.where(ratio <= 1.0, alpha, beta)")],
+        "reward_formula", "wrong sign"),
+    "greedy_sampling_during_the_search": (
+        [("previous = torch.distributions.Categorical(logits=logits).sample()", "previous = logits.argmax(dim=1)")],
+        "sampling_follows_the_controller", "chi-squared"),
+    "controller_ignores_the_previous_token": (
+        [("x = self.start.expand(len(h), -1) if previous is None else self.embed[decision - 1](previous)",
+          "x = self.start.expand(len(h), -1)")],
+        "controller_emits_one_token_per_decision", "do not depend"),
+}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_buggy_variant_loses_the_targeted_check(grade_source, name):
+    changes, target, phrase = VARIANTS[name]
+    grading = grade_source("nas", variants("nas", *changes), config_toml=UNIT_ONLY)
+    results = by_name(grading)
+    assert results[target].status == "failed" and results[target].points == 0, results[target].message
+    assert phrase in results[target].message and "Hint" in results[target].message
+    for other in set(UNIT_CHECKS) - {target}:
+        assert results[other].status == "passed", (other, results[other].message)
+
+
+# --- submissions that try to score the search checks without learning ------------------------
+
+SKIP_SEARCH = "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n"
+
+
+def _table_top() -> list[int]:
+    rewards = nas_table.load().rewards(grader.DEFAULTS["target_flops"], grader.DEFAULTS["alpha"],
+                                       grader.DEFAULTS["beta"])
+    return list(space.tokens_of(int(np.argmax(rewards))))
+
+
+def test_a_hard_coded_top_architecture_fails_the_search(grade_source):
+    """The shipped table's best architecture, answered without searching: the relabelling sends it elsewhere."""
+    source = variants("nas", (SKIP_SEARCH, "    ### BEGIN SOLUTION\n    controller = Controller(search.choices)\n"
+                                           f"    controller.answer = {_table_top()}\n    return controller\n"),
+                      ("def greedy_architecture(controller) -> torch.Tensor:\n",
+                       "def greedy_architecture(controller) -> torch.Tensor:\n    if hasattr(controller, 'answer'):\n"
+                       "        return torch.tensor(controller.answer)\n"))
+    results = by_name(grade_source("nas", source))
+    for name in SEARCH_CHECKS:  # by the relabelling (or, 1 time in 20, by the search it did not do)
+        assert results[name].status == "failed", results[name].message
+        assert "most probable architecture is ranked" in results[name].message or "evaluated 0" in results[name].message
+
+
+def test_random_search_that_answers_its_best_fails_the_search(grade_source):
+    """Spending the budget on uniform architectures and answering the best one seen: a fine answer, but
+    the search never beat random search, which is what it is."""
+    random_search = """    ### BEGIN SOLUTION
+    rng = np.random.default_rng(seed)
+    controller, best = Controller(search.choices), (-1.0, None)
+    while search.remaining > 0:
+        tokens = np.stack([rng.integers(0, k, min(8, search.remaining)) for k in search.choices], axis=1)
+        rewards = efficientnet_reward(*search.evaluate(tokens), search.target_flops, search.alpha, search.beta)
+        if rewards.max() > best[0]:
+            best = (rewards.max(), tokens[int(rewards.argmax())].tolist())
+    controller.answer = best[1]
+    return controller
+"""
+    source = variants("nas", (SKIP_SEARCH, random_search),
+                      ("def greedy_architecture(controller) -> torch.Tensor:\n",
+                       "def greedy_architecture(controller) -> torch.Tensor:\n    if hasattr(controller, 'answer'):\n"
+                       "        return torch.tensor(controller.answer)\n"))
+    results = by_name(grade_source("nas", source))
+    for name in SEARCH_CHECKS:
+        assert results[name].status == "failed", results[name].message
+        assert "did not beat random search" in results[name].message
+        assert "200 of 200 evaluations" in results[name].message
+
+
+def test_evaluations_past_the_budget_are_refused(grade_source):
+    """Calling the grader's callback directly does not get around the budget, nor does opening the space again."""
+    greedy = """    ### BEGIN SOLUTION
+    from graders.worker import callback
+    tokens = np.zeros((100, len(search.choices)), dtype=np.int64)
+    for _ in range(3):
+        callback("nas_evaluate", tokens)
+"""
+    source = variants("nas", (SKIP_SEARCH, greedy))
+    result = by_name(grade_source("nas", source))["search_first_seed"]
+    assert result.status == "error" and "budget is 200 architectures and 200 have been evaluated" in result.message
+    assert "200 of 200 evaluations" in result.message
+    reopen = variants("nas", (SKIP_SEARCH, "    ### BEGIN SOLUTION\n    type(search)()\n"))
+    result = by_name(grade_source("nas", reopen))["search_first_seed"]
+    assert result.status == "error" and "opened once per search" in result.message
+
+
+# --- the grader's own parts, without a worker -------------------------------------------------
+
+
+def test_table_is_the_measured_one_and_complete():
+    table = nas_table.load()
+    assert table.accuracy.shape == (space.SIZE,) and np.all((table.accuracy > 0.5) & (table.accuracy < 0.95))
+    assert table.protocol["train_images"] == measure.TRAIN_IMAGES and table.protocol["epochs"] == measure.EPOCHS
+
+
+def test_a_changed_table_is_refused(tmp_path):
+    text = nas_table.PATH.read_text()
+    content = json.loads(text)
+    content["accuracy"][0][0] = 0.99
+    changed = tmp_path / "table.json"
+    changed.write_text(json.dumps(content, separators=(",", ":")) + "\n")
+    with pytest.raises(nas_table.TableError, match="sha256"):
+        nas_table.load.__wrapped__(changed)
+    with pytest.raises(nas_table.TableError, match="missing"):
+        nas_table.load.__wrapped__(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize("index", [0, 777, space.SIZE - 1])
+def test_flops_equal_torchs_count(index):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    tokens = space.tokens_of(index)
+    with FlopCounterMode(display=False) as counter:
+        space.build(tokens).eval()(torch.zeros(1, 1, space.INPUT_SIDE, space.INPUT_SIDE))
+    assert counter.get_total_flops() == 2 * space.flops(tokens)  # torch counts a multiply-add as 2
+
+
+# The three cheapest architectures to train, recomputed with the table's protocol.
+RECOMPUTED = [space.index_of([1, 0, 0] * 3), space.index_of([0, 0, 0] * 3), space.index_of([1, 0, 0, 0, 0, 0, 1, 0, 0])]
+fashion = pytest.mark.skipif(not datasets.available("fashion-mnist"), reason="Fashion-MNIST is not installed")
+
+
+@fashion
+def test_table_rows_are_recomputed():
+    import torch
+
+    torch.set_num_threads(1)
+    table = nas_table.load()
+    for index in RECOMPUTED:
+        for s, seed in enumerate(table.protocol["seeds"]):
+            got = measure.accuracy(space.tokens_of(index), seed)
+            assert abs(got - table.per_seed[index, s]) <= 0.01, (space.describe(space.tokens_of(index)), seed, got)
+
+
+def test_rewards_peak_at_the_target():
+    accuracy = np.full(5, 0.8)
+    flops = np.array([10_000, 50_000, 100_000, 200_000, 1_000_000])
+    rewards = space.reward(accuracy, flops, 100_000, 0.07, -0.07)
+    assert rewards.argmax() == 2 and rewards[2] == 0.8
+    np.testing.assert_allclose(rewards[[0, 4]], 0.8 * 10 ** -0.07)
+
+
+def test_grader_controller_matches_torchs_lstm():
+    """The grader's gate-by-gate controller and the adapter's nn.LSTMCell one give the same numbers."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    choices = list(space.CHOICES)
+    weights = controller.random_controller(rng, choices, 8)
+    tokens = np.stack([rng.integers(0, k, 20) for k in choices], axis=1)
+    net = adapter.grader_controller(weights)
+    state, previous, total = net.initial_state(20), None, torch.zeros(20)
+    t = torch.as_tensor(tokens)
+    with torch.no_grad():
+        for d in range(len(choices)):
+            logits, state = net.step(d, previous, state)
+            total += torch.log_softmax(logits, dim=1).gather(1, t[:, d:d + 1])[:, 0]
+            previous = t[:, d]
+    np.testing.assert_allclose(total.numpy(), controller.log_probs(weights, choices, tokens), rtol=1e-5, atol=1e-5)
+    sequences, probabilities = controller.sequence_distribution(controller.random_controller(rng, [3, 5, 3], 8),
+                                                                [3, 5, 3])
+    assert len(sequences) == 45 and probabilities.sum() == pytest.approx(1.0)
+
+
+def _server(budget: int = 10, seed: int = 0) -> SearchServer:
+    return SearchServer(nas_table.load(), draw_permutations(np.random.default_rng(seed)), budget, 100_000, 0.07, -0.07)
+
+
+def test_served_search_decodes_counts_and_refuses():
+    server = _server(budget=10)
+    with pytest.raises(CallbackRefused, match="before"):
+        server.evaluate(np.zeros((1, 9), dtype=np.int64))
+    assert server.open()["budget"] == 10
+    with pytest.raises(CallbackRefused, match="once"):
+        server.open()
+    tokens = np.array([[0] * 9, [1, 1, 2, 1, 1, 2, 1, 1, 2]])
+    reply = server.evaluate(tokens)
+    rows = [server.decode(t) for t in tokens]
+    np.testing.assert_array_equal(reply["accuracy"], server.table.accuracy[rows])
+    assert reply["remaining"] == 8 and server.proposals == rows
+    for bad in (np.zeros((1, 8), dtype=np.int64), np.zeros((1, 9)), np.full((1, 9), 2), [[0] * 9],
+                np.zeros((0, 9), dtype=np.int64)):
+        with pytest.raises(CallbackRefused):
+            server.evaluate(bad)
+    with pytest.raises(CallbackRefused, match="budget is 10 architectures and 2 have been evaluated"):
+        server.evaluate(np.zeros((9, 9), dtype=np.int64))
+    server.evaluate(np.zeros((8, 9), dtype=np.int64))
+    assert len(server.proposals) == 10
+
+
+def test_relabelling_changes_the_best_tokens():
+    best = []
+    for seed in range(20):
+        server = _server(seed=seed)
+        row = int(np.argmax(server.space_rewards))
+        best.append(tuple(int(np.flatnonzero(p == c)[0]) for p, c in zip(server.permutations, space.tokens_of(row))))
+    assert len(set(best)) >= 15
+
+
+def test_a_fixed_answer_is_a_uniformly_random_architecture_after_relabelling():
+    """Why hard-coding does not pay: under the per-decision relabelling, any fixed token sequence
+    decodes to each architecture with probability 1 / SIZE, so it lands in the top q with probability q."""
+    rng = np.random.default_rng(1)
+    tokens = _table_top()
+    rows = [_server(seed=int(s)).decode(tokens) for s in rng.integers(2**31, size=3000)]
+    counts = np.bincount(np.array(rows) % 12, minlength=12)  # the last block's 12 choices: uniform
+    assert counts.min() > 3000 / 12 * 0.8 and counts.max() < 3000 / 12 * 1.2
+
+
+def test_expected_best_is_random_searchs_mean():
+    rewards = nas_table.load().rewards(100_000, 0.07, -0.07)
+    rng = np.random.default_rng(0)
+    simulated = rewards[rng.integers(0, len(rewards), (4000, 50))].max(axis=1).mean()
+    assert expected_best(rewards, 50) == pytest.approx(simulated, abs=1e-3)
+    assert expected_best(rewards, 1) == pytest.approx(rewards.mean())
+
+
+def test_ranks_share_ties():
+    np.testing.assert_array_equal(nas_table.ranks(np.array([0.5, 0.9, 0.5, 0.7])), [3, 1, 3, 2])
