@@ -169,7 +169,10 @@ def reinforce_loss(log_probs: torch.Tensor, rewards: torch.Tensor, baseline: flo
 
 def reinforce_update(controller, optimizer, tokens: torch.Tensor, rewards: np.ndarray, baseline: float | None,
                      decay: float) -> float:
-    """One REINFORCE step on a batch of evaluated architectures; returns the updated baseline."""
+    """One REINFORCE step on a batch of evaluated architectures; returns the updated baseline.
+
+    Uses sequence_log_prob, reinforce_loss and update_baseline; optimizer has zero_grad() and step().
+    """
     # YOUR CODE HERE
     raise NotImplementedError()
 
