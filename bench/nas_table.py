@@ -91,6 +91,32 @@ def write_table(seeds: list[int], runs: Path, table: Path) -> None:
           f"{seconds.sum() / 3600:.2f} h of training; sha256 {hashlib.sha256(text.encode()).hexdigest()}")
 
 
+def figure(path: Path) -> None:
+    """Accuracy against FLOPs of every architecture, the reward's top 5% under the default settings marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from graders.nas import grader, table
+
+    t = table.load()
+    d = grader.DEFAULTS
+    rewards = t.rewards(d["target_flops"], d["alpha"], d["beta"])
+    top = table.ranks(rewards) <= d["thresholds"]["top_fraction"] * len(rewards)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.scatter(t.flops[~top], t.accuracy[~top], s=4, c="C7", alpha=0.5, label="architecture")
+    ax.scatter(t.flops[top], t.accuracy[top], s=6, c="C3",
+               label=f"top {d['thresholds']['top_fraction']:.0%} by reward (T = {d['target_flops'] / 1000:g}k)")
+    ax.axvline(d["target_flops"], color="k", ls="--", lw=1)
+    ax.set(xscale="log", xlabel="FLOPs (multiply-adds per image)", ylabel="validation accuracy",
+           title=f"The NAS table: {len(rewards)} architectures")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -98,8 +124,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="stop after this many new measurements")
     parser.add_argument("--write", action="store_true", help="write graders/nas/table.json from the runs")
     parser.add_argument("--table", type=Path, default=ROOT / "graders" / "nas" / "table.json")
+    parser.add_argument("--figure", type=Path, default=None, help="plot the shipped table (docs/nas_table.png)")
     args = parser.parse_args()
-    if args.write:
+    if args.figure:
+        figure(args.figure)
+    elif args.write:
         write_table(args.seeds, args.runs, args.table)
     else:
         measure_all(args.seeds, args.runs, args.limit)
