@@ -35,7 +35,7 @@ def train(make_envs, seed, time_budget_s, device="cpu"):
 
 
 def measure(num_envs: int, seconds: float) -> dict:
-    from graders.cartpole import CartPoleServer
+    from graders.rl.server import CartPoleServer
     from graders.sandbox import StudentError, Worker
 
     server = CartPoleServer(0)

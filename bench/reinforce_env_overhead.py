@@ -7,7 +7,7 @@ served CartPoles are gymnasium's dynamics bit for bit; the bench checks that bot
 runs served the same number of steps):
 - raw: in this process on gymnasium's own `SyncVectorEnv` (same-step autoreset);
 - served: in a grading worker on the grader's `ServedVectorEnv`, one callback per
-  vector step, exactly as the grader runs it (graders/cartpole.py).
+  vector step, exactly as the grader runs it (graders/rl/server.py).
 The overhead factor is served time / raw time, in wall seconds and in CPU seconds of
 all processes involved. Runs alternate (raw, served, raw, ...) so that load on a
 shared machine hits both alike. Imports happen before the clocks start on both sides.
@@ -50,7 +50,7 @@ def raw_run(seed: int, num_envs: int | None) -> dict:
     import torch
     import torch._dynamo  # noqa: F401 - imported before the clock starts, as the grader's adapter does
 
-    from graders.cartpole import env_seeds
+    from graders.rl.cartpole import env_seeds
 
     torch.set_num_threads(1)
     ref = types.ModuleType("reference")
@@ -77,7 +77,7 @@ def raw_run(seed: int, num_envs: int | None) -> dict:
 
 
 def served_run(seed: int, num_envs: int | None) -> dict:
-    from graders.cartpole import CartPoleServer
+    from graders.rl.server import CartPoleServer
     from graders.sandbox import Worker
 
     server = CartPoleServer(seed)

@@ -2,8 +2,8 @@
 
 For each seed: the reference solution trains in a grading worker on CartPole-v1
 served by the grader (`CartPoleServer`, with the assignment's episode budget), then
-the grader's evaluation plays 100 episodes (`graders.cartpole.evaluate`), exactly
-as `graders/reinforce/training.py` does. One JSON line per seed: pass/fail, the
+the grader's evaluation plays 100 episodes (`graders.rl.evaluation.evaluate`), exactly
+as `graders/rl/training.py` does. One JSON line per seed: pass/fail, the
 evaluation mean, wall time of training and of training + evaluation (the grader's
 overhead included), CPU seconds (grader + worker), steps and episodes served.
 
@@ -36,10 +36,11 @@ def cpu_seconds() -> float:
 
 def run_seed(assignment: str, seed: int, time_limit: float) -> dict:
     from graders import assignments
-    from graders.cartpole import CartPoleServer, evaluate
+    from graders.rl.evaluation import evaluate
+    from graders.rl.server import CartPoleServer
     from graders.sandbox import Worker
 
-    defaults = assignments.grader_module(assignment).DEFAULTS
+    defaults = assignments.grader(assignment).defaults
     budget = defaults.get("episode_budget")
     threshold = defaults["thresholds"]["mean_return"]
     source = assignments.solution_path(assignment).read_text()

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from graders import datasets  # noqa: E402
-from graders.vae import adapter, elbo  # noqa: E402
+from graders.vae import elbo  # noqa: E402
+from graders_worker.adapters import vae as adapter  # noqa: E402
 
 
 def load_module(path: Path):
@@ -82,7 +83,7 @@ def measure(sub, train_images, test_x, seed: int, epochs: int, threads: int, dev
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--solution", type=Path, default=ROOT / "solutions/vae/vae.py", help="a submission file to measure")
-    p.add_argument("--variant", help="a buggy variant of tests/submissions/vae/variants.py instead of --solution")
+    p.add_argument("--variant", help="a buggy variant of solutions/vae/variants.py instead of --solution")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--seeds", default="0-19", help="e.g. 0-19 or 0,5,7")
     p.add_argument("--epochs", type=int, default=3)
@@ -98,11 +99,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     solution = args.solution
     if args.variant:
-        sys.path.insert(0, str(ROOT / "tests" / "submissions" / "vae"))
-        import variants
+        from graders import variants
 
         solution = Path(tempfile.mkdtemp()) / f"vae_{args.variant}.py"
-        solution.write_text(variants.source(args.variant))
+        solution.write_text(variants.by_name("vae", args.variant).source())
     sub = load_module(solution)
     train_images = np.asarray(datasets.load(args.dataset, "train").images)
     test_x = datasets.load(args.dataset, "test").flat_float()

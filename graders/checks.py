@@ -1,14 +1,15 @@
 """What a grader module is written with: the `check` decorator and expectations.
 
 A grader reads like a pytest module: functions decorated with `@check`, whose
-parameters are fixtures injected by name (`worker`, `ctx`), that pass by returning
-and fail by raising `CheckFailed` (or AssertionError).
+parameters are fixtures injected by name (`graders.contract.FIXTURES`), that pass by
+returning and fail by raising `CheckFailed` (or AssertionError).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -19,17 +20,23 @@ class CheckFailed(AssertionError):
     """The submission's answer is wrong; the message says expected vs got and a hint."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Check:
+    """A check as declared; an instructor's overrides make a new one (`dataclasses.replace`)."""
+
     name: str
     fn: Callable
     points: float
-    timeout: float | dict[str, float]
+    timeout: float | Mapping[str, float]
     kind: str
     doc: str
 
+    def __post_init__(self):
+        if isinstance(self.timeout, Mapping):
+            object.__setattr__(self, "timeout", MappingProxyType(dict(self.timeout)))
+
     def timeout_for(self, device: str) -> float:
-        if isinstance(self.timeout, dict):
+        if isinstance(self.timeout, Mapping):
             return float(self.timeout.get(device, self.timeout.get("cpu")))
         return float(self.timeout)
 
@@ -47,42 +54,38 @@ def check(*, points: float, timeout: float | dict[str, float] = 10, kind: str = 
     return mark
 
 
-def collect(module) -> list[Check]:
-    """The checks of a grader module: unit checks in file order, then training checks."""
-    found = [v.__check__ for v in vars(module).values() if hasattr(v, "__check__")]
-    found.sort(key=lambda c: (KINDS.index(c.kind), c.fn.__code__.co_firstlineno))
-    return found
-
-
 def _summary(value) -> str:
     text = np.array2string(np.asarray(value), precision=6, threshold=20) if not isinstance(value, str) else value
     return text if len(text) < 400 else text[:400] + "..."
 
 
-def as_array(got, what: str, shape: tuple | None = None, dtype=np.float64) -> np.ndarray:
+def as_array(got, what: str, shape: tuple | None = None, dtype=np.float64, hint: str = "") -> np.ndarray:
     """The student's value as a finite numeric array of the expected shape, or CheckFailed."""
     try:
         array = np.asarray(got, dtype=dtype)
     except (TypeError, ValueError):
-        raise CheckFailed(f"{what}: expected numbers, got {_summary(repr(got))}") from None
+        raise CheckFailed(_with_hint(f"{what}: expected numbers, got {_summary(repr(got))}", hint)) from None
     if shape is not None and array.shape != tuple(shape):
-        raise CheckFailed(f"{what}: expected shape {tuple(shape)}, got shape {array.shape}")
+        raise CheckFailed(_with_hint(f"{what}: expected shape {tuple(shape)}, got shape {array.shape}", hint))
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        raise CheckFailed(f"{what}: got NaN or inf: {_summary(array)}")
+        raise CheckFailed(_with_hint(f"{what}: got NaN or inf: {_summary(array)}", hint))
     return array
+
+
+def _with_hint(message: str, hint: str) -> str:
+    return message + (f"\nHint: {hint}" if hint else "")
 
 
 def expect_close(got, want, what: str, *, rtol: float = 1e-6, atol: float = 1e-8, hint: str = "") -> np.ndarray:
     """Compare numerically (shape first); raise CheckFailed with expected vs got and a hint."""
     want = np.asarray(want, dtype=np.float64)
-    array = as_array(got, what, want.shape)
+    array = as_array(got, what, want.shape, hint=hint)
     if not np.allclose(array, want, rtol=rtol, atol=atol):
-        message = f"{what}: expected {_summary(want)}, got {_summary(array)}"
-        raise CheckFailed(message + (f"\nHint: {hint}" if hint else ""))
+        raise CheckFailed(_with_hint(f"{what}: expected {_summary(want)}, got {_summary(array)}", hint))
     return array
 
 
 def expect(condition: bool, message: str, hint: str = "") -> None:
     """A readable assert that also carries a hint."""
     if not condition:
-        raise CheckFailed(message + (f"\nHint: {hint}" if hint else ""))
+        raise CheckFailed(_with_hint(message, hint))

@@ -13,11 +13,16 @@ import logging
 import sys
 from pathlib import Path
 
-from graders import assignments, templates
+from graders import assignments, outputs, templates
 from graders.config import Config, ConfigError
-from graders.isolation import IsolationUnavailable
-from graders.results import table, write_json
+from graders.contract import GraderContractError
+from graders.files import atomic_write
+from graders.outputs import gradescope
+from graders.outputs.table import table
+from graders.paths import REPO_ROOT
+from graders.results import Record, student_status
 from graders.runner import DeviceError, grade
+from graders.sandbox import IsolationUnavailable
 
 USAGE_ERROR = 2
 
@@ -34,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("assignment")
     g.add_argument("submission", type=Path)
     g.add_argument("--json", type=Path, metavar="PATH", help="write Gradescope results.json here")
-    g.add_argument("--feedback", type=Path, metavar="DIR", help="write feedback files (plots) here")
+    g.add_argument("--feedback", type=Path, metavar="DIR",
+                   help="write the feedback page, results.json and the plots here")
     _device_and_config(g)
 
     v = sub.add_parser("validate", help="grade every reference (full marks expected) and template (zero expected)")
@@ -75,15 +81,17 @@ def _device_and_config(p: argparse.ArgumentParser) -> None:
 
 def _list() -> int:
     for name in assignments.names():
-        print(f"{name:20} {assignments.grader_module(name).TITLE}")
+        print(f"{name:20} {assignments.grader(name).title}")
     return 0
 
 
 def _grade(args) -> int:
     grading = grade(args.assignment, args.submission, device=args.device, config=Config.load(args.config),
-                    artifacts_dir=args.feedback)
+                    artifacts_dir=args.feedback / "artifacts" if args.feedback else None)
     if args.json:
-        write_json(grading, args.json)
+        atomic_write(args.json, gradescope.render(grading))
+    if args.feedback:
+        outputs.write_student(Record(args.submission.stem, "", student_status(grading), grading), args.feedback)
     print(table(grading))
     return USAGE_ERROR if grading.internal_error else 0
 
@@ -93,13 +101,14 @@ def _validate(args) -> int:
     config = Config.load(args.config)
     rows, ok = [], True
     for name in names:
+        effective = config.effective(name)
         runs = [(assignments.solution_path(name), "full")] + [(p, "zero") for p in assignments.template_paths(name)]
         for path, expected in runs:
-            grading = grade(name, path, device=args.device, config=config)
+            grading = grade(effective, path, device=args.device)
             good = not grading.internal_error and (
                 grading.score == grading.max_score if expected == "full" else grading.score == 0)
             ok &= good
-            rows.append((name, path.relative_to(assignments.REPO_ROOT), grading, expected, good))
+            rows.append((name, path.relative_to(REPO_ROOT), grading, expected, good))
             if not good:
                 print(table(grading), file=sys.stderr)
     print(f"{'assignment':20} {'submission':58} {'score':>13} {'expected':9} {'seconds':>8}  result")
@@ -117,14 +126,15 @@ def _templates(args) -> int:
             stale += [p for p, text in templates.render(name).items() if not p.exists() or p.read_text() != text]
         else:
             for path in templates.write(name):
-                print(f"wrote {path.relative_to(assignments.REPO_ROOT)}")
+                print(f"wrote {path.relative_to(REPO_ROOT)}")
     for path in stale:
-        print(f"out of date: {path.relative_to(assignments.REPO_ROOT)} (run: python -m graders templates)")
+        print(f"out of date: {path.relative_to(REPO_ROOT)} (run: python -m graders templates)")
     return 1 if stale else 0
 
 
 def _batch(args) -> int:
-    from graders import batch, gradebook
+    from graders import batch
+    from graders.outputs import gradebook
 
     try:
         report = batch.run_batch(args.assignment, args.submissions, args.out, jobs=args.jobs, device=args.device,
@@ -153,7 +163,7 @@ def _batch(args) -> int:
 
 
 def _nbgrader_source(args) -> int:
-    from graders import gradebook
+    from graders.outputs import gradebook
 
     print(f"wrote {gradebook.write_source(args.assignment, args.course)}; now run, in {args.course}: "
           f"nbgrader generate_assignment {args.assignment}")
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         command = {"list": _list, "grade": _grade, "validate": _validate, "templates": _templates,
                    "batch": _batch, "nbgrader-source": _nbgrader_source}[args.command]
         return command(args) if args.command != "list" else command()
-    except (ConfigError, DeviceError, IsolationUnavailable, KeyError) as exc:
+    except (ConfigError, DeviceError, IsolationUnavailable, GraderContractError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
 

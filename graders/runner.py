@@ -1,27 +1,22 @@
 """One grading, as a pipeline: load the submission, run the checks, score.
 
-Each check runs with the worker proxy and the grading context injected by
-parameter name; whatever happens in the student's process becomes that check's
-result, and the next check runs regardless.
+Each check runs with the fixtures it asks for (graders/contract.py); whatever happens
+in the student's process becomes that check's result, and the next check runs
+regardless.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 import time
 import traceback
-import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from graders import assignments
-from graders.checks import Check, CheckFailed, collect
-from graders.config import Config
-from graders.isolation import plan as plan_isolation
+from graders.checks import Check, CheckFailed
+from graders.config import Config, Effective
+from graders.contract import FIXTURES, CheckWorker, Context
 from graders.results import CheckResult, Grading
 from graders.sandbox import Worker, WorkerError
 from graders.submission import SubmissionFormatError, load
@@ -49,71 +44,7 @@ def resolve_device(device: str) -> str:
     return "cuda" if available else "cpu"
 
 
-@dataclass
-class Context:
-    """What a check knows about this grading besides the worker: the `ctx` fixture."""
-
-    assignment: str
-    device: str
-    settings: dict
-    artifacts_dir: Path | None = None
-    notes: list[str] = field(default_factory=list)
-    artifacts: list[str] = field(default_factory=list)
-    internal_errors: list[str] = field(default_factory=list)
-
-    @property
-    def seeds(self) -> list[int]:
-        return list(self.settings["seeds"])
-
-    @property
-    def threads(self) -> int:
-        return int(self.settings["threads"])
-
-    def rng(self, purpose: str, seed_index: int = 0) -> np.random.Generator:
-        """A random stream for one purpose, derived one-way from a grading seed.
-
-        Streams of different purposes are independent, so a value a student sees (a
-        scripted input, the seed of their agent) reveals nothing about another stream
-        (the testbed, the evaluation episodes) unless the seed itself can be guessed:
-        hidden seeds should be large random numbers (see graders/config.py).
-        """
-        key = zlib.crc32(purpose.encode())
-        return np.random.default_rng(np.random.SeedSequence(self.seeds[seed_index], spawn_key=(key,)))
-
-    def worker_seed(self, purpose: str, seed_index: int = 0) -> int:
-        """A seed to hand to the student's code (their own RNG), from its own stream."""
-        return int(self.rng(f"worker:{purpose}", seed_index).integers(2**31))
-
-    def threshold(self, name: str) -> float:
-        return self.settings["thresholds"][name]
-
-    def option(self, name: str):
-        return self.settings[name]
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def artifact(self, filename: str) -> Path | None:
-        """A path for a feedback file (a PNG), or None when no feedback folder was asked for."""
-        if self.artifacts_dir is None:
-            return None
-        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        self.artifacts.append(filename)
-        return self.artifacts_dir / filename
-
-
-def _apply_overrides(checks: list[Check], overrides: dict) -> list[Check]:
-    known = {c.name for c in checks}
-    if unknown := set(overrides) - known:
-        raise KeyError(f"config overrides unknown checks {sorted(unknown)}; known: {sorted(known)}")
-    # copies: the module's own Check objects are shared by every grading in this process
-    return [dataclasses.replace(c, **overrides.get(c.name, {})) for c in checks]
-
-
 def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float) -> CheckResult:
-    fixtures = {"worker": worker, "ctx": ctx}
-    kwargs = {name: fixtures[name] for name in inspect.signature(check.fn).parameters}
-    timeout = check.timeout_for(ctx.device)
     result = CheckResult(check.name, 0.0, check.points, "passed", kind=check.kind)
     ctx.notes = []
     printed_before = len(worker.output)
@@ -121,7 +52,10 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
     if start >= total_deadline:
         result.status, result.message = "timeout", "not run: the grading's total time limit was reached"
         return result
-    worker.deadline = min(start + timeout, total_deadline)
+    ctx.deadline = min(start + check.timeout_for(ctx.device), total_deadline)
+    fixtures = {"worker": CheckWorker(worker, ctx), "ctx": ctx}
+    assert set(fixtures) == set(FIXTURES)
+    kwargs = {name: fixtures[name] for name in inspect.signature(check.fn).parameters}
     try:
         check.fn(**kwargs)
         result.points = check.points
@@ -137,37 +71,34 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         result.message = "internal grader error (not your fault; tell your instructor):\n" + traceback.format_exc()
         ctx.internal_errors.append(check.name)
     finally:
-        worker.deadline = None
+        ctx.deadline = None
     result.seconds = round(time.monotonic() - start, 3)
     result.message = "\n".join([m for m in [result.message, *ctx.notes] if m])
     result.output = worker.output[printed_before:]
     return result
 
 
-def grade(assignment: str, submission: str | Path, *, device: str = "auto", config: Config | None = None,
+def grade(assignment: str | Effective, submission: str | Path, *, device: str = "auto", config: Config | None = None,
           artifacts_dir: str | Path | None = None) -> Grading:
-    """Grade one submission of one assignment."""
-    config = config or Config()
-    module = assignments.grader_module(assignment)
-    settings = config.settings(assignment, getattr(module, "DEFAULTS", {}))
-    checks = _apply_overrides(collect(module), settings["checks"])
+    """Grade one submission of one assignment (a name, or an assignment as a config grades it)."""
+    effective = assignment if isinstance(assignment, Effective) else (config or Config()).effective(assignment)
+    name, checks, limits = effective.name, effective.checks, effective.limits
     device = resolve_device(device)
-    limits = config.sandbox_limits()
-    grading = Grading(assignment, str(submission), device, isolation=plan_isolation(limits.isolation).describe())
-    ctx = Context(assignment, device, settings, Path(artifacts_dir) if artifacts_dir else None)
+    grading = Grading(name, str(submission), device)
+    ctx = Context(name, device, effective.settings, Path(artifacts_dir) if artifacts_dir else None)
     start = time.monotonic()
     try:
-        _file, code = load(submission, assignment, assignments.template_names(assignment))
+        _file, code = load(submission, name, assignments.template_names(name))
     except SubmissionFormatError as exc:
         grading.results = [CheckResult(c.name, 0.0, c.points, "error", str(exc), kind=c.kind) for c in checks]
         grading.seconds = time.monotonic() - start
         return grading
-    # a grader that lets the worker read files (datasets) names them: worker_readable(ctx) -> paths
-    readable = module.worker_readable(ctx) if hasattr(module, "worker_readable") else []
-    with Worker(assignment, code, device=device, threads=ctx.threads, limits=limits, readable=readable) as worker:
-        total = settings["total_seconds"] or sum(c.timeout_for(device) for c in checks) + limits.import_seconds
+    readable = effective.grader.worker_readable(ctx) if effective.grader.worker_readable else []
+    with Worker(name, code, device=device, threads=ctx.threads, limits=limits, readable=readable) as worker:
+        grading.isolation = worker.isolation
+        total_deadline = start + effective.total_seconds(device)
         for c in checks:
-            grading.results.append(_run_check(c, worker, ctx, start + total))
+            grading.results.append(_run_check(c, worker, ctx, total_deadline))
             log.info("%s: %s %s/%s", c.name, grading.results[-1].status, grading.results[-1].points, c.points)
     if ctx.internal_errors:
         grading.internal_error = f"checks {ctx.internal_errors} raised inside the grader"

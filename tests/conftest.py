@@ -1,20 +1,11 @@
-"""Shared fixtures: grading a submission given as source text, and the repo's paths."""
+"""Fixtures: grading a submission given as source text."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from graders import assignments
 from graders.config import Config
 from graders.runner import grade
-
-ROOT = assignments.REPO_ROOT
-
-
-def by_name(grading) -> dict:
-    return {r.name: r for r in grading.results}
 
 
 @pytest.fixture
@@ -31,17 +22,3 @@ def grade_source(tmp_path):
         return grade(assignment, path, device="cpu", config=config, **kwargs)
 
     return run
-
-
-def solution_source(assignment: str) -> str:
-    return assignments.solution_path(assignment).read_text()
-
-
-def variant(assignment: str, old: str, new: str) -> str:
-    """The reference with one targeted change (the change must apply exactly once)."""
-    source = solution_source(assignment)
-    assert source.count(old) == 1, f"variant does not apply: {old!r}"
-    return source.replace(old, new)
-
-
-__all__ = ["ROOT", "Path", "by_name", "solution_source", "variant"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import by_name, solution_source, variant
+from helpers import by_name, edited, solution_source
 
 FAST = """
 [limits]
@@ -24,7 +24,7 @@ UCB_ACT = "    def act(self) -> np.ndarray:\n        ### BEGIN SOLUTION\n       
 
 def break_ucb_act(code: str) -> str:
     """The reference with `code` run at the start of UCB.act."""
-    return variant("bandits", UCB_ACT, UCB_ACT.replace("self.t += 1\n", f"self.t += 1\n        {code}\n"))
+    return edited("bandits", UCB_ACT, UCB_ACT.replace("self.t += 1\n", f"self.t += 1\n        {code}\n"))
 
 
 def assert_only_ucb_lost(grading, status: str, words: str):

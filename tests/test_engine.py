@@ -9,12 +9,14 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
-from graders import protocol, templates
+from graders import templates
 from graders.config import Config, ConfigError
-from graders.results import CheckResult, Grading, gradescope
+from graders.outputs.gradescope import gradescope
+from graders.results import CheckResult, Grading
 from graders.submission import SubmissionFormatError, notebook_code
+from graders_worker import protocol
 
 
 def roundtrip(message):
@@ -110,16 +112,17 @@ def test_percent_format_becomes_a_valid_notebook():
 
 def test_config_merges_overrides_and_rejects_unknown_keys(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text("[limits]\nmemory_mb = 1000\n[a]\nseeds = [7]\n[a.thresholds]\nt = 2.0\n"
-                    "[a.checks.c]\npoints = 3\n")
+    path.write_text("[limits]\nmemory_mb = 1000\n[bandits]\nseeds = [7]\n[bandits.thresholds]\nucb_reward = 2.0\n"
+                    "[bandits.checks.ucb_selection]\npoints = 3\n")
     config = Config.load(path)
-    settings = config.settings("a", {"thresholds": {"t": 1.0, "u": 5.0}})
-    assert settings["seeds"] == [7] and settings["thresholds"] == {"t": 2.0, "u": 5.0}
-    assert config.sandbox_limits().memory_mb == 1000 and settings["checks"] == {"c": {"points": 3}}
-    for bad in ("[limits]\nmemroy_mb = 1\n", "[a]\nseed = [1]\n", "[a.thresholds]\nzz = 1\n", "[a.checks.c]\npts = 1\n"):
+    settings = config.settings("bandits", {"thresholds": {"ucb_reward": 1.0, "u": 5.0}})
+    assert settings["seeds"] == [7] and settings["thresholds"] == {"ucb_reward": 2.0, "u": 5.0}
+    assert config.sandbox_limits().memory_mb == 1000 and settings["checks"] == {"ucb_selection": {"points": 3}}
+    for bad in ("[limits]\nmemroy_mb = 1\n", "[bandits]\nseed = [1]\n", "[bandits.thresholds]\nzz = 1\n",
+                "[bandits.checks.ucb_selection]\npts = 1\n", "[bandit]\nseeds = [1]\n"):
         path.write_text(bad)
         with pytest.raises(ConfigError):
-            Config.load(path).settings("a", {"thresholds": {"t": 1.0}})
+            Config.load(path).settings("bandits", {"thresholds": {"ucb_reward": 1.0}})
 
 
 def test_gradescope_json_schema():
@@ -160,10 +163,11 @@ def test_cli_grade_writes_gradescope_json_and_exits_zero_for_a_failing_student(t
 
 
 def test_config_overrides_do_not_leak_into_later_gradings(tmp_path):
-    from graders.checks import collect
-    from graders.runner import _apply_overrides
+    from graders import assignments
 
-    module = __import__("graders.bandits.grader", fromlist=["x"])
-    changed = _apply_overrides(collect(module), {"ucb_selection": {"points": 9, "timeout": 1}})
+    path = tmp_path / "c.toml"
+    path.write_text("[bandits.checks.ucb_selection]\npoints = 9\ntimeout = 1\n")
+    changed = Config.load(path).effective("bandits").checks
     assert next(c for c in changed if c.name == "ucb_selection").points == 9
-    assert next(c for c in collect(module) if c.name == "ucb_selection").points == 2
+    assert next(c for c in assignments.grader("bandits").checks if c.name == "ucb_selection").points == 2
+    assert next(c for c in Config().effective("bandits").checks if c.name == "ucb_selection").points == 2

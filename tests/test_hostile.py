@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pytest
 
-from graders import isolation, runner
+from graders import runner
 from graders.config import Config
-from graders.results import gradescope
-from graders.sandbox import TOKEN_ENV, Worker
+from graders.outputs.gradescope import gradescope
+from graders.sandbox import TOKEN_ENV, Worker, isolation
 
 HOSTILE = Path(__file__).parent / "hostile"
 REPO = Path(__file__).resolve().parent.parent
@@ -126,9 +126,9 @@ def test_hostile_submission(path: Path, mode: str, tmp_path: Path, monkeypatch):
     tokens: list[str] = []
 
     class RecordingWorker(Worker):
-        def _start(self):
+        def _start(self, deadline):
             try:
-                super()._start()
+                super()._start(deadline)
             finally:
                 tokens.append(self._token)
 

@@ -8,12 +8,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from helpers import solution_source
 
-from graders import gradebook, templates
+from graders import templates
 from graders.cli import main
-from tests.conftest import Path, solution_source
+from graders.outputs import gradebook
 from tests.test_batch import FAST_CONFIG
 
 

@@ -1,29 +1,22 @@
-"""The REINFORCE assignment: reference full marks, templates zero, buggy variants lose
-the check that targets them, a hanging submission keeps its unit-check points, and
-the grader-served CartPole behaves like gymnasium's own vector environment."""
+"""The REINFORCE assignment: reference full marks, a hanging submission keeps its unit-check
+points, and the grader-served CartPole behaves like gymnasium's own vector environment
+(templates and buggy variants: tests/test_assignments.py)."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import by_name, solution_source, variant
+from helpers import by_name, edited, solution_source
 
-from graders import assignments
-from graders.cartpole import CartPoleServer, env_seeds, evaluate, unpack_step
+from graders.rl.cartpole import env_seeds
+from graders.rl.evaluation import evaluate
+from graders.rl.server import CartPoleServer
 from graders.sandbox import CallbackRefused
+from graders_worker.rl.wire import unpack_step
 
 UNIT_CHECKS = ("discounted_returns", "loss_gradient_is_reinforce", "sampled_actions_follow_the_policy")
 TRAINING_CHECKS = ("trained_policy_first_seed", "trained_policy_second_seed")
-# Unit checks only: the training checks get a time limit too short to start training.
-UNIT_ONLY = """
-[reinforce]
-evaluation_seconds = 1
-[reinforce.checks.trained_policy_first_seed]
-timeout = 2
-[reinforce.checks.trained_policy_second_seed]
-timeout = 2
-"""
 
 
 def test_reference_earns_full_marks(grade_source, tmp_path):
@@ -36,54 +29,8 @@ def test_reference_earns_full_marks(grade_source, tmp_path):
     assert (tmp_path / "feedback" / "learning_curve_seed1.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("template", assignments.template_paths("reinforce"), ids=lambda p: p.suffix)
-def test_template_earns_zero_without_crashing(grade_source, template):
-    grading = grade_source("reinforce", template.read_text(), suffix=template.suffix)
-    assert grading.score == 0 and not grading.internal_error
-    assert all(r.status == "error" and "NotImplementedError" in r.message for r in grading.results)
-
-
-# name: (original line, buggy line, the check that must fail)
-VARIANTS = {
-    "returns_not_discounted_from_the_end": (
-        "for t in reversed(range(len(rewards))):", "for t in range(len(rewards)):", "discounted_returns"),
-    "loss_sign_flipped": (
-        "return -(returns.detach() * log_probs).mean()", "return (returns.detach() * log_probs).mean()",
-        "loss_gradient_is_reinforce"),
-    "loss_sums_instead_of_mean": (
-        "return -(returns.detach() * log_probs).mean()", "return -(returns.detach() * log_probs).sum()",
-        "loss_gradient_is_reinforce"),
-    "log_probs_of_the_wrong_actions": (
-        ".gather(1, actions.long().unsqueeze(1))", ".gather(1, (1 - actions.long()).unsqueeze(1))",
-        "loss_gradient_is_reinforce"),
-    "greedy_actions_during_training": (
-        "return torch.distributions.Categorical(logits=logits, validate_args=False).sample()",
-        "return logits.argmax(dim=1)", "sampled_actions_follow_the_policy"),
-}
-
-
-@pytest.mark.parametrize("name", VARIANTS)
-def test_buggy_variant_loses_the_targeted_check(grade_source, name):
-    old, new, target = VARIANTS[name]
-    grading = grade_source("reinforce", variant("reinforce", old, new), config_toml=UNIT_ONLY)
-    results = by_name(grading)
-    assert results[target].status == "failed" and results[target].points == 0, results[target].message
-    assert "expected" in results[target].message or "Hint" in results[target].message
-    for other in set(UNIT_CHECKS) - {target}:
-        assert results[other].status == "passed", (other, results[other].message)
-
-
-def test_named_mistakes_get_named_messages(grade_source):
-    old, new, target = VARIANTS["loss_sign_flipped"]
-    assert "less* likely" in by_name(grade_source("reinforce", variant("reinforce", old, new),
-                                                  config_toml=UNIT_ONLY))[target].message
-    old, new, target = VARIANTS["greedy_actions_during_training"]
-    assert "chi-squared" in by_name(grade_source("reinforce", variant("reinforce", old, new),
-                                                 config_toml=UNIT_ONLY))[target].message
-
-
 def test_hanging_training_is_stopped_and_keeps_unit_points(grade_source):
-    source = variant("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
+    source = edited("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
                      "    ### BEGIN SOLUTION\n    envs = make_envs(2)\n    while True:\n        pass\n")
     config = """
 [reinforce]
@@ -101,7 +48,7 @@ timeout = 12
 
 
 def test_own_environment_is_flagged(grade_source):
-    source = variant("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
+    source = edited("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
                      "    ### BEGIN SOLUTION\n    own = gym.make('CartPole-v1')\n    own.reset(seed=0)\n"
                      "    own.step(0)\n    torch.manual_seed(seed)\n")
     source = source.replace("target_return: float = 495.0", "target_return: float = 30.0")

@@ -3,7 +3,7 @@
 Unit checks compare the submission's discounted returns, the gradient of its loss
 (on the grader's network and batch) and its action sampling with the grader's own
 numpy computations. The training checks serve CartPole-v1 from this process
-(graders/cartpole.py), so every episode and step is counted here, then evaluate the
+(graders/rl/server.py), so every episode and step is counted here, then evaluate the
 returned policy on 100 episodes of the grader's from its own seeds. Thresholds and
 the reference's measured performance: docs/reinforce.md (bench/reinforce_reference.py).
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from graders.checks import CheckFailed, as_array, check, expect, expect_close
-from graders.reinforce import common
-from graders.reinforce.training import train_and_evaluate
+from graders.rl import reinforce as common
+from graders.rl.training import train_and_evaluate
 
 TITLE = "REINFORCE on CartPole-v1"
 FALSE_FAIL = 1e-6  # of the chi-squared test of sample_actions (exact: the p-value is exact)

@@ -2,7 +2,7 @@
 
 Unit checks run the submission's advantages and losses on the grader's own policy
 and value networks and compare values and gradients with the grader's numpy
-computations (graders/reinforce/common.py): the advantages, that each loss reaches
+computations (graders/rl/reinforce.py): the advantages, that each loss reaches
 only its own network, that the value loss is the MSE, and that with the grader's
 baseline the submission's policy-gradient estimator has a lower variance than
 without one. Training runs on CartPole-v1 served by this process, which counts the
@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from graders.checks import CheckFailed, as_array, check, expect, expect_close
-from graders.reinforce import common
-from graders.reinforce.training import train_and_evaluate
+from graders.rl import reinforce as common
+from graders.rl.training import train_and_evaluate
 
 TITLE = "REINFORCE with baseline on CartPole-v1 (200 episodes)"
 DEFAULTS = {

@@ -14,6 +14,7 @@ import numpy as np
 
 from graders import datasets
 from graders.checks import CheckFailed, as_array, check, expect, expect_close
+from graders.plotting import figure, save_png
 from graders.vae import elbo
 
 TITLE = "Variational autoencoder: reparametrisation, KL, Bernoulli decoder, test-set ELBO"
@@ -215,12 +216,8 @@ def _grid(images: np.ndarray, columns: int) -> np.ndarray:
 
 def _feedback_png(path, prior_means: np.ndarray, originals: np.ndarray, reconstructions: np.ndarray,
                   title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.4))
+    fig = figure(10, 5.4, dpi=80)
+    axes = fig.subplots(1, 2)
     axes[0].imshow(_grid(prior_means, 8), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("decoder means of 64 samples z ~ N(0, I)")
     pairs = np.concatenate([np.concatenate([originals[i : i + 8], reconstructions[i : i + 8]])
@@ -230,9 +227,7 @@ def _feedback_png(path, prior_means: np.ndarray, originals: np.ndarray, reconstr
     for ax in axes:
         ax.axis("off")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:

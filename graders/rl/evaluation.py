@@ -1,0 +1,35 @@
+"""The grader's own evaluation of a trained policy: its environments, its seeds, the worker's actions only."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from graders.checks import CheckFailed, as_array
+from graders.rl.cartpole import CartPoles, env_seeds
+
+
+def evaluate(worker, seed: int, episodes: int = 100, timeout: float | None = None) -> np.ndarray:
+    """The returns of `episodes` CartPole-v1 episodes played by the worker's policy.
+
+    The environments are the grader's, seeded from the grading seed; all episodes run
+    in lockstep and each step asks the worker for the actions of the episodes still
+    running (one `act(observations)` call per step).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    envs = CartPoles(episodes)
+    obs = np.stack([envs.reset(i, s) for i, s in enumerate(env_seeds(seed, "evaluate", episodes))])
+    returns, running = np.zeros(episodes), np.ones(episodes, dtype=bool)
+    while running.any():
+        index = np.flatnonzero(running)
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.1)
+        got = worker.call("act", obs[index], timeout=left)
+        actions = as_array(got, f"act() on {len(index)} observations", (len(index),))
+        if not np.all((actions == 0) | (actions == 1)):
+            raise CheckFailed(f"act() must return actions 0 or 1, got {sorted(set(actions.tolist()))[:5]}")
+        obs[index], terminated, truncated = envs.step(actions, index)
+        returns[index] += 1.0
+        running[index] = ~(terminated | truncated)
+    return returns
+

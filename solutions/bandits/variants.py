@@ -1,0 +1,66 @@
+"""Known buggy variants of the bandits reference (graders/variants.py explains the format)."""
+
+from graders.variants import Variant
+
+VARIANTS = [
+    Variant(
+        "incremental_mean_off_by_one",
+        "the sample average divides by N + 1",
+        edits=[("step = 1.0 / self.N[runs, actions] if", "step = 1.0 / (self.N[runs, actions] + 1) if")],
+        loses=("sample_average_update",),
+        messages={"sample_average_update": "expected"},
+    ),
+    Variant(
+        "epsilon_inverted",
+        "explores with probability 1 - epsilon",
+        edits=[("explore = self.rng.random(n_runs) < self.epsilon", "explore = self.rng.random(n_runs) > self.epsilon")],
+        loses=("exploration_frequency",),
+    ),
+    Variant(
+        "explores_only_non_greedy_arms",
+        "exploration never picks the greedy arm",
+        edits=[
+            (
+                "return np.where(explore, self.rng.integers(0, k, n_runs), greedy)",
+                "return np.where(explore, (greedy + self.rng.integers(1, k, n_runs)) % k, greedy)",
+            )
+        ],
+        loses=("exploration_frequency",),
+    ),
+    Variant(
+        "argmax_ties_always_first_arm",
+        "ties go to the first maximal arm (np.argmax)",
+        edits=[("return keys.argmax(axis=1)", "return values.argmax(axis=1)")],
+        loses=("greedy_ties_are_uniform", "argmax_breaks_ties_at_random", "ucb_tries_every_arm_first"),
+        messages={"argmax_breaks_ties_at_random": "not uniform"},
+    ),
+    Variant(
+        "ucb_without_untried_arm_rule",
+        "untried arms are not preferred (N clipped to 1 in the bonus)",
+        edits=[
+            (
+                "scores = np.where(self.N == 0, np.inf, self.Q + bonus)",
+                "scores = self.Q + self.c * np.sqrt(np.log(self.t) / np.maximum(self.N, 1))",
+            )
+        ],
+        loses=("ucb_tries_every_arm_first",),
+    ),
+    Variant(
+        "ucb_log_of_previous_step",
+        "the bonus uses ln of the previous step's t",
+        edits=[("self.t += 1\n        with np.errstate", "with np.errstate")],
+        loses=("ucb_selection", "ucb_tries_every_arm_first"),
+    ),
+    Variant(
+        "gradient_updates_only_chosen_arm",
+        "the gradient bandit moves only the chosen arm's preference",
+        edits=[("(one_hot - pi)", "(one_hot * (1 - pi))")],
+        loses=("gradient_bandit_update",),
+    ),
+    Variant(
+        "softmax_without_max_shift",
+        "softmax without subtracting the maximum: overflows for large preferences",
+        edits=[("z = np.exp(self.H - self.H.max(axis=1, keepdims=True))", "z = np.exp(self.H)")],
+        loses=("gradient_bandit_policy",),
+    ),
+]
