@@ -56,6 +56,7 @@ class Context:
     device: str
     settings: dict
     artifacts_dir: Path | None = None
+    private: frozenset[str] = frozenset()  # settings the instructor overrode (seeds, thresholds.NAME): never shown
     deadline: float | None = None  # time.monotonic() at which the running check's time is up
     notes: list[str] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
@@ -90,6 +91,15 @@ class Context:
 
     def threshold(self, name: str) -> float:
         return self.settings["thresholds"][name]
+
+    def shown_threshold(self, name: str, spec: str = "g", value: float | None = None) -> str:
+        """A threshold as a message may show it: the public value, never an instructor's override.
+
+        `value`: the threshold in force when the setting itself is not a number (a measured default).
+        """
+        if f"thresholds.{name}" in self.private:
+            return "(set by your instructor)"
+        return format(self.threshold(name) if value is None else value, spec)
 
     def option(self, name: str):
         return self.settings[name]

@@ -48,10 +48,16 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
     result = CheckResult(check.name, 0.0, check.points, "passed", kind=check.kind)
     ctx.notes = []
     printed_before = len(worker.output)
-    start = time.monotonic()
-    if start >= total_deadline:
+    if time.monotonic() >= total_deadline:
         result.status, result.message = "timeout", "not run: the grading's total time limit was reached"
         return result
+    try:
+        worker.start()  # importing the submission has its own limit; the check's clock starts after it
+    except WorkerError as exc:
+        result.status, result.message = exc.status, str(exc)
+        result.output = worker.output[printed_before:]
+        return result
+    start = time.monotonic()
     ctx.deadline = min(start + check.timeout_for(ctx.device), total_deadline)
     fixtures = {"worker": CheckWorker(worker, ctx), "ctx": ctx}
     assert set(fixtures) == set(FIXTURES)
@@ -85,7 +91,8 @@ def grade(assignment: str | Effective, submission: str | Path, *, device: str = 
     name, checks, limits = effective.name, effective.checks, effective.limits
     device = resolve_device(device)
     grading = Grading(name, str(submission), device)
-    ctx = Context(name, device, effective.settings, Path(artifacts_dir) if artifacts_dir else None)
+    ctx = Context(name, device, effective.settings, Path(artifacts_dir) if artifacts_dir else None,
+                  private=effective.private)
     start = time.monotonic()
     try:
         _file, code = load(submission, name, assignments.template_names(name))

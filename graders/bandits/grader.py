@@ -209,9 +209,9 @@ def _play(worker, ctx, class_name: str, mean: float = 0.0, **kwargs) -> Testbed:
 
 
 def _expect_at_least(ctx, value: float, threshold: str, what: str, hint: str) -> None:
-    limit = ctx.threshold(threshold)
-    ctx.note(f"{what}: {value:.3f} (threshold {limit:.3f})")
-    expect(value >= limit, f"{what} is {value:.3f}, below the threshold {limit:.3f}", hint)
+    limit, shown = ctx.threshold(threshold), ctx.shown_threshold(threshold, ".3f")
+    ctx.note(f"{what}: {value:.3f} (threshold {shown})")
+    expect(value >= limit, f"{what} is {value:.3f}, below the threshold {shown}", hint)
 
 
 @check(points=2, kind="training", timeout=TESTBED_TIMEOUT)

@@ -347,7 +347,7 @@ def baseline_lowers_variance(worker, ctx):
             _per_episode(ctx, case, based, episodes, baseline, hint)
             ratio = stats.total_variance(based) / max(stats.total_variance(plain), 1e-300)
             expect(ratio < limit, f"on {case.name}, total variance with the value baseline is {ratio:.3f} times "
-                                  f"the variance without (should be below {limit:g})",
+                                  f"the variance without (should be below {ctx.shown_threshold('max_variance_ratio')})",
                    "subtract baseline[t, S_t] from G_t for every step t of the episode")
             notes.append(f"{case.name}: variance ratio {ratio:.3f}")
     ctx.note("; ".join(notes))
