@@ -15,6 +15,8 @@ A check's fixtures are injected by parameter name:
 
     worker: CheckWorker                 calls into the student's process; every call ends with the check
     ctx: Context                        seeds, options, thresholds, notes, artifacts, the check's deadline
+    fresh_worker: () -> CheckWorker     a new process with the same submission, for this check alone
+                                        (closed when it ends): nothing another call left behind can reach it
 
 `load(name)` imports `graders.NAME.grader` and raises `GraderContractError` for a
 module that breaks the contract (a misspelt fixture or hook, a missing TITLE), so a
@@ -131,7 +133,7 @@ class CheckWorker:
         return self._worker.output
 
 
-FIXTURES: dict[str, type] = {"worker": CheckWorker, "ctx": Context}
+FIXTURES: dict[str, object] = {"worker": CheckWorker, "ctx": Context, "fresh_worker": "Callable[[], CheckWorker]"}
 
 
 @dataclass(frozen=True)
