@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from graders.bandits.testbed import Rule, Testbed
-from graders.checks import as_array, check, expect, expect_close
+from graders.bandits.testbed import AnyRule, Rule, Testbed, gradient_states
+from graders.checks import CheckFailed, as_array, check, expect, expect_close
 
 TITLE = "Multi-armed bandits: epsilon-greedy, optimistic values, UCB, gradient bandit"
 K = 10
@@ -168,17 +168,29 @@ def ucb_tries_every_arm_first(worker, ctx):
 
 
 def _discriminating_states(rng: np.random.Generator, n_runs: int, t: int, c: float) -> tuple[np.ndarray, np.ndarray]:
-    """States a run can reach after t - 1 steps (every arm tried, sum of N = t - 1) whose UCB choice at
-    step t differs from the choice computed with t - 1 or t + 1, so an off-by-one in t fails every run."""
-    Q, N = [], []
-    while len(Q) < n_runs:
-        q = rng.normal(size=(4 * n_runs, K))
-        n = 1 + rng.multinomial(t - 1 - K, np.ones(K) / K, size=4 * n_runs)
-        choice = {u: (q + c * np.sqrt(np.log(u) / n)).argmax(axis=1) for u in (t - 1, t, t + 1)}
-        good = (choice[t] != choice[t - 1]) & (choice[t] != choice[t + 1])
-        Q += list(q[good])
-        N += list(n[good])
-    return np.array(Q[:n_runs]), np.array(N[:n_runs])
+    """States a run can reach after t - 1 steps (every arm tried, the N summing to t - 1) whose UCB choice
+    at step t differs from the choice with t - 1 (even runs) or t + 1 (odd runs): an off-by-one in t
+    fails half of them.
+
+    Two arms i, j with N_i != N_j decide: with their scores Q + c sqrt(ln u / N) differing by D_u,
+    Q_i - Q_j is set so that D_t = eps and D_u = -eps at the other u; the other arms lie far below.
+    """
+    runs = np.arange(n_runs)
+    N = 1 + rng.multinomial(t - 1 - K, np.ones(K) / K, size=n_runs)
+    i, j = N.argmax(axis=1), N.argmin(axis=1)
+
+    def gap(u):  # bonus of arm i minus bonus of arm j at step u
+        return c * (np.sqrt(np.log(u) / N[runs, i]) - np.sqrt(np.log(u) / N[runs, j]))
+
+    other = np.where(runs % 2 == 0, t - 1, t + 1)
+    eps = (gap(t) - gap(other)) / 2
+    Q = np.zeros((n_runs, K))
+    Q[runs, j] = rng.normal(size=n_runs)
+    Q[runs, i] = Q[runs, j] - gap(t) + eps
+    low = np.minimum(Q[runs, i], Q[runs, j]) - 10.0
+    keep = np.zeros((n_runs, K), dtype=bool)
+    keep[runs, i] = keep[runs, j] = True
+    return np.where(keep, Q, low[:, None] + rng.normal(size=(n_runs, K))), N
 
 
 @check(points=2)
@@ -213,19 +225,18 @@ def _gradient_update(worker, ctx, baseline: bool) -> None:
     actions, rewards = _scripted_steps(ctx.rng(f"gradient update {baseline}"), n_runs=3, k=4, steps=10, mean=4.0)
     agent = _agent(worker, "GradientBandit", n_runs=3, k=4, step_size=0.1, baseline=baseline,
                    seed=ctx.worker_seed(f"gradient update {baseline}"))
-    H, mean, expected = np.zeros((3, 4)), np.zeros(3), []
-    for t, (a, r) in enumerate(zip(actions, rewards), start=1):
-        z = np.exp(H - H.max(axis=1, keepdims=True))
-        pi = z / z.sum(axis=1, keepdims=True)
-        if baseline:
-            mean += (r - mean) / t
-        H += 0.1 * (r - mean)[:, None] * (np.eye(4)[a] - pi)
-        expected.append({"H": H.copy()})
+    states = worker.call("scripted_run", agent, actions, rewards)
     hint = ("update every arm: H(a) += alpha (R - baseline)(1{a = A} - pi(a)), with pi the policy before this "
-            "update" + ("; the baseline is the average of the rewards up to and including this one, updated "
-                        "before H" if baseline else "; without a baseline, R itself scales the step"))
-    _compare_states(worker.call("scripted_run", agent, actions, rewards), expected,
-                    f"gradient bandit (baseline={baseline})", hint)
+            "update" + ("; the baseline is the average of the rewards so far (this one included) or of the "
+                        "preceding ones (R_1 at the first step)" if baseline else "; without a baseline, R itself "
+                                                                                  "scales the step"))
+    what = f"gradient bandit (baseline={baseline})"
+    try:
+        _compare_states(states, gradient_states(actions, rewards, 4, 0.1, baseline, preceding=False), what, hint)
+    except CheckFailed:
+        if not baseline:
+            raise
+        _compare_states(states, gradient_states(actions, rewards, 4, 0.1, baseline, preceding=True), what, hint)
 
 
 @check(points=1)
@@ -240,7 +251,7 @@ def gradient_bandit_update_with_baseline(worker, ctx):
     _gradient_update(worker, ctx, baseline=True)
 
 
-def _play(worker, ctx, check_name: str, class_name: str, rule: Rule, mean: float = 0.0, **kwargs) -> Testbed:
+def _play(worker, ctx, check_name: str, class_name: str, rule: Rule | AnyRule, mean: float = 0.0, **kwargs) -> Testbed:
     """Play the named class on a testbed of this check's own (its own random stream), in a fresh
     worker, holding every step's actions to the rule of the method the check names."""
     runs, steps = ctx.option("testbed_runs"), ctx.option("testbed_steps")
@@ -296,7 +307,8 @@ def testbed_ucb(fresh_worker, ctx):
 def testbed_gradient_with_baseline(fresh_worker, ctx):
     """Gradient bandit, alpha = 0.1, with baseline, q* mean +4 (figure 2.5)."""
     testbed = _play(fresh_worker(), ctx, "testbed_gradient_with_baseline", "GradientBandit",
-                    Rule("gradient", step_size=0.1, baseline=True), mean=4.0, step_size=0.1, baseline=True)
+                    AnyRule((Rule("gradient", step_size=0.1), Rule("gradient", step_size=0.1, preceding_baseline=True))),
+                    mean=4.0, step_size=0.1, baseline=True)
     late = ctx.option("late_steps")
     _expect_at_least(ctx, testbed.late_optimal_fraction(late), "gradient_baseline_optimal",
                      f"fraction of optimal actions over the last {late} steps", "compare with figure 2.5")
