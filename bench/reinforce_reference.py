@@ -5,7 +5,9 @@ served by the grader (`CartPoleServer`, with the assignment's episode budget), t
 the grader's evaluation plays 100 episodes (`graders.rl.evaluation.evaluate`), exactly
 as `graders/rl/training.py` does. One JSON line per seed: pass/fail, the
 evaluation mean, wall time of training and of training + evaluation (the grader's
-overhead included), CPU seconds (grader + worker), steps and episodes served.
+overhead included), CPU seconds (grader + worker), steps and episodes served, and the
+figures the learning flags test (graders/rl/certify.py): the mean of the first
+`start_episodes` served returns and the best mean of `learning_window` in a row.
 
     PYTHONPATH=. nice -n 10 .venv/bin/python bench/reinforce_reference.py reinforce --seeds 0-99 \
         --out bench/results/reinforce_reference.jsonl
@@ -55,13 +57,17 @@ def run_seed(assignment: str, seed: int, time_limit: float) -> dict:
         returns = evaluate(worker, seed, int(defaults["eval_episodes"]))
         total_wall = time.perf_counter() - wall
     mean = float(np.mean(returns))
+    from graders.rl.certify import learning_figures
+
+    start, best = learning_figures(server.episode_returns, start_episodes=int(defaults["start_episodes"]),
+                                   window=int(defaults["learning_window"]))
     return {
         "assignment": assignment, "seed": seed, "passed": mean >= threshold, "eval_mean": mean,
         "eval_std": float(np.std(returns)), "train_wall_s": train_wall, "train_cpu_s": train_cpu,
         "total_wall_s": total_wall, "steps": server.steps, "episodes_started": server.started,
         "episodes_finished": len(server.episode_returns),
         "last100_train_mean": float(np.mean(server.episode_returns[-100:])) if server.episode_returns else 0.0,
-        "load_average": float(os.getloadavg()[0]),
+        "load_average": float(os.getloadavg()[0]), "start_mean": start, "best_window_mean": best,
     }
 
 
@@ -73,6 +79,9 @@ def summarize(rows: list[dict], figure: str | None = None) -> dict:
         values = np.array([r[key] for r in rows], dtype=float)
         summary[key] = {"median": float(np.median(values)), "p10": float(np.percentile(values, 10)),
                         "p90": float(np.percentile(values, 90)), "max": float(values.max())}
+    if all("start_mean" in r for r in rows):  # the learning flags' figures (graders/rl/certify.py)
+        summary["start_mean_max"] = max(r["start_mean"] for r in rows)
+        summary["best_window_mean_min_of_passed"] = min((r["best_window_mean"] for r in rows if r["passed"]), default=None)
     summary["median_load_average"] = float(np.median([r.get("load_average", 0.0) for r in rows]))
     if figure:
         import matplotlib

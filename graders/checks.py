@@ -20,6 +20,15 @@ class CheckFailed(AssertionError):
     """The submission's answer is wrong; the message says expected vs got and a hint."""
 
 
+class CheckFlagged(Exception):
+    """The check's test passed, but the grader did not see the work it certifies: the points are
+    withheld and the row is flagged for the instructor (who may accept it, graders/config.py)."""
+
+    def __init__(self, flag: str, message: str = ""):
+        super().__init__(message or flag)
+        self.flag = flag
+
+
 @dataclass(frozen=True)
 class Check:
     """A check as declared; an instructor's overrides make a new one (`dataclasses.replace`)."""

@@ -3,7 +3,8 @@
 Exit codes: 0 when the command did its job; 1 when `validate` found a reference
 without full marks or a template with points; 2 when grading itself could not be
 done (bad arguments, unreadable config, an internal grader error; for `batch`, a
-student whose grading process crashed or overran: see their row).
+student whose grading process crashed or overran: see their row); 3 (`batch`) when
+every student was graded but some rows are flagged for review (summary.txt lists them).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from graders.runner import DeviceError, grade
 from graders.sandbox import IsolationUnavailable
 
 USAGE_ERROR = 2
+NEEDS_REVIEW = 3  # batch: every student graded, but some rows are flagged for the instructor's review
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,7 +161,9 @@ def _batch(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return USAGE_ERROR
         print(f"gradebook: wrote {written} students into {db}")
-    return USAGE_ERROR if any(r.status in ("crashed", "grader_error") for r in report.records) else 0
+    if any(r.status in ("crashed", "grader_error") for r in report.records):
+        return USAGE_ERROR
+    return NEEDS_REVIEW if any(r.grading.flags for r in report.records) else 0
 
 
 def _nbgrader_source(args) -> int:

@@ -97,7 +97,7 @@ def test_batch_outputs_and_bad_submissions_stay_in_their_row(tmp_path, fast_conf
     rows = _rows(out)
     assert sorted(rows) == ["alice", "carol", "dave", "erin", "frank"]
     checks = [c.name for c in assignments.grader("bandits").checks]
-    assert list(rows["alice"]) == ["student", *checks, "total", "max", "status", "seconds"]
+    assert list(rows["alice"]) == ["student", *checks, "total", "max", "status", "seconds", "flags"]
     assert rows["alice"]["total"] == str(MAX_SCORE) and rows["alice"]["status"] == "passed"
     for student in ("carol", "dave", "erin", "frank"):
         assert rows[student]["total"] == "0" and rows[student]["status"] == "error", rows[student]
@@ -250,3 +250,30 @@ def test_ctrl_c_stops_the_batch_without_recording_the_gradings_in_flight(tmp_pat
         assert "run the same command again" in output
     report = batch.run_batch("bandits", subs, out, jobs=2, device="cpu", config_path=fast_config)
     assert sorted(report.graded + report.skipped) == students
+
+
+def test_a_flagged_row_waits_for_the_instructor_until_the_config_accepts_it(tmp_path, capsys):
+    """A hand-written controller passes the evaluation but not the grader's view of its learning:
+    the batch exits 3 and lists the flag; an accepted flag gives the withheld points."""
+    from helpers import controller_source
+
+    subs, out, config = tmp_path / "subs", tmp_path / "out", tmp_path / "config.toml"
+    subs.mkdir()
+    (subs / "bob.py").write_text(controller_source("reinforce", shown=30))
+    (subs / "carol.py").write_text("")
+    settings = "[reinforce]\neval_episodes = 10\n"
+    config.write_text(settings)
+    assert main(["batch", "reinforce", str(subs), "--out", str(out), "--config", str(config)]) == 3
+    bob = _rows(out)["bob"]
+    assert "trained_policy_first_seed" in bob["flags"] and bob["trained_policy_first_seed"] == "0"
+    assert "FLAGGED" in (out / "summary.txt").read_text()
+
+    config.write_text(settings + '[flags]\naccept = ["bob:trained_policy_first_seed"]\n')
+    assert main(["batch", "reinforce", str(subs), "--out", str(out), "--config", str(config)]) == 3
+    bob = _rows(out)["bob"]
+    assert float(bob["trained_policy_first_seed"]) > 0 and "trained_policy_second_seed" in bob["flags"]
+
+    config.write_text(settings + '[flags]\naccept = ["bob"]\n')
+    assert main(["batch", "reinforce", str(subs), "--out", str(out), "--config", str(config)]) == 0
+    assert _rows(out)["bob"]["flags"] == ""
+    capsys.readouterr()

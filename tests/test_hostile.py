@@ -43,7 +43,8 @@ CANARY = "SECRET-CANARY-5f1c0a9e7d"
 PICKLE_MARKER = Path("/tmp/hostile-pickle-ran")
 CHECKS = ["argmax_breaks_ties_at_random", "sample_average_update", "constant_step_size_and_optimistic_start",
           "exploration_frequency", "greedy_ties_are_uniform", "ucb_tries_every_arm_first", "ucb_selection",
-          "gradient_bandit_policy", "gradient_bandit_update", "testbed_epsilon_greedy", "testbed_optimistic_greedy",
+          "gradient_bandit_policy", "gradient_bandit_update_without_baseline", "gradient_bandit_update_with_baseline",
+          "testbed_epsilon_greedy", "testbed_optimistic_greedy",
           "testbed_ucb", "testbed_gradient_with_baseline", "testbed_gradient_without_baseline"]
 MODES = ("bubblewrap", "process")
 
@@ -62,8 +63,9 @@ CORPUS = sorted(p for p in HOSTILE.iterdir() if p.suffix in (".py", ".ipynb"))
 
 
 def config_text(mode: str) -> str:
-    # the first check also pays for starting the worker (a submission importing torch takes seconds)
-    checks = "".join(f"[bandits.checks.{name}]\ntimeout = {12 if name == CHECKS[0] else 3}\n" for name in CHECKS)
+    # short limits keep the corpus fast; the testbed checks play 1000 steps through the grader, under load too
+    timeout = {name: 10 for name in CHECKS if name.startswith("testbed")}
+    checks = "".join(f"[bandits.checks.{name}]\ntimeout = {timeout.get(name, 3)}\n" for name in CHECKS)
     return f"""# {CANARY}: only the instructor config holds this line
 [limits]
 isolation = "{mode}"

@@ -25,7 +25,7 @@ OVERRIDES = {"epsilon_greedy_reward": -3.2109876, "epsilon_greedy_optimal": -3.2
              "optimistic_optimal": -3.2109876, "ucb_reward": -3.2109876, "gradient_baseline_optimal": -3.2109876,
              "gradient_no_baseline_optimal": -3.2109876, "relative_tolerance": 1.0000777e-6,
              "unbiased_alpha": 1.0000777e-6, "max_variance_ratio": 0.987654321, "mean_return": -44.4444,
-             "test_nelbo": 9999.3333}
+             "test_nelbo": 9999.3333, "untrained_start": 777.777, "learning_seen": -55.5555}
 EXTRA = {
     "bandits": "testbed_runs = 200\ntestbed_steps = 200\n",
     "reinforce": "eval_episodes = 10\n",
@@ -67,5 +67,5 @@ def test_hidden_seeds_and_overridden_thresholds_never_reach_a_student(grade_sour
         for where, text in seen.items():
             for secret in secrets:
                 assert secret not in text, f"{secret} appears in {where}"
-        if name not in ("policy_gradient",):
-            assert "(set by your instructor)" in seen["table"]
+        if index == 0 and name != "policy_gradient":  # the first submission reaches every threshold
+            assert "(set by your instructor)" in seen["table"], seen["table"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import by_name, edited, solution_source
+from helpers import by_name, controller_source, edited, solution_source
 
 from graders.rl.cartpole import env_seeds
 from graders.rl.evaluation import evaluate
@@ -47,17 +47,27 @@ timeout = 12
     assert all(results[name].status == "passed" for name in UNIT_CHECKS)
 
 
-def test_own_environment_is_flagged(grade_source):
-    source = edited("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
-                     "    ### BEGIN SOLUTION\n    own = gym.make('CartPole-v1')\n    own.reset(seed=0)\n"
-                     "    own.step(0)\n    torch.manual_seed(seed)\n")
-    source = source.replace("target_return: float = 495.0", "target_return: float = 30.0")
-    config = """
-[reinforce]
-seeds = [3]
-"""
-    result = by_name(grade_source("reinforce", source, config_toml=config))["trained_policy_first_seed"]
-    assert "FLAG for the instructor" in result.message and "make: 1" in result.message and "steps: 1" in result.message
+def test_a_hand_written_controller_is_flagged_and_not_credited(grade_source):
+    """train() returns a controller that balances from the first episode: the evaluation passes, the
+    grader's curve shows no learning, so the training points are withheld with a FLAG."""
+    results = by_name(grade_source("reinforce", controller_source("reinforce", shown=30)))
+    assert sum(results[name].points for name in UNIT_CHECKS) == 7
+    for name in TRAINING_CHECKS:
+        result = results[name]
+        assert result.status == "flagged" and result.points == 0 and result.withheld == 4, result.message
+        assert "evaluation mean return 500.0" in result.message
+        assert "good before it trained" in result.flag
+
+
+def test_learning_flags_need_a_start_like_an_untrained_policy_and_a_curve_near_the_threshold():
+    from graders.rl.certify import learning_flags
+
+    untrained, learned = [15.0] * 30, [15.0] * 20 + [480.0] * 20
+    limits = {"start_episodes": 10, "start_limit": 100.0, "window": 10, "reach": 400.0}
+    assert learning_flags(untrained + learned, **limits) == []
+    assert "good before it trained" in learning_flags([500.0] * 40, **limits)[0]
+    assert "far better than anything" in learning_flags(untrained, **limits)[0]
+    assert "too few" in learning_flags([15.0] * 5, **limits)[0]
 
 
 # --- the served environment, without a worker ------------------------------------------------------

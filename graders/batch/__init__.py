@@ -20,7 +20,8 @@ The results folder, written as the batch goes:
 
 A re-run skips every student whose `grading.json` matches the submission's current
 digest, so a batch killed at any moment (even with SIGKILL) resumes where it was;
-`regrade=True` grades everyone again.
+`regrade=True` grades everyone again. Flags the instructor accepts (`[flags] accept` in the
+config) are applied to every record at the end of each run, and recorded.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from graders.batch.records import crashed_record, read_record, write_outputs
 from graders.batch.scheduler import Job, Progress, Scheduler, available_cpus, gpu_slots
 from graders.batch.submissions import BatchError, Submission, digest, discover
 from graders.config import Config
-from graders.results import Record
+from graders.results import Record, student_status
 
 log = logging.getLogger(__name__)
 
@@ -101,5 +102,10 @@ def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs
     log.info("graded %d, skipped %d already graded", len(graded), len(skipped))
 
     records = [r for s in found if (r := read_record(students_dir / s.student)) is not None]
+    for r in records:  # the flags the instructor accepts: the withheld points are given, and recorded
+        accepted = config.accepted_checks(r.student)
+        if accepted != set() and r.grading.accept_flags(accepted):
+            r.status = student_status(r.grading)
+            write_outputs(students_dir / r.student, r)
     outputs.write_class(effective.checks, records, out)
     return BatchReport([r.student for r in graded], skipped, records, out, time.monotonic() - start)

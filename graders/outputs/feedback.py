@@ -21,7 +21,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left}
 td.num,th.num{text-align:right}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
-.passed{color:#17702a}.failed{color:#b35c00}.error,.timeout,.crashed,.grader_error{color:#b00020}
+.passed{color:#17702a}.failed,.flagged{color:#b35c00}.error,.timeout,.crashed,.grader_error{color:#b00020}
 img{max-width:100%;border:1px solid #ddd}
 """
 
@@ -95,11 +95,13 @@ def summary_page(checks, records) -> str:
         body.append(f"<tr><td>{e(name)}</td><td class=\"num\">{points[name]:g}</td>"
                     + "".join(f'<td class="num">{counts[s]}</td>' for s in STATUSES) + "</tr>")
     body += ["</table>", "<h2>Students</h2>",
-             '<table><tr><th>student</th><th class="num">score</th><th>status</th><th class="num">seconds</th></tr>']
+             '<table><tr><th>student</th><th class="num">score</th><th>status</th><th class="num">seconds</th>'
+             '<th>flags</th></tr>']
     for r in records:
         link = e(f"students/{quote(r.student)}/feedback.html")
         body.append(f'<tr><td><a href="{link}">{e(r.student)}</a></td>'
                     f'<td class="num">{r.grading.score:g} / {r.grading.max_score:g}</td>'
-                    f'<td class="{e(r.status)}">{e(r.status)}</td><td class="num">{r.grading.seconds:.1f}</td></tr>')
+                    f'<td class="{e(r.status)}">{e(r.status)}</td><td class="num">{r.grading.seconds:.1f}</td>'
+                    f'<td>{e("; ".join(r.grading.flags))}</td></tr>')
     body.append("</table>")
     return _page(f"{assignment}: class summary", body)

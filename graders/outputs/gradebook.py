@@ -108,7 +108,7 @@ def record(db: str, assignment: str, records: list[Record], *, course: Path | No
                 grade = gb.find_grade(result.name, notebook.name, assignment, rec.student)
                 grade.auto_score = result.points
                 grade.needs_manual_grade = False
-            submission.flagged = rec.status in ("crashed", "grader_error")
+            submission.flagged = rec.status in ("crashed", "grader_error") or bool(rec.grading.flags)
             gb.db.commit()
             if course is not None:
                 solution_cells = {c.name for c in notebook.solution_cells}

@@ -14,12 +14,15 @@ def gradescope(grading: Grading) -> dict:
         output = r.message
         if r.status in ("error", "timeout"):
             output = f"[{r.status}] {output}"
+        elif r.status == "flagged":
+            output = f"[flagged for your instructor's review: {r.withheld:g} points withheld] {output}"
         if r.output:
             output += f"\n\nYour code printed:\n{r.output}"
         tests.append({
             "name": r.name, "score": r.points, "max_score": r.max_points,
             "status": "passed" if r.status == "passed" else "failed",
-            "output": output, "visibility": "visible", "extra_data": {"status": r.status, "seconds": r.seconds},
+            "output": output, "visibility": "visible",
+            "extra_data": {"status": r.status, "seconds": r.seconds, **({"flag": r.flag} if r.flag else {})},
         })
     return {
         "score": grading.score, "max_score": grading.max_score, "execution_time": round(grading.seconds, 3),

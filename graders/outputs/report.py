@@ -19,11 +19,11 @@ def grades_csv(checks: Sequence[Check], records: Sequence[Record]) -> str:
     names = [c.name for c in checks]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", *names, "total", "max", "status", "seconds"])
+    writer.writerow(["student", *names, "total", "max", "status", "seconds", "flags"])
     for r in records:
         points = {c.name: c.points for c in r.grading.results}
         writer.writerow([r.student, *(_num(points.get(n, "")) for n in names), _num(r.grading.score),
-                         _num(r.grading.max_score), r.status, f"{r.grading.seconds:.1f}"])
+                         _num(r.grading.max_score), r.status, f"{r.grading.seconds:.1f}", "; ".join(r.grading.flags)])
     return buffer.getvalue()
 
 
@@ -50,4 +50,9 @@ def summary_text(checks: Sequence[Check], records: Sequence[Record]) -> str:
     points = {c.name: c.points for c in checks}
     for name, counts in failures_per_check(checks, records).items():
         lines.append(f"{name:40} {points[name]:>6g} " + " ".join(f"{counts[s]:>8}" for s in STATUSES))
+    flagged = [r for r in records if r.grading.flags]
+    if flagged:
+        lines += ["", f"FLAGGED for review ({len(flagged)}): points withheld until accepted "
+                  "([flags] accept in the instructor config, docs/instructor.md)"]
+        lines += [f"  {r.student}: {flag}" for r in flagged for flag in r.grading.flags]
     return "\n".join(lines) + "\n"

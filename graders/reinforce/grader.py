@@ -21,9 +21,12 @@ FALSE_FAIL = 1e-6  # of the chi-squared test of sample_actions (exact: the p-val
 DEFAULTS = {
     "seeds": [0, 1],
     "eval_episodes": 100,
-    "evaluation_seconds": 60,  # of each training check's time, kept for the evaluation
-    "min_plausible_steps": 5000,  # a pass after fewer served steps is flagged for the instructor
-    "thresholds": {"mean_return": 490.0},
+    "evaluation_seconds": 60,
+    # Learning the grader must see (graders/rl/certify.py): the mean of the first start_episodes served
+    # episodes at most thresholds.untrained_start, the best learning_window of them at least learning_seen.
+    "start_episodes": 10,
+    "learning_window": 10,
+    "thresholds": {"mean_return": 490.0, "untrained_start": 100.0, "learning_seen": 400.0},
 }
 TRAINING_TIMEOUT = {"cpu": 300, "cuda": 300}
 LOSS_HINT = ("the loss is the mean over the batch of -G_t * log pi(a_t|s_t), where log pi(a_t|s_t) is "

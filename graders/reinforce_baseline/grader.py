@@ -24,9 +24,13 @@ DEFAULTS = {
     "episode_budget": 200,
     "eval_episodes": 100,
     "evaluation_seconds": 60,
-    "min_plausible_steps": 5000,
+    # Learning the grader must see (graders/rl/certify.py): the mean of the first start_episodes served
+    # episodes at most thresholds.untrained_start, the best learning_window of them at least learning_seen.
+    "start_episodes": 10,
+    "learning_window": 10,
     "variance_batches": 200,
-    "thresholds": {"mean_return": 475.0, "max_variance_ratio": 0.5},
+    "thresholds": {"mean_return": 475.0, "max_variance_ratio": 0.5, "untrained_start": 100.0,
+                   "learning_seen": 250.0},
 }
 TRAINING_TIMEOUT = {"cpu": 300, "cuda": 300}
 ADVANTAGE_HINT = "A_t = G_t - v(s_t): the return minus the baseline, with the baseline detached (values.detach())"

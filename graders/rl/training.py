@@ -1,9 +1,10 @@
 """The training check both REINFORCE graders run once per seed (grader side, trusted).
 
 train on environments the grader serves -> record the learning curve -> evaluate the
-returned policy in the grader's own environments -> compare with the threshold.
-Every number that decides the grade is measured here: the episode returns and counts
-by `CartPoleServer`, the evaluation returns by `evaluate`.
+returned policy in the grader's own environments -> compare with the threshold -> check
+that the recorded curve shows the learning (certify.py). Every number that decides the
+grade is measured here: the episode returns and counts by `CartPoleServer`, the
+evaluation returns by `evaluate`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import time
 
 import numpy as np
 
-from graders.checks import CheckFailed, expect
+from graders.checks import CheckFailed, CheckFlagged, expect
+from graders.rl.certify import learning_figures, learning_flags
 from graders.rl.evaluation import evaluate
 from graders.rl.plots import plot_learning_curve
 from graders.rl.server import CartPoleServer
@@ -27,16 +29,22 @@ def _seed(ctx, index: int) -> int:
     return int(seeds[index])
 
 
-def _flags(ctx, server: CartPoleServer, report: dict, passed: bool) -> None:
-    """Notes for the instructor about environments the submission may have built itself."""
-    own = report.get("own_env", {}) if isinstance(report, dict) else {}
-    own = {k: v for k, v in own.items() if isinstance(v, int) and v > 0}
-    if own:
-        ctx.note("FLAG for the instructor: the submission used gymnasium environments of its own during training "
-                 f"({', '.join(f'{k}: {v}' for k, v in sorted(own.items()))}); it should train only on make_envs().")
-    if passed and server.steps < ctx.option("min_plausible_steps"):
-        ctx.note(f"FLAG for the instructor: the policy passed after only {server.steps} environment steps served by "
-                 "the grader; learning CartPole takes far more. Did it train on a simulator of its own?")
+def _certify(ctx, server: CartPoleServer, label: str) -> None:
+    """Withhold the points, with a FLAG, unless the grader saw the learning (graders/rl/certify.py)."""
+    returns = server.episode_returns
+    start_episodes, window = int(ctx.option("start_episodes")), int(ctx.option("learning_window"))
+    if len(returns) >= max(start_episodes, window):
+        start, best = learning_figures(returns, start_episodes=start_episodes, window=window)
+        ctx.note(f"{label}: the first {start_episodes} served episodes averaged {start:.1f}; the best {window} "
+                 f"in a row {best:.1f}")
+    flags = learning_flags(returns, start_episodes=start_episodes, start_limit=float(ctx.threshold("untrained_start")),
+                           window=window, reach=float(ctx.threshold("learning_seen")),
+                           shown=(ctx.shown_threshold("untrained_start"), ctx.shown_threshold("learning_seen")))
+    if flags:
+        raise CheckFlagged(f"{label}: " + "; ".join(flags),
+                           f"{label}: the policy passes the evaluation, but the grader did not see it learn: "
+                           + "; ".join(flags) + ". Train only on make_envs(), from a fresh policy; your instructor "
+                           "reviews flagged rows")
 
 
 def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: str,
@@ -53,7 +61,7 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
     eval_returns = None
     try:
         start = time.monotonic()
-        report = worker.call("train", ctx.worker_seed(f"train {index}"), round(call_s - TRAIN_MARGIN_S, 1), ctx.device,
+        worker.call("train", ctx.worker_seed(f"train {index}"), round(call_s - TRAIN_MARGIN_S, 1), ctx.device,
                              timeout=call_s,
                              callbacks=server.callbacks())
         ctx.note(f"{label}: train() took {time.monotonic() - start:.1f} s")
@@ -61,12 +69,12 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
                                 timeout=max(ctx.time_left(), 1.0))
         mean, std = float(np.mean(eval_returns)), float(np.std(eval_returns))
         passed = mean >= threshold
-        _flags(ctx, server, report, passed)
         ctx.note(f"{label}: evaluation mean return {mean:.1f} +- {std:.1f} over {len(eval_returns)} episodes "
                  f"of the grader's (threshold {shown})")
         expect(passed, f"{label}: the trained policy's mean return is {mean:.1f}, below the threshold "
                f"{shown}", hint="look at the learning curve in your feedback; tune the hyperparameters, and "
                "make sure train() stops only when the policy is good (or its time is up)")
+        _certify(ctx, server, label)
     finally:
         ctx.note(server.summary())
         path = ctx.artifact(f"learning_curve_seed{index + 1}.png")

@@ -5,11 +5,8 @@
   the `act` calls of the grader's evaluation.
 - `loss_gradient` and `sample_with_weights` run the submission's functions on the
   grader's own network, built from the weights the grader sent.
-- At import (before the submission is imported) gymnasium's `make`, `make_vec` and
-  the CartPole step functions are wrapped to count environments the submission builds
-  itself; `train` reports the counts and the grader flags them. A submission that
-  writes its own simulator escapes this, which is why the grader also compares the
-  steps it served with what learning CartPole takes.
+- Nothing counted here decides anything: the grader judges training from the episodes it
+  served itself (graders/rl/certify.py).
 """
 
 from __future__ import annotations
@@ -24,28 +21,6 @@ from graders_worker.rl.served_env import ServedVectorEnv
 from graders_worker.torch_utils import gradients, scalar_loss, torch_mlp
 
 _state: dict = {"policy": None}
-own_env = {"make": 0, "make_vec": 0, "steps": 0}
-
-
-def _wrap_gymnasium() -> None:
-    import gymnasium
-    from gymnasium.envs.classic_control import cartpole
-
-    def counted(fn, key):
-        def wrapper(*args, **kwargs):
-            own_env[key] += 1
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    gymnasium.make = counted(gymnasium.make, "make")
-    gymnasium.make_vec = counted(gymnasium.make_vec, "make_vec")
-    for cls in (cartpole.CartPoleEnv, getattr(cartpole, "CartPoleVectorEnv", None)):
-        if cls is not None:
-            cls.step = counted(cls.step, "steps")
-
-
-_wrap_gymnasium()
 
 
 def _seed_everything(seed: int) -> None:
@@ -69,7 +44,6 @@ def train(submission, seed: int, time_budget_s: float, device: str) -> dict:
 
     import torch._dynamo  # noqa: F401 - the first torch optimizer imports it (about 1 s): not the submission's time
 
-    before = dict(own_env)
     _seed_everything(seed)
     start, cpu = time.monotonic(), time.process_time()
     policy = submission.train(make_envs, seed=seed, time_budget_s=time_budget_s, device=device)
@@ -79,7 +53,7 @@ def train(submission, seed: int, time_budget_s: float, device: str) -> dict:
     if isinstance(policy, torch.nn.Module):
         policy.eval()
     _state["policy"] = policy
-    return {"seconds": seconds, "cpu_seconds": cpu, "own_env": {k: own_env[k] - before[k] for k in own_env}}
+    return {"seconds": seconds, "cpu_seconds": cpu}
 
 
 def act(submission, observations: np.ndarray):
