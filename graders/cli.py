@@ -175,8 +175,9 @@ def _batch(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return USAGE_ERROR
         print(f"gradebook: wrote {len(written.recorded)} students into {db}")
-        for student, problem in written.problems.items():
-            print(f"gradebook: {printable(student)} NEEDS REVIEW (flagged): {problem}")
+        if written.problems:
+            print(f"gradebook: {len(written.problems)} students NEED REVIEW (flagged in formgrader; why: the "
+                  f"errors above): {printable(', '.join(written.problems))}")
         review |= bool(written.problems)
     if any(r.status in ("crashed", "grader_error") for r in report.records):
         return USAGE_ERROR

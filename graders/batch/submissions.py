@@ -101,10 +101,17 @@ def _kind(mode: int) -> str:
     return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "link" if stat.S_ISLNK(mode) else "other"
 
 
-def _entries(folder: Path) -> dict[str, str]:
-    """{name: dir | file | link | other} of a folder's visible entries, links not followed."""
+def _entries(folder: Path | int, hidden: bool = False) -> dict[str, str]:
+    """{name: dir | file | link | other} of a folder's entries (not hidden ones unless asked), links not followed."""
+    found = {}
     with os.scandir(folder) as it:
-        return {e.name: _kind(e.stat(follow_symlinks=False).st_mode) for e in it if not e.name.startswith((".", "_"))}
+        for e in it:
+            if hidden or not e.name.startswith((".", "_")):
+                try:
+                    found[e.name] = _kind(e.stat(follow_symlinks=False).st_mode)
+                except FileNotFoundError:  # gone since it was listed
+                    pass
+    return found
 
 
 def _kind_at(folder: Path, name: str) -> str | None:
@@ -177,9 +184,10 @@ def choose_layout(folder: Path, assignment: str, entries: dict[str, str]) -> str
     dirs = [n for n, kind in entries.items() if kind == "dir"]
     files = [n for n, kind in entries.items() if kind in ("file", "other")]
     shaped = [n for n in dirs if _kind_at(folder / n, assignment) == "dir"]
-    if not shaped and not (folder.name == NBGRADER_FOLDER and dirs and not files):
+    named = folder.resolve().name == NBGRADER_FOLDER
+    if not shaped and not (named and dirs and not files):
         return "flat"
-    if dirs and not files and (folder.name == NBGRADER_FOLDER or len(shaped) == len(dirs)):
+    if dirs and not files and (named or len(shaped) == len(dirs)):
         return "nbgrader"
     others = [f"{shown(n)} (a file)" for n in files[:3]] + [
         f"{shown(n)}/ (no {assignment}/ inside)" for n in dirs if n not in shaped][:3]
@@ -282,8 +290,7 @@ def _in_folder(folder: Path, assignment: str, student: str, parts: tuple[str, ..
     try:
         fd = _open_dir(folder, parts)
         try:
-            with os.scandir(fd) as it:
-                inside = {e.name: _kind(e.stat(follow_symlinks=False).st_mode) for e in it}
+            inside = _entries(fd, hidden=True)
         finally:
             os.close(fd)
     except OSError as exc:
