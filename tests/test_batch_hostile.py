@@ -233,6 +233,8 @@ def test_crashed_rows_are_graded_again_on_resume(tmp_path, config):
     assert records.read_record(tmp_path / "out" / "students" / "alice").status == "error"
     again = batch.run_batch("bandits", subs, tmp_path / "out", device="cpu", config_path=config)
     assert again.graded == [] and again.skipped == ["alice"]
+    shutil.rmtree(tmp_path / "out" / "students" / "alice" / "submission")  # results of a version without the copy
+    assert batch.run_batch("bandits", subs, tmp_path / "out", device="cpu", config_path=config).graded == ["alice"]
 
 
 @pytest.mark.parametrize("bad", ["[bandit]\nseeds = [1]\n", "[bandits.checks.testbed_ucbb]\npoints = 1\n",

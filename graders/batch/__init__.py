@@ -23,8 +23,9 @@ The results folder, written as the batch goes:
     grades.csv, summary.txt, summary.png, index.html   rewritten at the end of every run
 
 A re-run skips every student whose `grading.json` matches the submission's current
-digest (unless it says `crashed`), so a batch killed at any moment (even with SIGKILL)
-resumes where it was; `regrade=True` grades everyone again.
+digest (unless it says `crashed`, or lacks the copy of the file graded, as results of
+an older version do), so a batch killed at any moment (even with SIGKILL) resumes
+where it was; `regrade=True` grades everyone again.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graders import outputs
-from graders.batch.records import crashed_record, read_record, refused_record, write_outputs, write_snapshot
+from graders.batch.records import crashed_record, read_record, refused_record, snapshot_file, write_outputs, write_snapshot
 from graders.batch.scheduler import Job, Progress, Scheduler, available_cpus, gpu_slots
 from graders.batch.submissions import LAYOUTS, BatchError, Submission, discover, read_file
 from graders.config import Config
@@ -100,7 +101,7 @@ def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs
             continue
         old = read_record(students_dir / s.student)
         if (not regrade and old is not None and old.sha256 == s.sha256 and old.grading.assignment == assignment
-                and old.status != "crashed"):
+                and old.status != "crashed" and snapshot_file(students_dir / s.student) is not None):
             skipped.append(s.student)
         else:
             pending.append((s, s.sha256))
