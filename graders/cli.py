@@ -3,8 +3,10 @@
 Exit codes: 0 when the command did its job; 1 when `validate` found a reference
 without full marks or a template with points; 2 when grading itself could not be
 done (bad arguments, unreadable config, an internal grader error; for `batch`, a
-student whose grading process crashed or overran: see their row); 3 (`batch`) when
-every student was graded but some rows are flagged for review (summary.txt lists them).
+layout it cannot tell, or a student whose grading process crashed or overran: see
+their row); 3 (`batch`) when the class was graded but some entries of the submissions
+folder were not graded or some rows are flagged for review (listed in summary.txt and on the
+class page; gradebook problems are printed); 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from graders.config import Config, ConfigError
 from graders.contract import GraderContractError
 from graders.files import atomic_write
 from graders.outputs import gradescope
-from graders.outputs.table import table
+from graders.outputs.table import printable, table
 from graders.paths import REPO_ROOT
 from graders.results import Record, student_status
 from graders.runner import DeviceError, grade
@@ -64,9 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--gpu-jobs", type=int, default=1, metavar="N",
                    help="gradings sharing each GPU when the device is CUDA (default 1)")
     b.add_argument("--regrade", action="store_true", help="grade everyone again, even students already graded")
+    b.add_argument("--layout", choices=["auto", "flat", "nbgrader"], default="auto",
+                   help="flat: a file or folder per student; nbgrader: submitted/<student>/ASSIGNMENT/; auto "
+                   "(default): nbgrader only when the whole folder has its shape, flat when nothing has it, "
+                   "else stop and ask")
     b.add_argument("--gradebook", metavar="DB",
                    help="nbgrader gradebook (path or SQLAlchemy URL) to write the scores into; default with "
                    "the nbgrader layout: COURSE/gradebook.db when it exists")
+    b.epilog = ("exit status: 0 every entry graded; 2 bad arguments or config, a layout it cannot tell, or some row "
+                "crashed/grader_error; 3 graded, but some entries were not graded or some rows need review "
+                "(see summary.txt); 130 interrupted (run it again to resume)")
     _device_and_config(b)
 
     n = sub.add_parser("nbgrader-source", help="write an assignment's nbgrader source notebook into a course folder")
@@ -141,29 +150,39 @@ def _batch(args) -> int:
     try:
         report = batch.run_batch(args.assignment, args.submissions, args.out, jobs=args.jobs, device=args.device,
                                  config_path=args.config, regrade=args.regrade, gpu_jobs=args.gpu_jobs,
-                                 progress=sys.stderr)
+                                 layout=args.layout, progress=sys.stderr)
     except batch.BatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted: the students graded so far are kept; run the same command again to resume",
               file=sys.stderr)
         return 130
-    print(f"graded {len(report.graded)}, skipped {len(report.skipped)} already graded, in {report.seconds:.1f} s")
-    print((args.out / "summary.txt").read_text(), end="")
+    print(f"graded {len(report.graded)}, skipped {len(report.skipped)} already graded, in {report.seconds:.1f} s "
+          f"({report.layout} layout)")
+    print(printable((args.out / "summary.txt").read_text(encoding="utf-8", errors="replace")), end="")
     print(f"grades: {args.out / 'grades.csv'}; class page: {args.out / 'index.html'}")
-    db = args.gradebook or gradebook.default_gradebook(args.submissions, args.assignment)
+    review = bool(report.not_graded)
+    nbgrader = report.layout == "nbgrader"
+    db = args.gradebook or (gradebook.default_gradebook(args.submissions) if nbgrader else None)
     if db:
         try:
-            written = gradebook.record(db, args.assignment, report.records,
-                                       course=gradebook.course_of(args.submissions))
+            written = gradebook.record(db, args.assignment, report.records, results=args.out,
+                                       submitted=args.submissions if nbgrader else None,
+                                       course=gradebook.course_of(args.submissions) if nbgrader else None,
+                                       review=set(report.refused))
         except gradebook.GradebookError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return USAGE_ERROR
-        print(f"gradebook: wrote {written} students into {db}")
+        print(f"gradebook: wrote {len(written.recorded)} students into {db}")
+        if written.problems:
+            print(f"gradebook: {len(written.problems)} students NEED REVIEW (flagged in formgrader; why: the "
+                  f"errors above): {printable(', '.join(written.problems))}")
+        review |= bool(written.problems)
     if any(r.status in ("crashed", "grader_error") for r in report.records):
         return USAGE_ERROR
-    return NEEDS_REVIEW if any(r.grading.flags for r in report.records) else 0
+    review |= any(r.grading.flags for r in report.records)
+    return NEEDS_REVIEW if review else 0
 
 
 def _nbgrader_source(args) -> int:

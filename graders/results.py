@@ -62,6 +62,14 @@ class Grading:
         return {**asdict(self), "score": self.score, "max_score": self.max_score, "flags": self.flags}
 
 
+@dataclass(frozen=True)
+class NotGraded:
+    """An entry of a class's submissions folder that the batch did not grade, and why."""
+
+    entry: str  # its name as found, escaped where it is not printable UTF-8
+    reason: str
+
+
 STUDENT_STATUSES = ("passed", *STATUSES[1:], "crashed", "grader_error")  # best to worst
 
 

@@ -1,4 +1,8 @@
-"""Batch grading: layouts, outputs, isolation of bad submissions, resuming after kill -9."""
+"""Batch grading: layouts, outputs, isolation of bad submissions, resuming after kill -9.
+
+Every test that grades runs in both isolation modes (the `fast_config` fixture sets
+`[limits] isolation`, as tests/test_hostile.py does); hostile folders: test_batch_hostile.py.
+"""
 
 from __future__ import annotations
 
@@ -39,12 +43,24 @@ import_seconds = 4
 memory_mb = 2048
 """
 MAX_SCORE = 20
+MODES = ("bubblewrap", "process")
 
 
-@pytest.fixture
-def fast_config(tmp_path) -> Path:
+def config_in_mode(mode: str, text: str = FAST_CONFIG) -> str:
+    """`text` with the worker's isolation forced to `mode` (skips the test where bubblewrap does not work)."""
+    from graders.sandbox import isolation
+
+    try:
+        isolation.plan(mode)
+    except isolation.IsolationUnavailable as exc:
+        pytest.skip(f"bubblewrap does not work here: {exc}")
+    return text.replace("[limits]\n", f'[limits]\nisolation = "{mode}"\n')
+
+
+@pytest.fixture(params=MODES)
+def fast_config(tmp_path, request) -> Path:
     path = tmp_path / "config.toml"
-    path.write_text(FAST_CONFIG)
+    path.write_text(config_in_mode(request.param))
     return path
 
 
@@ -60,24 +76,40 @@ def test_discover_flat_layout(tmp_path):
     (tmp_path / "notes.txt").write_text("not a submission")
     (tmp_path / ".DS_Store").write_text("")
     found = submissions.discover(tmp_path, "bandits")
-    assert [(s.student, s.path.name) for s in found] == [("alice", "alice.py"), ("bob", "bob")]
+    assert found.layout == "flat"
+    assert [(s.student, s.path) for s in found.submissions] == [("alice", tmp_path / "alice.py"),
+                                                               ("bob", tmp_path / "bob" / "bandits.ipynb")]
+    assert [(n.entry, n.reason) for n in found.not_graded] == [("notes.txt", "not a .py or .ipynb file, nor a folder")]
 
 
 def test_discover_nbgrader_layout(tmp_path):
-    for student in ("alice", "bob"):
-        (tmp_path / student / "bandits").mkdir(parents=True)
-        (tmp_path / student / "bandits" / "bandits.ipynb").write_text("{}")
-    (tmp_path / "carol" / "other_assignment").mkdir(parents=True)  # did not submit this one
-    found = submissions.discover(tmp_path, "bandits")
-    assert [(s.student, s.path) for s in found] == [("alice", tmp_path / "alice" / "bandits"),
-                                                   ("bob", tmp_path / "bob" / "bandits")]
+    for name in ("course", "submitted"):
+        folder = tmp_path / name
+        for student in ("alice", "bob"):
+            (folder / student / "bandits").mkdir(parents=True)
+            (folder / student / "bandits" / "bandits.ipynb").write_text("{}")
+        (folder / "carol" / "other_assignment").mkdir(parents=True)  # did not submit this one
+    with pytest.raises(batch.BatchError, match="--layout"):  # carol's folder does not have the shape...
+        submissions.discover(tmp_path / "course", "bandits")
+    assert submissions.discover(tmp_path / "submitted", "bandits").layout == "nbgrader"  # ...unless named so
+    for found in (submissions.discover(tmp_path / "course", "bandits", layout="nbgrader"),
+                  submissions.discover(tmp_path / "submitted", "bandits")):
+        root = found.submissions[0].root
+        assert found.layout == "nbgrader"
+        assert [(s.student, s.path) for s in found.submissions] == [
+            ("alice", root / "alice" / "bandits" / "bandits.ipynb"), ("bob", root / "bob" / "bandits" / "bandits.ipynb")]
+        assert [(n.entry, n.reason) for n in found.not_graded] == [
+            ("carol", "has no bandits/ folder: did not submit bandits")]
 
 
-def test_discover_refuses_two_submissions_of_one_student(tmp_path):
+def test_two_submissions_of_one_student_give_them_a_row_that_says_so(tmp_path):
     (tmp_path / "alice.py").write_text("")
     (tmp_path / "alice.ipynb").write_text("{}")
-    with pytest.raises(batch.BatchError, match="alice"):
-        submissions.discover(tmp_path, "bandits")
+    (tmp_path / "bob.py").write_text("")
+    found = submissions.discover(tmp_path, "bandits")
+    assert [(s.student, s.problem) for s in found.submissions] == [
+        ("alice", "two submissions for one student: alice.ipynb and alice.py"), ("bob", "")]
+    assert [(n.entry, n.reason) for n in found.not_graded] == [("alice", found.submissions[0].problem)]
 
 
 def test_batch_outputs_and_bad_submissions_stay_in_their_row(tmp_path, fast_config, capsys):
@@ -112,7 +144,7 @@ def test_batch_outputs_and_bad_submissions_stay_in_their_row(tmp_path, fast_conf
     assert "alice" in (out / "index.html").read_text()
     assert (out / "summary.png").read_bytes().startswith(b"\x89PNG")
     summary = (out / "summary.txt").read_text()
-    assert "5 students graded" in summary and "testbed_ucb" in summary
+    assert summary.startswith("5 students\n") and "testbed_ucb" in summary and "NOT GRADED" not in summary
     assert "graded 5, skipped 0" in capsys.readouterr().out
 
 
@@ -176,12 +208,12 @@ def _scheduler(tmp_path, limit: float, config: str | None):
         return scheduler.Job("bandits", s.student, str(s.path), str(student_dir), sha, "cpu", config, gpu)
 
     def crashed(s, sha, reason, seconds):
-        record = records.crashed_record(s.student, sha, checks, "bandits", s.path, "cpu", reason, seconds)
+        record = records.crashed_record(s.student, sha, checks, "bandits", str(s.path), "cpu", reason, seconds)
         records.write_outputs(student_dir, record)
         return record
 
     runner = scheduler.Scheduler(job_for, limit, [None], crashed, scheduler.Progress(1), None, ["graders.batch"])
-    return runner.run([(submissions.Submission("alice", submission), "sha")]), student_dir
+    return runner.run([(submissions.Submission("alice", tmp_path, ("alice.py",)), "sha")]), student_dir
 
 
 def test_grading_process_that_dies_gets_a_crashed_row(tmp_path):

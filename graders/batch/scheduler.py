@@ -27,6 +27,7 @@ from pathlib import Path
 from graders.batch.records import read_record, write_outputs
 from graders.batch.submissions import BatchError, Submission
 from graders.config import Config
+from graders.outputs.table import printable
 from graders.results import Record, student_status
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,13 @@ log = logging.getLogger(__name__)
 class Job:
     assignment: str
     student: str
-    submission: str
+    submission: str  # the copy to grade (graders.batch.records.write_snapshot)
     student_dir: str
     sha256: str
     device: str
     config_text: str | None  # the instructor TOML itself: it travels with the job
     gpu: int | None = None
+    source: str = ""  # the submission as found in the class's folder, for the record
 
 
 def _die_with_parent() -> None:
@@ -74,6 +76,7 @@ def grade_one(job: Job) -> None:
     shutil.rmtree(artifacts, ignore_errors=True)  # a regrade must not show the old plots
     config = Config.parse(job.config_text, "the instructor config") if job.config_text else Config()
     grading = grade(job.assignment, job.submission, device=job.device, config=config, artifacts_dir=artifacts)
+    grading.submission = job.source or job.submission
     write_outputs(student_dir, Record(job.student, job.sha256, student_status(grading), grading))
 
 
@@ -97,7 +100,7 @@ class Progress:
         width = 30
         bar = "#" * round(width * self.done / self.total)
         line = (f"[{bar:{width}}] {self.done}/{self.total}  {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
-                f"  ({running} running, {self.problems} with errors)  last: {record.student} "
+                f"  ({running} running, {self.problems} with errors)  last: {printable(record.student)} "
                 f"{record.grading.score:g}/{record.grading.max_score:g} {record.status}")
         if self.stream.isatty():
             self.stream.write("\r\x1b[2K" + line + ("\n" if self.done == self.total else ""))
@@ -172,6 +175,9 @@ class Scheduler:
         began = time.monotonic()
         try:
             record, reason = self._supervise(self.job_for(s, sha, slot))
+        except Exception as exc:  # e.g. this student's results cannot be written: their row says so, the rest go on
+            log.exception("%s: the grading could not be run", s.student)
+            record, reason = None, f"the batch could not run it ({type(exc).__name__}: {exc})"
         finally:
             self.slots.put(slot)
         if self.stopping.is_set():

@@ -83,11 +83,18 @@ def histogram_png(checks, records) -> bytes:
     return save_png(fig)
 
 
-def summary_page(checks, records) -> str:
-    """The class page: histogram, failures per check, a row per student linking to their page."""
+def summary_page(checks, records, not_graded=()) -> str:
+    """The class page: what was not graded, histogram, failures per check, a row per student linking to their page."""
     e = html.escape
     assignment = records[0].grading.assignment if records else ""
-    body = [f"<h1>{e(assignment)}: {len(records)} students</h1>", '<img alt="score histogram" src="summary.png">',
+    body = [f"<h1>{e(assignment)}: {len(records)} students</h1>"]
+    if not_graded:
+        body += [f'<h2 class="error">Not graded: {len(not_graded)} entries</h2>',
+                 "<p>These entries of the submissions folder were not graded; fix them and run the batch again.</p>",
+                 "<table><tr><th>entry</th><th>why</th></tr>"]
+        body += [f"<tr><td>{e(n.entry)}</td><td>{e(n.reason)}</td></tr>" for n in not_graded]
+        body.append("</table>")
+    body += ['<img alt="score histogram" src="summary.png">',
             "<h2>Failures per check</h2>", "<table><tr><th>check</th><th class=\"num\">points</th>"
             + "".join(f'<th class="num">{s}</th>' for s in STATUSES) + "</tr>"]
     points = {c.name: c.points for c in checks}
