@@ -6,6 +6,10 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 
 STATUSES = ("passed", "failed", "error", "timeout")
+# A check a student kit cannot run (it needs the instructor's grader): zero points, not a failure.
+# Only `python -m graders release` kits produce it; an official grading never does.
+SKIPPED = "skipped"
+METRIC_ORDERS = ("asc", "desc")  # asc: lower is better (a loss); desc: higher is better (a return)
 
 
 @dataclass
@@ -18,6 +22,9 @@ class CheckResult:
     seconds: float = 0.0
     output: str = ""  # what the submission printed during this check
     kind: str = "unit"
+    # numbers the check measured and published (ctx.metric): {name: {"value": float, "order": "asc"|"desc"}},
+    # e.g. for a leaderboard; never parsed from messages
+    metrics: dict = field(default_factory=dict)
 
 
 @dataclass
