@@ -43,7 +43,8 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
                        episode_budget: int | None = None) -> None:
     seed = _seed(ctx, index)  # stays in the grader: the worker and the feedback see only "seed #N"
     label = f"seed #{index + 1}"
-    server = CartPoleServer(seed, episode_budget=episode_budget)
+    server = CartPoleServer(seed, episode_budget=episode_budget,
+                            on_episode=lambda n, ret: ctx.progress(f"{label}: episode {n}, return {ret:g}"))
     evaluation_s = float(ctx.option("evaluation_seconds"))
     call_s = ctx.time_left() - evaluation_s
     expect(call_s > TRAIN_MARGIN_S, f"the check's time limit leaves no time to train after reserving "
