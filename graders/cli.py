@@ -108,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--out", type=Path, required=True, metavar="ZIP", help="e.g. autograder.zip")
     z.add_argument("--torch-index", default=None, metavar="URL",
                    help="pip index for torch in setup.sh (default: the CPU wheels; Gradescope has no GPU)")
+    z.add_argument("--hidden", default="", metavar="CHECK,...",
+                   help="checks whose results students see only after the due date")
+    z.add_argument("--stdout-visibility", default="hidden", choices=["hidden", "visible", "after_due_date",
+                                                                     "after_published"],
+                   help="who sees the autograder's own output (default hidden)")
+    z.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="the assignment's autograder timeout on Gradescope (default 2400); gradings end before it")
     return parser
 
 
@@ -223,9 +230,19 @@ def _release(args) -> int:
 def _gradescope(args) -> int:
     from graders.release import gradescope as autograder
 
-    Config.load(args.config).effective(args.assignment)  # a bad config stops here
-    out = autograder.build(args.assignment, args.out, config=args.config, torch_index=args.torch_index)
-    print(f"wrote {out}: upload it as the assignment's autograder (Configure Autograder > Zip file upload)")
+    effective = Config.load(args.config).effective(args.assignment)  # a bad config stops here
+    timeout = args.timeout or autograder.GRADESCOPE_TIMEOUT_S
+    try:
+        out = autograder.build(args.assignment, args.out, config=args.config, torch_index=args.torch_index,
+                               hidden=tuple(filter(None, args.hidden.split(","))),
+                               stdout_visibility=args.stdout_visibility, timeout_s=timeout)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    worst = effective.total_seconds("cpu") + autograder.STARTUP_MARGIN_S
+    print(f"wrote {out}: upload it as the assignment's autograder (Configure Autograder > Zip file upload).\n"
+          f"Set its autograder timeout to {timeout / 60:.0f} minutes or more (the gradings stop "
+          f"{autograder.STARTUP_MARGIN_S} s before); the slowest grading here takes up to {worst / 60:.0f} minutes.")
     return 0
 
 

@@ -64,9 +64,9 @@ def _imported(name: str, path: Path) -> set[str]:
             and (module_file(m) is not None or REPO_ROOT.joinpath(*m.split(".")).is_dir())}
 
 
-def engine_modules(assignment: str, stand_ins: set[str]) -> set[str]:
-    """Every `graders` module the kit's entry points need; stand-ins are not followed into."""
-    todo = [*ENTRY_POINTS, f"graders.{assignment}.grader"]
+def engine_modules(assignment: str, stand_ins: set[str], entry_points: tuple[str, ...] = ENTRY_POINTS) -> set[str]:
+    """Every `graders` module the entry points need; stand-ins are not followed into."""
+    todo = [*entry_points, f"graders.{assignment}.grader"]
     seen: set[str] = set()
     while todo:
         name = todo.pop()
