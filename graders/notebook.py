@@ -74,6 +74,9 @@ def check(assignment: str, path: str | Path | None = None, *, device: str = "aut
     """Grade the saved notebook (or `path`) with the public checks and show the result here."""
     from graders.runner import grade
 
+    if os.environ.get("NBGRADER_EXECUTION"):  # nbgrader's Validate or autograde runs every cell: not here
+        print("check() does nothing under nbgrader; run this cell in Jupyter to check your work")
+        return
     file = Path(path) if path is not None else notebook_path(assignment)
     saved = f"as saved at {time.strftime('%H:%M:%S', time.localtime(file.stat().st_mtime))}"
     print(f"Grading {file.name} {saved} (save first to grade your latest changes); this can take minutes...",
