@@ -61,6 +61,7 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
                                 timeout=max(ctx.time_left(), 1.0))
         mean, std = float(np.mean(eval_returns)), float(np.std(eval_returns))
         passed = mean >= threshold
+        ctx.metric(f"mean return, {label}", mean)  # Gradescope's leaderboard
         _flags(ctx, server, report, passed)
         ctx.note(f"{label}: evaluation mean return {mean:.1f} +- {std:.1f} over {len(eval_returns)} episodes "
                  f"of the grader's (threshold {threshold:g})")
