@@ -7,6 +7,10 @@ from dataclasses import asdict, dataclass, field, fields
 
 # flagged: the check's own test passed, but the grader withheld its points for the instructor to review
 STATUSES = ("passed", "failed", "flagged", "error", "timeout")
+# A check a student kit cannot run (it needs the instructor's grader): zero points, not a failure.
+# Only `python -m graders release` kits produce it; an official grading never does.
+SKIPPED = "skipped"
+METRIC_ORDERS = ("asc", "desc")  # asc: lower is better (a loss); desc: higher is better (a return)
 
 
 @dataclass
@@ -22,6 +26,9 @@ class CheckResult:
     flag: str = ""  # why the points were withheld (status flagged); an instructor may accept it
     withheld: float = 0.0  # the points an accepted flag restores
     accepted: bool = False  # the instructor accepted the flag: the points are given
+    # numbers the check measured and published (ctx.metric): {name: {"value": float, "order": "asc"|"desc"}},
+    # e.g. for a leaderboard; never parsed from messages
+    metrics: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -18,7 +18,9 @@ from graders import assignments
 from graders.checks import Check, CheckFailed, CheckFlagged
 from graders.config import Config, Effective
 from graders.contract import FIXTURES, CheckWorker, Context
-from graders.results import CheckResult, Grading
+from graders.progress import Listener
+from graders.release.replay import NeedsInstructorGrader, skipped_in_kit
+from graders.results import SKIPPED, CheckResult, Grading
 from graders.sandbox import Worker, WorkerError
 from graders.submission import SubmissionFormatError, load
 
@@ -48,7 +50,7 @@ def resolve_device(device: str) -> str:
 def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float,
                spawn: Callable[[], Worker]) -> CheckResult:
     result = CheckResult(check.name, 0.0, check.points, "passed", kind=check.kind)
-    ctx.notes = []
+    ctx.notes, ctx.metrics = [], {}
     printed_before = len(worker.output)
     if time.monotonic() >= total_deadline:
         result.status, result.message = "timeout", "not run: the grading's total time limit was reached"
@@ -61,6 +63,8 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         return result
     start = time.monotonic()
     ctx.deadline = min(start + check.timeout_for(ctx.device), total_deadline)
+    if ctx.listener:
+        ctx.listener.check_started(check, ctx.deadline - start)
     fresh: list[Worker] = []
 
     def fresh_worker() -> CheckWorker:
@@ -85,6 +89,8 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         result.status, result.message = "failed", str(exc) or "assertion failed"
     except WorkerError as exc:
         result.status, result.message = exc.status, str(exc)
+    except NeedsInstructorGrader as exc:  # only in a student kit (graders/release)
+        result.status, result.message = SKIPPED, str(exc)
     except Exception:  # a bug of the grader: say so, and keep grading
         log.exception("internal error in check %s", check.name)
         result.status = "error"
@@ -97,18 +103,34 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
     result.seconds = round(time.monotonic() - start, 3)
     result.message = "\n".join([m for m in [result.message, *ctx.notes] if m])
     result.output = worker.output[printed_before:] + "".join(other.output for other in fresh)
+    result.metrics = dict(ctx.metrics)
     return result
 
 
 def grade(assignment: str | Effective, submission: str | Path, *, device: str = "auto", config: Config | None = None,
-          artifacts_dir: str | Path | None = None) -> Grading:
-    """Grade one submission of one assignment (a name, or an assignment as a config grades it)."""
+          artifacts_dir: str | Path | None = None, listener: Listener | None = None) -> Grading:
+    """Grade one submission of one assignment (a name, or an assignment as a config grades it).
+
+    `listener` (graders.progress) is told what happens as it happens, for a progress display.
+    """
     effective = assignment if isinstance(assignment, Effective) else (config or Config()).effective(assignment)
+    listener = listener or Listener()
+    grading = None
+    try:
+        listener.grading_started(effective.name, effective.checks, effective.total_seconds(resolve_device(device)))
+        grading = _grade(effective, submission, device, artifacts_dir, listener)
+    finally:
+        listener.grading_finished(grading)
+    return grading
+
+
+def _grade(effective: Effective, submission: str | Path, device: str, artifacts_dir: str | Path | None,
+           listener: Listener) -> Grading:
     name, checks, limits = effective.name, effective.checks, effective.limits
     device = resolve_device(device)
     grading = Grading(name, str(submission), device)
     ctx = Context(name, device, effective.settings, Path(artifacts_dir) if artifacts_dir else None,
-                  private=effective.private)
+                  private=effective.private, listener=listener)
     start = time.monotonic()
     try:
         _file, code = load(submission, name, assignments.template_names(name))
@@ -125,7 +147,12 @@ def grade(assignment: str | Effective, submission: str | Path, *, device: str = 
         grading.isolation = worker.isolation
         total_deadline = start + effective.total_seconds(device)
         for c in checks:
-            grading.results.append(_run_check(c, worker, ctx, total_deadline, spawn))
+            if c.name in skipped_in_kit():
+                grading.results.append(CheckResult(c.name, 0.0, c.points, SKIPPED, NeedsInstructorGrader.for_check(),
+                                                   kind=c.kind))
+            else:
+                grading.results.append(_run_check(c, worker, ctx, total_deadline, spawn))
+            listener.check_finished(grading.results[-1])
             log.info("%s: %s %s/%s", c.name, grading.results[-1].status, grading.results[-1].points, c.points)
     if ctx.internal_errors:
         grading.internal_error = f"checks {ctx.internal_errors} raised inside the grader"

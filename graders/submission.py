@@ -1,11 +1,12 @@
 """Load a submission (.py file, .ipynb notebook, or a folder holding one) as source code.
 
 Notebooks: only the code the template defines is graded. From the code cells we keep
-imports, function and class definitions, and assignments to names that the template
-itself assigns at top level (its hyperparameters); everything else (calls, loops,
-prints, plots, `if __name__ == "__main__":` blocks, IPython magics) is dropped, so
-demo and training cells never run at import. A `.py` file runs as it is: its demo
-code belongs under `if __name__ == "__main__":`, as the template shows.
+imports (not those of the grader itself: the check cell's), function and class
+definitions, and assignments to names that the template itself assigns at top level
+(its hyperparameters); everything else (calls, loops, prints, plots,
+`if __name__ == "__main__":` blocks, IPython magics) is dropped, so demo and training
+cells never run at import. A `.py` file runs as it is: its demo code belongs under
+`if __name__ == "__main__":`, as the template shows.
 """
 
 from __future__ import annotations
@@ -55,7 +56,15 @@ def top_level_assigned_names(source: str) -> set[str]:
     return names
 
 
+def _imports_the_grader(node: ast.stmt) -> bool:
+    """`from graders.notebook import check` (the check cell): the worker cannot import the grader."""
+    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+    return any(name.split(".")[0] == "graders" for name in names)
+
+
 def _keep(node: ast.stmt, template_names: set[str]) -> bool:
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return not _imports_the_grader(node)
     if isinstance(node, KEPT_STATEMENTS):
         return True
     if isinstance(node, ast.Assign):

@@ -5,7 +5,12 @@ from __future__ import annotations
 from graders import assignments
 from graders.paths import REPO_ROOT as ROOT
 
-__all__ = ["ROOT", "by_name", "edited", "failed", "solution_source"]
+__all__ = ["NEEDS_BUBBLEWRAP", "NEEDS_FASHION_MNIST", "ROOT", "by_name", "edited", "failed", "solution_source"]
+
+# Skip reasons: one line each, saying what to install (conftest.py counts the skips per reason).
+NEEDS_BUBBLEWRAP = "needs bubblewrap: apt-get install bubblewrap"
+NEEDS_FASHION_MNIST = ("needs Fashion-MNIST: apt-get install dataset-fashion-mnist "
+                       "(or python -m graders.datasets fetch fashion-mnist)")
 
 
 def by_name(grading) -> dict:

@@ -128,7 +128,7 @@ def test_config_merges_overrides_and_rejects_unknown_keys(tmp_path):
 def test_gradescope_json_schema():
     grading = Grading("a", "s.py", "cpu", [CheckResult("c1", 2, 2, "passed"), CheckResult("c2", 0, 3, "timeout", "slow")])
     data = gradescope(grading)
-    assert data["score"] == 2 and data["max_score"] == 5 and "execution_time" in data
+    assert data["score"] == 2 and data["extra_data"]["max_score"] == 5 and "execution_time" in data
     assert [t["status"] for t in data["tests"]] == ["passed", "failed"]
     assert set(data["tests"][1]) >= {"name", "score", "max_score", "status", "output", "visibility"}
     assert data["tests"][1]["output"].startswith("[timeout]")

@@ -57,7 +57,7 @@ def test_source_notebook_has_nbgrader_metadata():
     assert sum(m["points"] for m in grades) == 20 and all(m["locked"] and not m["solution"] for m in grades)
     assert len({m["grade_id"] for m in cells}) == len(cells)
     # the notebook's own cells are the solution's, as to_notebook makes them
-    plain = templates.to_notebook(solution_source("bandits"))["cells"]
+    plain = templates.to_notebook(templates.for_format(solution_source("bandits"), "ipynb"))["cells"]
     assert [c["source"] for c in notebook["cells"][: len(plain)]] == [c["source"] for c in plain]
 
 
@@ -212,3 +212,42 @@ def test_gradebook_records_every_student_whatever_one_holds(tmp_path, secret_fil
     assert (autograded / "alice" / "bandits" / "timestamp.txt").read_text() == "2026-01-15 10:00:00.000000 UTC\n"
     assert "could not be read" in (autograded / "bob" / "bandits" / "bandits.ipynb").read_text()
     assert not (autograded / "carol" / "bandits" / "timestamp.txt").exists()
+
+
+def _course(tmp_path: Path) -> Path:
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "nbgrader_config.py").write_text(
+        f"c = get_config()\nc.CourseDirectory.course_id = 'rl'\nc.CourseDirectory.root = {str(course)!r}\n")
+    assert main(["nbgrader-source", "bandits", str(course)]) == 0
+    _nbgrader(course, "generate_assignment", "bandits", "--force")
+    return course
+
+
+def _nbgrader_may_fail(course: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.timeout(600)
+def test_nbgrader_autograde_fails_loudly_and_validate_never_passes_an_empty_template(tmp_path):
+    course = _course(tmp_path)
+    release = course / "release" / "bandits" / "bandits.ipynb"
+    source = json.loads((course / "source" / "bandits" / "bandits.ipynb").read_text())
+
+    empty = _nbgrader_may_fail(course, "validate", str(release))
+    assert "Success" not in empty.stdout and "VALIDATION FAILED" in empty.stdout, empty.stdout[-2000:]
+    assert "not done yet" in empty.stdout
+    solved = tmp_path / "solved" / "bandits.ipynb"
+    solved.parent.mkdir()
+    solved.write_text(json.dumps(_solved(json.loads(release.read_text()), source)))
+    done = _nbgrader_may_fail(course, "validate", str(solved))
+    assert "Success" in done.stdout, done.stdout[-2000:]
+
+    student = course / "submitted" / "alice" / "bandits"
+    student.mkdir(parents=True)
+    (student / "bandits.ipynb").write_text(release.read_text())  # an untouched template
+    autograde = _nbgrader_may_fail(course, "autograde", "bandits", "--force")
+    output = autograde.stdout + autograde.stderr
+    assert autograde.returncode != 0 and "python -m graders batch" in output, output[-3000:]

@@ -82,31 +82,64 @@ def grade_one(job: Job) -> None:
 
 @dataclass
 class Progress:
-    """A one-line progress bar with ETA on a terminal; a line per student otherwise."""
+    """A one-line progress bar with ETA on a terminal, drawn from the first second and redrawn every
+    second (so that a long first grading never looks stuck); a line per student otherwise."""
 
     total: int
     stream: io.TextIOBase | None = None
     done: int = 0
     problems: int = 0
+    running: int = 0
+    last: str = ""
     start: float = field(default_factory=time.monotonic)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def begin(self, workers: int) -> None:
+        if self.stream is None or not self.total:
+            return
+        if not self.stream.isatty():
+            self.stream.write(f"grading {self.total} submissions, {workers} at a time\n")
+            self.stream.flush()
+            return
+        self._draw()
+        threading.Thread(target=self._tick, name="batch-progress", daemon=True).start()
+
+    def end(self) -> None:
+        self._stop.set()
 
     def update(self, record: Record, running: int) -> None:
-        self.done += 1
-        self.problems += record.status not in ("passed", "failed")
+        with self._lock:
+            self.done += 1
+            self.running = running
+            self.problems += record.status not in ("passed", "failed")
+            self.last = (f"  last: {printable(record.student)} {record.grading.score:g}/{record.grading.max_score:g} "
+                         f"{record.status}")
         if self.stream is None:
             return
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / self.done * (self.total - self.done)
-        width = 30
-        bar = "#" * round(width * self.done / self.total)
-        line = (f"[{bar:{width}}] {self.done}/{self.total}  {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
-                f"  ({running} running, {self.problems} with errors)  last: {printable(record.student)} "
-                f"{record.grading.score:g}/{record.grading.max_score:g} {record.status}")
         if self.stream.isatty():
-            self.stream.write("\r\x1b[2K" + line + ("\n" if self.done == self.total else ""))
+            self._draw()
         else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+            self.stream.write(self._line() + "\n")
+            self.stream.flush()
+
+    def _line(self) -> str:
+        elapsed = time.monotonic() - self.start
+        eta = _clock(elapsed / self.done * (self.total - self.done)) if self.done else "?"
+        width = 30
+        bar = "#" * round(width * self.done / max(self.total, 1))
+        return (f"[{bar:{width}}] {self.done}/{self.total}  {_clock(elapsed)} elapsed, ETA {eta}"
+                f"  ({self.running} running, {self.problems} with errors){self.last}")
+
+    def _draw(self) -> None:
+        with self._lock:
+            end = "\n" if self.done == self.total else ""
+            self.stream.write("\r\x1b[2K" + self._line() + end)
+            self.stream.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0) and self.done < self.total:
+            self._draw()
 
 
 def _clock(seconds: float) -> str:
@@ -154,9 +187,11 @@ class Scheduler:
     def run(self, pending: list[tuple[Submission, str]]) -> list[Record]:
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="grade")
         futures = [pool.submit(self._one, s, sha) for s, sha in pending]
+        self.bar.begin(min(self.workers, len(pending)))
         try:
             records = [f.result() for f in futures]
-        except BaseException:  # Ctrl-C (or a bug): stop the gradings, record nothing for them
+        except BaseException:
+            self.bar.end()  # Ctrl-C (or a bug): stop the gradings, record nothing for them
             self.stopping.set()
             for f in futures:
                 f.cancel()
@@ -166,6 +201,7 @@ class Scheduler:
             pool.shutdown(wait=True)
             raise
         pool.shutdown(wait=True)
+        self.bar.end()
         return [r for r in records if r is not None]
 
     def _one(self, s: Submission, sha: str) -> Record | None:
@@ -198,6 +234,7 @@ class Scheduler:
                 return None, "the batch was stopped"
             proc.start()
             self.procs[job.student] = proc
+            self.bar.running = len(self.procs)
         try:
             proc.join(self.limit)
             if proc.is_alive():

@@ -70,11 +70,42 @@ class GradebookReport:
     problems: dict[str, str] = field(default_factory=dict)  # student: what went wrong (logged, flagged)
 
 
+# The locked cell before the graded ones. Their scores come from our grader only, so running
+# them must never look like grading: `nbgrader autograde` stops with a message (its kernel
+# exits: the submission fails to autograde, loudly), and nbgrader's Validate fails while a
+# function of the notebook still raises NotImplementedError (an untouched template).
+HELPER_CELL = '''# How the graded cells below behave: the course grader scores them, never this notebook.
+def _graded_by_the_course_grader(check):
+    import os
+    import sys
+
+    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
+        sys.__stderr__.write(
+            "\\nERROR: nbgrader autograde cannot grade this notebook: its check cells hold no tests (an untouched "
+            "template would get full marks). Grade with the course grader instead:\\n"
+            "    python -m graders batch ASSIGNMENT COURSE/submitted --out RESULTS\\n"
+            "(it writes the scores into gradebook.db; see docs/instructor.md)\\n")
+        sys.__stderr__.flush()
+        os._exit(3)
+    todo = sorted(name for name, value in globals().items()
+                  if not name.startswith("_") and getattr(value, "__module__", None) == "__main__"
+                  and any("NotImplementedError" in f.__code__.co_names
+                          for f in ([value] if hasattr(value, "__code__") else
+                                    [v for v in vars(value).values() if hasattr(v, "__code__")]
+                                    if isinstance(value, type) else [])))
+    if todo:
+        raise NotImplementedError(f"not done yet: {', '.join(todo)} still raise NotImplementedError")
+    print(f"{check}: scored by the course grader with its own seeds; check your work with the last cell")
+'''
+
+
 def grade_cell_source(assignment: str, check) -> str:
     lines = [f"# Graded check `{check.name}` ({check.points:g} points), scored by the course grader,",
              "# not by running this cell.",
              f"# {check.doc}" if check.doc else "",
-             f"# Check your work: python -m graders grade {assignment} {assignment}.ipynb"]
+             "# Check your work: the last cell of this notebook, or",
+             f"#     python -m graders grade {assignment} {assignment}.ipynb",
+             f"_graded_by_the_course_grader({check.name!r})"]
     return "\n".join(line for line in lines if line)
 
 
@@ -82,7 +113,8 @@ def source_notebook(assignment: str) -> dict:
     """The nbgrader source notebook of an assignment, from its reference solution."""
     checks = assignments.grader(assignment).checks
     cells = [{"grade_id": c.name, "points": c.points, "source": grade_cell_source(assignment, c)} for c in checks]
-    return templates.nbgrader_notebook(assignments.solution_path(assignment).read_text(), cells, prefix=assignment)
+    return templates.nbgrader_notebook(assignments.solution_path(assignment).read_text(), cells, prefix=assignment,
+                                       helper=HELPER_CELL)
 
 
 def write_source(assignment: str, course: str | Path) -> Path:

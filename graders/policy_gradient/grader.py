@@ -21,6 +21,7 @@ from graders.checks import CheckFailed, as_array, check, expect, expect_close
 from graders.policy_gradient import exact, mdps, stats
 
 TITLE = "The policy gradient theorem, checked step by step"
+INSTRUCTOR_ONLY = ("graders.policy_gradient.exact",)  # the exact answers: never in a student kit
 MC_CASES = ["horizon-7x3", "episodic-8x4"]  # the Monte-Carlo checks run on these
 # Every student function here runs in well under a second; a call gets CALL_TIMEOUT
 # seconds. A check's own limit is longer because it includes the grader's exact

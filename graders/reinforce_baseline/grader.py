@@ -19,6 +19,7 @@ from graders.rl import reinforce as common
 from graders.rl.training import train_and_evaluate
 
 TITLE = "REINFORCE with baseline on CartPole-v1 (200 episodes)"
+INSTRUCTOR_ONLY = ("graders.rl.reinforce",)  # the expected gradients: never in a student kit
 DEFAULTS = {
     "seeds": [0, 1],
     "episode_budget": 200,

@@ -18,6 +18,8 @@ names the budget.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from graders.rl.cartpole import CartPoles, env_seeds
@@ -34,8 +36,11 @@ class CartPoleServer:
     the worker can only send actions.
     """
 
-    def __init__(self, seed: int, episode_budget: int | None = None, max_envs: int = MAX_ENVS):
+    def __init__(self, seed: int, episode_budget: int | None = None, max_envs: int = MAX_ENVS,
+                 on_episode: Callable[[int, float], None] | None = None):
+        """`on_episode(episodes finished, its return)`: told of each finished episode (a progress display)."""
         self.seed = seed
+        self.on_episode = on_episode
         self.episode_budget = episode_budget
         self.max_envs = max_envs
         self.envs: CartPoles | None = None
@@ -121,6 +126,8 @@ class CartPoleServer:
             self.episode_returns.append(float(self._returns[i]))
             self.episode_lengths.append(int(self._lengths[i]))
             self.episode_end_steps.append(self.steps)
+            if self.on_episode is not None:
+                self.on_episode(len(self.episode_returns), self.episode_returns[-1])
             self._returns[i], self._lengths[i] = 0.0, 0
             final_obs[i] = self._obs[i]
             if self.episode_budget is None or self.started < self.episode_budget:

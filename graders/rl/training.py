@@ -51,7 +51,8 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
                        episode_budget: int | None = None) -> None:
     seed = _seed(ctx, index)  # stays in the grader: the worker and the feedback see only "seed #N"
     label = f"seed #{index + 1}"
-    server = CartPoleServer(seed, episode_budget=episode_budget)
+    server = CartPoleServer(seed, episode_budget=episode_budget,
+                            on_episode=lambda n, ret: ctx.progress(f"{label}: episode {n}, return {ret:g}"))
     evaluation_s = float(ctx.option("evaluation_seconds"))
     call_s = ctx.time_left() - evaluation_s
     expect(call_s > TRAIN_MARGIN_S, f"the check's time limit leaves no time to train after reserving "
@@ -69,6 +70,7 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
                                 timeout=max(ctx.time_left(), 1.0))
         mean, std = float(np.mean(eval_returns)), float(np.std(eval_returns))
         passed = mean >= threshold
+        ctx.metric(f"mean return, {label}", mean)  # Gradescope's leaderboard
         ctx.note(f"{label}: evaluation mean return {mean:.1f} +- {std:.1f} over {len(eval_returns)} episodes "
                  f"of the grader's (threshold {shown})")
         expect(passed, f"{label}: the trained policy's mean return is {mean:.1f}, below the threshold "

@@ -267,6 +267,7 @@ def test_set_negative_elbo(worker, ctx):
         raise CheckFailed(f"the trained model's outputs cannot be evaluated: {exc}") from None
     value = float(nelbo.mean())
     stderr = float(nelbo.std(ddof=1) / np.sqrt(len(nelbo)))
+    ctx.metric("test negative ELBO", value, order="asc")  # Gradescope's leaderboard
     ctx.note(f"test-set negative ELBO on {dataset} ({len(test_x)} images, {epochs} epochs, one eps per image): "
              f"{value:.2f} +- {stderr:.2f} nats/image (threshold {shown})")
     ctx.note(f"importance-weighted bound, k = {int(ctx.option('iw_samples'))}, first {n_iw} test images: "

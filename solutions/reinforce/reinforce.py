@@ -22,7 +22,9 @@
 #   seeds, asking `act(policy, observations)` for the actions; you pass a seed when the
 #   mean return is at least 490.
 #
-# Run this file (`python reinforce.py`) to train and evaluate locally on gymnasium.
+# [py] Run this file (`python reinforce.py`) to train and evaluate locally on gymnasium.
+# [ipynb] To train and evaluate locally on gymnasium, set `TRY_IT = True` in the last code cell before
+# [ipynb] "Check your work" and run that cell (it trains for minutes, so "Run All" skips it).
 
 # %%
 from __future__ import annotations

@@ -23,7 +23,9 @@
 # Training: `train(make_envs, seed, time_budget_s, device)` on two seeds, on
 # environments served by the grader as in the REINFORCE assignment.
 #
-# Run this file (`python reinforce_baseline.py`) to train and evaluate locally.
+# [py] Run this file (`python reinforce_baseline.py`) to train and evaluate locally.
+# [ipynb] To train and evaluate locally, set `TRY_IT = True` in the last code cell before "Check your
+# [ipynb] work" and run that cell (it trains for minutes, so "Run All" skips it).
 
 # %%
 from __future__ import annotations

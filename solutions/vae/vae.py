@@ -22,7 +22,9 @@
 # drawing eps with its own random numbers. It also checks each function below on
 # inputs of its own. Fill in the parts marked `# YOUR CODE HERE`.
 #
-# Run this file (`python vae.py`) to train and evaluate on your machine.
+# [py] Run this file (`python vae.py`) to train and evaluate on your machine.
+# [ipynb] To train and evaluate on your machine, set `TRY_IT = True` in the "Try it" cell and run it
+# [ipynb] (it trains for minutes, so "Run All" skips it).
 
 # %%
 import math
