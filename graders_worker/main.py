@@ -33,7 +33,9 @@ def callback(name: str, *args):
     if _channel is None:
         raise RuntimeError("graders_worker.main.callback is only available inside a grading worker")
     requests, reply_fd = _channel
-    protocol.write(reply_fd, protocol.encode({"op": "callback", "name": name, "args": list(args)}, _max_json))
+    data = protocol.encode({"op": "callback", "name": name, "args": list(args)})
+    protocol.check_json_size(data, _max_json)
+    protocol.write(reply_fd, data)
     answer = requests.receive()
     if answer.get("op") != "answer":
         raise RuntimeError("the grader did not answer the callback")
@@ -124,7 +126,8 @@ def serve(assignment: str, submission_file: str, request_fd: int, reply_fd: int)
             fn = _resolve(request["name"], submission, adapter)
             value = fn(*request.get("args", []))
             reply = {"op": "result", "value": value}
-            data = protocol.encode(reply, _max_json)
+            data = protocol.encode(reply)
+            protocol.check_json_size(data, _max_json)
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too
             kind = type(exc).__name__[:200]
             if isinstance(exc, SystemExit):

@@ -118,15 +118,19 @@ def from_plain(value, buffers: list, _depth: int = 0, _used: set | None = None):
     return value
 
 
-def encode(message: dict, max_json: int | None = None) -> bytes:
-    """The message as bytes; MessageTooLarge when its JSON part is over `max_json` bytes."""
+def encode(message: dict) -> bytes:
     buffers: list[bytes] = []
     body = to_plain(message, buffers)
     header = json.dumps({"body": body, "sizes": [len(b) for b in buffers]}, allow_nan=True).encode()
-    if max_json is not None and len(header) > max_json:
-        raise MessageTooLarge(f"{len(header) >> 10} KB of plain data (lists, numbers, text), over the "
-                              f"{max_json >> 10} KB limit; return bulk data as numpy arrays")
     return b"".join([_LENGTH.pack(len(header)), header, *[_LENGTH.pack(len(b)) + b for b in buffers]])
+
+
+def check_json_size(data: bytes, max_json: int) -> None:
+    """MessageTooLarge when the JSON part of an encoded message is over `max_json` bytes (the reader's cap)."""
+    (size,) = _LENGTH.unpack_from(data)
+    if size > max_json:
+        raise MessageTooLarge(f"{size >> 10} KB of plain data (lists, numbers, text), over the "
+                              f"{max_json >> 10} KB limit; return bulk data as numpy arrays")
 
 
 def send(fd: int, message: dict, deadline: float | None = None) -> None:

@@ -1,6 +1,7 @@
 # hostile: start 30 setsid children that burn CPU, to slow down the classmates graded beside it
 # honest: 1
-# keeps: argmax_breaks_ties_at_random
+# (no "keeps": with a cgroup the thieves share the worker's CPU quota, so they slow down
+# its own honest part and nobody else's; tests/test_cgroups.py measures that)
 import os
 
 import numpy as np
