@@ -68,17 +68,41 @@ def _summary(value) -> str:
     return text if len(text) < 400 else text[:400] + "..."
 
 
+MAX_ELEMENTS = 1 << 24  # of an array whose shape the check leaves open (16M: 128 MB as float64)
+
+
 def as_array(got, what: str, shape: tuple | None = None, dtype=np.float64, hint: str = "") -> np.ndarray:
-    """The student's value as a finite numeric array of the expected shape, or CheckFailed."""
+    """The student's value as a finite numeric array of the expected shape, or CheckFailed.
+
+    The shape (or, when open, the size) is checked before the conversion: a reply is
+    bounded in bytes, not in what converting it costs (bool to float64 is 8x).
+    """
     try:
-        array = np.asarray(got, dtype=dtype)
+        array = got if isinstance(got, np.ndarray) else np.asarray(got)  # lists: bounded by the JSON cap
     except (TypeError, ValueError):
-        raise CheckFailed(_with_hint(f"{what}: expected numbers, got {_summary(repr(got))}", hint)) from None
+        array = None
+    if array is None or array.dtype.kind not in "biuf":
+        raise CheckFailed(_with_hint(f"{what}: expected numbers, got {_summary(repr(got)[:1000])}", hint))
     if shape is not None and array.shape != tuple(shape):
         raise CheckFailed(_with_hint(f"{what}: expected shape {tuple(shape)}, got shape {array.shape}", hint))
+    if shape is None and array.size > MAX_ELEMENTS:
+        raise CheckFailed(_with_hint(f"{what}: expected at most {MAX_ELEMENTS} numbers, got {array.size}", hint))
+    try:
+        array = array.astype(dtype, copy=False)
+    except (TypeError, ValueError, OverflowError):
+        raise CheckFailed(_with_hint(f"{what}: expected numbers convertible to {np.dtype(dtype)}", hint)) from None
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise CheckFailed(_with_hint(f"{what}: got NaN or inf: {_summary(array)}", hint))
     return array
+
+
+def as_dict(got, what: str, keys=(), hint: str = "") -> dict:
+    """The student's reply as a dict holding `keys`, or CheckFailed (a worker's reply is untrusted)."""
+    if not isinstance(got, dict):
+        raise CheckFailed(_with_hint(f"{what}: expected a dict, got {type(got).__name__}", hint))
+    if missing := [k for k in keys if k not in got]:
+        raise CheckFailed(_with_hint(f"{what}: the reply lacks {', '.join(map(str, missing))}", hint))
+    return got
 
 
 def _with_hint(message: str, hint: str) -> str:

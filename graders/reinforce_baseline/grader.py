@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graders.checks import CheckFailed, as_array, check, expect, expect_close
+from graders.checks import CheckFailed, as_array, as_dict, check, expect, expect_close
 from graders.rl import reinforce as common
 from graders.rl.training import train_and_evaluate
 
@@ -49,8 +49,8 @@ def _nets(rng: np.random.Generator):
 
 
 def _all_zero(grads, what: str, hint: str) -> None:
-    expect(isinstance(grads, dict), f"{what} could not be read back")
-    largest = max(float(np.max(np.abs(as_array(g, what)))) for g in grads.values())
+    grads = as_dict(grads, what, common.PARAM_NAMES)
+    largest = max(float(np.max(np.abs(as_array(grads[k], what)), initial=0.0)) for k in common.PARAM_NAMES)
     expect(largest == 0.0, f"{what} is not zero (largest entry {largest:.3g})", hint)
 
 
@@ -60,8 +60,7 @@ def advantages_on_a_scripted_batch(worker, ctx):
     rng = ctx.rng("advantages_on_a_scripted_batch")
     returns = np.array([3.0, 2.0, 1.0, 0.5, -1.0, 4.0], dtype=np.float32)
     values = (rng.normal(size=6) * 2).round(2).astype(np.float32)
-    got = worker.call("advantages", returns, values)
-    expect(isinstance(got, dict), "compute_advantages could not be called")
+    got = as_dict(worker.call("advantages", returns, values), "compute_advantages", ("advantages", "requires_grad"))
     want = returns.astype(np.float64) - values
     array = as_array(got["advantages"], "compute_advantages(returns, values)", (6,))
     if np.allclose(array, -want, rtol=1e-5, atol=1e-6):
@@ -79,18 +78,20 @@ def policy_loss_gradient_reaches_only_the_policy(worker, ctx):
     rng = ctx.rng("policy_loss_gradient_reaches_only_the_policy")
     policy_w, value_w = _nets(rng)
     obs, actions, returns = _batch(rng, 16)
-    got = worker.call("loss_terms", policy_w, value_w, obs, actions, returns)
+    got = as_dict(worker.call("loss_terms", policy_w, value_w, obs, actions, returns), "losses()",
+                  ("value_inputs", "policy_loss_value_grads", "policy_loss_policy_grads"))
     inputs = got["value_inputs"]
-    expect(len(inputs) > 0, "losses() never called value_net: where does the baseline come from?",
+    expect(isinstance(inputs, list) and len(inputs) > 0,
+           "losses() never called value_net: where does the baseline come from?",
            hint="values = value_net(obs).squeeze(-1)")
-    expect(all(np.shape(x) == obs.shape and np.allclose(x, obs) for x in inputs),
+    expect(all(isinstance(x, np.ndarray) and x.shape == obs.shape and np.allclose(x, obs) for x in inputs),
            "value_net was called on something other than the batch's states", hint="a baseline sees the state only")
     _all_zero(got["policy_loss_value_grads"], "the gradient of the policy loss w.r.t. the value network",
               "the advantages must not carry gradient: detach the baseline")
     _, values = common.mlp_forward(value_w, obs)
     advantage = returns - values[:, 0]
     want = {k: -v for k, v in common.reinforce_estimator(policy_w, obs, actions, advantage).items()}
-    grads = got["policy_loss_policy_grads"]
+    grads = as_dict(got["policy_loss_policy_grads"], "the gradient of the policy loss", common.PARAM_NAMES)
     flipped = {k: -v for k, v in want.items()}
     if all(np.allclose(as_array(grads[k], k), flipped[k], rtol=1e-3, atol=1e-6) for k in common.PARAM_NAMES):
         raise CheckFailed("the gradient of the policy loss has the wrong sign: with advantages v - G (or a loss "
@@ -107,14 +108,16 @@ def value_loss_is_mse_and_reaches_only_the_value_network(worker, ctx):
     rng = ctx.rng("value_loss_is_mse_and_reaches_only_the_value_network")
     policy_w, value_w = _nets(rng)
     obs, actions, returns = _batch(rng, 16)
-    got = worker.call("loss_terms", policy_w, value_w, obs, actions, returns)
+    got = as_dict(worker.call("loss_terms", policy_w, value_w, obs, actions, returns), "losses()",
+                  ("value_loss", "value_loss_policy_grads", "value_loss_value_grads"))
     want_loss, want_grads = common.mse_gradient(value_w, obs, returns)
+    value_grads = as_dict(got["value_loss_value_grads"], "the gradient of the value loss", common.PARAM_NAMES)
     expect_close(got["value_loss"], want_loss, "the value loss", rtol=1e-4, atol=1e-6,
                  hint="mean squared error between value_net(obs).squeeze(-1) and the returns")
     _all_zero(got["value_loss_policy_grads"], "the gradient of the value loss w.r.t. the policy network",
               "the value loss depends on the value network only")
     for k in common.PARAM_NAMES:
-        expect_close(got["value_loss_value_grads"][k], want_grads[k], f"d value loss / d {k} (the grader's value "
+        expect_close(value_grads[k], want_grads[k], f"d value loss / d {k} (the grader's value "
                      "network)", rtol=1e-3, atol=1e-6, hint="mean over the batch of (v(s_t) - G_t)^2")
 
 

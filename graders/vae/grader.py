@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from graders import datasets
-from graders.checks import CheckFailed, as_array, check, expect, expect_close
+from graders.checks import CheckFailed, as_array, as_dict, check, expect, expect_close
 from graders.plotting import figure, save_png
 from graders.vae import elbo
 
@@ -44,8 +44,7 @@ FD_RTOL, FD_ATOL = 1e-6, 1e-6
 
 def _fields(out, *keys: str) -> dict:
     """A dict reply of the adapter with these keys, or CheckFailed (the worker is untrusted)."""
-    expect(isinstance(out, dict) and all(k in out for k in keys), f"the worker's reply lacks {', '.join(keys)}")
-    return out
+    return as_dict(out, "the worker's reply", keys)
 
 
 def _mu_log_sigma(rng: np.random.Generator, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -65,10 +64,11 @@ def model_shapes_and_dtypes(worker, ctx):
     out = _fields(worker.call("model_outputs", 0, x, eps, latent, hidden), "mu", "log_sigma", "logits", "negative_elbo")
     for name, shape in [("mu", (batch, latent)), ("log_sigma", (batch, latent)), ("logits", (batch, IMAGE_DIM)),
                         ("negative_elbo", (batch,))]:
-        got = np.asarray(out[name])
+        got = out[name]
         where = {"mu": "VAE(latent_dim=7, hidden_dim=32).encode(x)[0]",
                  "log_sigma": "VAE(latent_dim=7, hidden_dim=32).encode(x)[1]",
                  "logits": "VAE(...).decode(z)", "negative_elbo": "negative_elbo(model, x, eps)"}[name]
+        expect(isinstance(got, np.ndarray), f"{where}: expected a tensor, got {type(got).__name__}")
         expect(got.shape == shape, f"{where}: expected shape {shape}, got {got.shape}",
                "use the latent_dim and hidden_dim arguments; one value per image for the loss")
         expect(got.dtype == np.float32, f"{where}: expected dtype float32, got {got.dtype}",
