@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from graders import assignments
+from graders.submission import NOTEBOOK_RULE
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CELL_HEADER = re.compile(r"^# %%(?P<markdown> \[markdown\])?\s*(?P<metadata>\{.*\})?\s*$")
@@ -104,11 +105,20 @@ def template_source(solution: str) -> str:
     return "".join(parts)
 
 
+def with_notebook_rule(notebook: dict) -> dict:
+    """The notebook with the rule of what the grader keeps (graders/submission.py) ending its first text cell."""
+    first = next((c for c in notebook["cells"] if c["cell_type"] == "markdown"), None)
+    if first is not None:
+        first["source"] = [*first["source"][:-1], first["source"][-1].rstrip("\n") + "\n", "\n", NOTEBOOK_RULE]
+    return notebook
+
+
 def render(name: str) -> dict[Path, str]:
     """The template files of one assignment and their exact contents."""
     py = template_source(assignments.solution_path(name).read_text())
     py_path, nb_path = assignments.template_paths(name)
-    return {py_path: py, nb_path: json.dumps(to_notebook(py), indent=1, ensure_ascii=False) + "\n"}
+    notebook = with_notebook_rule(to_notebook(py))
+    return {py_path: py, nb_path: json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"}
 
 
 def write(name: str) -> list[Path]:
