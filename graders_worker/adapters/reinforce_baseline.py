@@ -47,21 +47,23 @@ def advantages(submission, returns: np.ndarray, values: np.ndarray) -> dict:
     return {"advantages": to_numpy(got), "requires_grad": bool(got.requires_grad)}
 
 
-def _loss_pair(submission, policy, value_net, obs, actions, returns):
+def _loss_pair(submission, policy, value_net, obs, actions, returns, *flag):
     import torch
 
     pair = submission.losses(policy, value_net, torch.as_tensor(obs, dtype=torch.float32),
-                             torch.as_tensor(actions, dtype=torch.int64), torch.as_tensor(returns, dtype=torch.float32))
+                             torch.as_tensor(actions, dtype=torch.int64), torch.as_tensor(returns, dtype=torch.float32),
+                             *(bool(f) for f in flag[:1]))
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise TypeError("losses(...) must return a pair (policy loss, value loss)")
     return scalar_loss(pair[0], "the policy loss of losses()"), scalar_loss(pair[1], "the value loss of losses()")
 
 
-def loss_terms(submission, policy_weights: dict, value_weights: dict, obs, actions, returns) -> dict:
-    """Both losses of one batch and the gradient of each w.r.t. both networks."""
+def loss_terms(submission, policy_weights: dict, value_weights: dict, obs, actions, returns, *flag) -> dict:
+    """Both losses of one batch and the gradient of each w.r.t. both networks; `flag`: normalize_advantages
+    when given (passed positionally, the template's sixth argument)."""
     seen: list = []
     policy, value_net = torch_mlp(policy_weights), _value_net(value_weights, seen)
-    p_loss, v_loss = _loss_pair(submission, policy, value_net, obs, actions, returns)
+    p_loss, v_loss = _loss_pair(submission, policy, value_net, obs, actions, returns, *flag)
     policy_params = dict(policy.named_parameters())
     value_params = {k.removeprefix("net."): v for k, v in value_net.named_parameters()}
     return {
