@@ -3,11 +3,15 @@
 Unit checks run the submission's advantages and losses on the grader's own policy
 and value networks and compare values and gradients with the grader's numpy
 computations (graders/rl/reinforce.py): the advantages, that each loss reaches
-only its own network, that the value loss is the MSE, and that with the grader's
-baseline the submission's policy-gradient estimator has a lower variance than
-without one. Training runs on CartPole-v1 served by this process, which counts the
-episodes and refuses the 201st; the returned policy is evaluated on 100 episodes of
-the grader's. Reference performance: docs/reinforce_baseline.md.
+only its own network, that the value loss is the MSE, that normalize_advantages=True
+standardizes, and that with the grader's baseline the submission's policy-gradient
+estimator has a lower variance than without one. A loss whose gradient is a positive
+constant multiple of the expected one (a sum over the batch, a 1/2 on the MSE) keeps
+its points with a note (graders/rl/gradients.py). Training runs on CartPole-v1 served
+by this process, which counts the episodes and refuses the 201st; the returned policy
+is evaluated on 100 episodes of the grader's, and the returned value network on the
+states of episodes of the grader's own (value_check.py). Reference performance:
+docs/reinforce_baseline.md.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from graders.checks import CheckFailed, as_array, check, expect, expect_close
+from graders.reinforce_baseline import value_check
 from graders.rl import gradients
 from graders.rl import reinforce as common
 from graders.rl.training import train_and_evaluate
@@ -27,7 +32,9 @@ DEFAULTS = {
     "evaluation_seconds": 60,
     "min_plausible_steps": 5000,
     "variance_batches": 200,
-    "thresholds": {"mean_return": 475.0, "max_variance_ratio": 0.5},
+    "value_episodes": 20,  # the grader's own episodes on whose states the value network is checked
+    # max_value_error_ratio: the value network's squared error over the best constant's (docs/reinforce_baseline.md)
+    "thresholds": {"mean_return": 475.0, "max_variance_ratio": 0.5, "max_value_error_ratio": 3.0},
 }
 TRAINING_TIMEOUT = {"cpu": 300, "cuda": 300}
 ADVANTAGE_HINT = "A_t = G_t - v(s_t): the return minus the baseline, with the baseline detached (values.detach())"
@@ -232,9 +239,11 @@ def baseline_reduces_variance(worker, ctx):
 
 @check(points=4, timeout=TRAINING_TIMEOUT, kind="training")
 def trained_policy_first_seed(worker, ctx):
-    """Train within the grader's 200-episode budget (first seed); 100 evaluation episodes reach the threshold."""
+    """Train within the grader's 200-episode budget (first seed); 100 evaluation episodes reach the threshold,
+    and the returned value network predicts the returns on the grader's own states."""
     train_and_evaluate(worker, ctx, 0, threshold_name="mean_return", title=TITLE,
                        episode_budget=int(ctx.option("episode_budget")))
+    value_check.expect_value_network_learned(worker, ctx, "seed #1")
 
 
 @check(points=4, timeout=TRAINING_TIMEOUT, kind="training")
@@ -242,3 +251,4 @@ def trained_policy_second_seed(worker, ctx):
     """The same on the second seed."""
     train_and_evaluate(worker, ctx, 1, threshold_name="mean_return", title=TITLE,
                        episode_budget=int(ctx.option("episode_budget")))
+    value_check.expect_value_network_learned(worker, ctx, "seed #2")
