@@ -84,7 +84,7 @@ def main() -> int:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     first, last = map(int, args.seeds.split("-"))
-    jobs = [(v, s) for v in args.variants.split(",") for s in range(first, last + 1)]
+    jobs = [(v, s) for s in range(first, last + 1) for v in args.variants.split(",")]
     with ProcessPoolExecutor(args.jobs) as pool:
         for row in pool.map(run, *zip(*jobs)):
             line = json.dumps(row)
