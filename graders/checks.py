@@ -114,7 +114,13 @@ def expect_close(got, want, what: str, *, rtol: float = 1e-6, atol: float = 1e-8
     want = np.asarray(want, dtype=np.float64)
     array = as_array(got, what, want.shape, hint=hint)
     if not np.allclose(array, want, rtol=rtol, atol=atol):
-        raise CheckFailed(_with_hint(f"{what}: expected {_summary(want)}, got {_summary(array)}", hint))
+        excess = np.abs(array - want) - (atol + rtol * np.abs(want))  # > 0 where out of tolerance
+        worst = np.unravel_index(int(np.argmax(excess)), want.shape) if want.ndim else ()
+        where = f" at index {tuple(int(i) for i in worst)}" if want.size > 1 else ""
+        raise CheckFailed(_with_hint(
+            f"{what}: expected {_summary(want)}, got {_summary(array)}; largest difference "
+            f"{abs(float(array[worst]) - float(want[worst])):.3g}{where} (expected {float(want[worst]):.10g}, got "
+            f"{float(array[worst]):.10g}; tolerance {atol:g} + {rtol:g} x |expected|)", hint))
     return array
 
 

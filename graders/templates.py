@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from graders import assignments
+from graders.submission import NOTEBOOK_RULE
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CELL_HEADER = re.compile(r"^# %%(?P<markdown> \[markdown\])?\s*(?P<metadata>\{.*\})?\s*$")
@@ -141,11 +142,19 @@ def template_source(solution: str) -> str:
     return "".join(parts)
 
 
+def with_notebook_rule(notebook: dict) -> dict:
+    """The notebook with the rule of what the grader keeps (graders/submission.py) ending its first text cell."""
+    first = next((c for c in notebook["cells"] if c["cell_type"] == "markdown"), None)
+    if first is not None:
+        first["source"] = [*first["source"][:-1], first["source"][-1].rstrip("\n") + "\n", "\n", NOTEBOOK_RULE]
+    return notebook
+
+
 def render(name: str) -> dict[Path, str]:
     """The template files of one assignment and their exact contents."""
     template = template_source(assignments.solution_path(name).read_text())
     py_path, nb_path = assignments.template_paths(name)
-    notebook = to_notebook(for_format(template, "ipynb"), check=name)
+    notebook = with_notebook_rule(to_notebook(for_format(template, "ipynb"), check=name))
     return {py_path: for_format(template, "py"), nb_path: json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"}
 
 

@@ -60,12 +60,13 @@ CONTROLLER_TRAIN = '''
             action = act(controller, obs)
         obs, reward, terminated, truncated, _ = envs.step(action)
         played += int(terminated[0] or truncated[0])
-    return controller
+    return RETURNED
     torch.manual_seed(seed)
 '''
 
 
 def controller_source(assignment: str, warmup: int = 0, shown: int = 0) -> str:
     """The reference with a hand-written controller returned by train() (see CONTROLLER_TRAIN)."""
-    body = CONTROLLER_TRAIN.replace("WARMUP", str(warmup)).replace("SHOWN", str(shown))
+    returned = "controller, nn.Linear(4, 1)" if assignment == "reinforce_baseline" else "controller"  # (policy, value_net)
+    body = CONTROLLER_TRAIN.replace("WARMUP", str(warmup)).replace("SHOWN", str(shown)).replace("RETURNED", returned)
     return edited(assignment, "\n    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n", body)

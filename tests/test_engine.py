@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from graders import templates
 from graders.config import Config, ConfigError
 from graders.outputs.gradescope import gradescope
 from graders.results import CheckResult, Grading
-from graders.submission import SubmissionFormatError, notebook_code
+from graders.submission import SubmissionFormatError, load_notebook
 from graders_worker import protocol
 
 
@@ -73,22 +74,22 @@ def test_protocol_rejects_forged_headers():
         os.close(read)
 
 
-def test_notebook_loader_keeps_only_the_templates_definitions():
+def test_notebook_loader_keeps_definitions_and_plain_assignments():
     cells = ["import numpy as np\nLEARNING_RATE = 0.1\nscratch = 3\nprint('hi')",
              "@staticmethod\ndef f(x):\n    return x\nf(2)",
              "%%bash\nls -la", "!pip install x\nclass A:\n    pass\nif __name__ == '__main__':\n    A()"]
     notebook = {"cells": [{"cell_type": "code", "source": c} for c in cells] + [{"cell_type": "markdown", "source": "x"}]}
-    code = notebook_code(json.dumps(notebook), {"LEARNING_RATE"})
-    assert "LEARNING_RATE = 0.1" in code and "@staticmethod\ndef f" in code and "class A" in code
-    for dropped in ("scratch", "print", "f(2)", "pip", "__main__", "ls -la"):
+    code = load_notebook(json.dumps(notebook), Path("n.ipynb")).code
+    assert "LEARNING_RATE = 0.1" in code and "scratch = 3" in code and "@staticmethod\ndef f" in code and "class A" in code
+    for dropped in ("print", "f(2)", "pip", "__main__", "ls -la"):
         assert dropped not in code
 
 
 def test_notebook_loader_errors_are_clear():
-    with pytest.raises(SubmissionFormatError, match="cell 1 has a syntax error"):
-        notebook_code(json.dumps({"cells": [{"cell_type": "code", "source": "def f(:"}]}), set())
+    with pytest.raises(SubmissionFormatError, match="cell 1 .* has a syntax error"):
+        load_notebook(json.dumps({"cells": [{"cell_type": "code", "source": "def f(:"}]}), Path("n.ipynb"))
     with pytest.raises(SubmissionFormatError, match="no list of cells"):
-        notebook_code("[]", set())
+        load_notebook("[]", Path("n.ipynb"))
 
 
 def test_strip_solutions_keeps_indentation_and_rejects_unbalanced_markers():

@@ -178,3 +178,35 @@ def test_make_envs_validates_and_happens_once():
     server.make(4)
     with pytest.raises(CallbackRefused, match="once"):
         server.make(4)
+
+
+# --- conventions that are not errors (issue 21) ------------------------------------------------------
+
+UNIT_ONLY = """
+[reinforce]
+evaluation_seconds = 1
+[reinforce.checks.trained_policy_first_seed]
+timeout = 2
+[reinforce.checks.trained_policy_second_seed]
+timeout = 2
+"""
+
+
+def test_a_loss_summed_over_the_batch_keeps_its_points_with_a_note(grade_source):
+    """Correct but different: Categorical's log_prob, summed over the batch (the pytorch example's idiom)."""
+    reference = ("    log_probs = torch.log_softmax(logits, dim=1).gather(1, actions.long().unsqueeze(1)).squeeze(1)\n"
+                 "    return -(returns.detach() * log_probs).mean()")
+    source = edited("reinforce", reference,
+                    "    log_probs = torch.distributions.Categorical(logits=logits).log_prob(actions)\n"
+                    "    return torch.stack([-r * lp for r, lp in zip(returns, log_probs)]).sum()")
+    result = by_name(grade_source("reinforce", source, config_toml=UNIT_ONLY))["loss_gradient_is_reinforce"]
+    assert result.status == "passed" and result.points == 3, result.message
+    assert "sums over the batch instead of averaging" in result.message and "16 x the mean" in result.message
+
+
+def test_a_factor_that_depends_on_the_batch_is_not_a_convention(grade_source):
+    """Dividing by the returns' spread is a positive multiple on each batch, but not a constant one."""
+    source = edited("reinforce", "    return -(returns.detach() * log_probs).mean()",
+                    "    return -(returns.detach() / (returns.std() + 1e-8) * log_probs).mean()")
+    result = by_name(grade_source("reinforce", source, config_toml=UNIT_ONLY))["loss_gradient_is_reinforce"]
+    assert result.status == "failed" and "changes with the batch" in result.message, result.message

@@ -60,3 +60,37 @@ timeout = 12
     assert results["trained_policy_first_seed"].status == "timeout"
     assert results["trained_policy_first_seed"].points == 0
     assert all(results[name].status == "passed" for name in UNIT_CHECKS)
+
+
+# --- conventions that are not errors, and the bugs that used to pass (issue 21) ------------------------
+
+UNIT_ONLY = """
+[reinforce_baseline]
+evaluation_seconds = 1
+[reinforce_baseline.checks.trained_policy_first_seed]
+timeout = 2
+[reinforce_baseline.checks.trained_policy_second_seed]
+timeout = 2
+"""
+
+
+def test_sums_a_half_mse_and_the_population_std_keep_their_points(grade_source):
+    source = _apply(solution_source(NAME), [
+        ("    return -(advantages * log_probs).mean()", "    return -(advantages * log_probs).sum()"),
+        ("    return ((values - returns) ** 2).mean()", "    return 0.5 * torch.nn.functional.mse_loss(values, returns)"),
+        ("(advantages.std() + 1e-8)", "(advantages.std(unbiased=False) + 1e-8)"),
+    ])
+    results = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))
+    for name in UNIT_CHECKS + ("normalized_advantages_are_standardized",):
+        assert results[name].status == "passed", (name, results[name].message)
+    assert "the policy loss sums over the batch" in results["policy_loss_gradient_reaches_only_the_policy"].message
+    assert "the value loss is 0.5 x the expected one" in \
+        results["value_loss_is_mse_and_reaches_only_the_value_network"].message
+
+
+def test_train_must_return_the_value_network(grade_source):
+    source = _apply(solution_source(NAME), [("    return policy, value_net\n", "    return policy\n")])
+    result = by_name(grade_source(NAME, source, config_toml="[reinforce_baseline]\nseeds = [0]\n"))[
+        "trained_policy_first_seed"]
+    assert result.status == "error" and result.points == 0
+    assert "train() must return the pair (policy, value_net)" in result.message

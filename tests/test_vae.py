@@ -155,3 +155,21 @@ def test_the_worker_gets_the_training_split_only():
 
 def test_solution_template_and_notebook_are_generated():
     assert Path(assignments.template_paths("vae")[0]).read_text().count("raise NotImplementedError()") == 8
+
+
+def test_common_kl_and_bce_idioms_keep_the_exactness_points(grade_source):
+    """Correct but different (issue 21): log(sigma**2 + 1e-8) in the KL, BCE on probabilities. The KL keeps
+    its points; the BCE keeps the moderate-logit point and loses only the float32 stability point."""
+    source = solution_source("vae")
+    for old, new in [
+        ("return torch.sum(0.5 * (mu**2 + torch.exp(2.0 * log_sigma) - 1.0) - log_sigma, dim=-1)",
+         "sigma = torch.exp(log_sigma)\n    return -0.5 * torch.sum(1 + torch.log(sigma**2 + 1e-8) - mu**2 - sigma**2, dim=-1)"),
+        ('return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)',
+         'return F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="none").sum(dim=-1)'),
+    ]:
+        assert source.count(old) == 1
+        source = source.replace(old, new)
+    results = by_name(grade_source("vae", source, config_toml=UNIT_CONFIG))
+    lost = {name for name, r in results.items() if r.status != "passed" and r.kind == "unit"}
+    assert lost == {"bernoulli_nll_is_stable_at_large_logits"}, {n: results[n].message for n in lost}
+    assert "log(0)" in results["bernoulli_nll_is_stable_at_large_logits"].message

@@ -40,6 +40,9 @@ TRAIN_TIMEOUT = {"cpu": 600, "cuda": 300}
 # Finite-difference step and tolerances of the reparametrised-gradient check (docs/vae.md).
 FD_STEP = 1e-5
 FD_RTOL, FD_ATOL = 1e-6, 1e-6
+# Closed-form KL and moderate-logit BCE: a margin above what correct idioms give (bench/vae_idioms.py, docs/vae.md).
+KL_RTOL, KL_ATOL = 1e-5, 1e-4
+BCE_RTOL, BCE_ATOL = 1e-4, 1e-6
 
 
 def _fields(out, *keys: str) -> dict:
@@ -143,34 +146,42 @@ def kl_matches_closed_form_and_monte_carlo(worker, ctx):
            f"with {samples} samples is {np.round(mc, 4).tolist()} (+- {np.round(stderr, 4).tolist()})",
            "per dimension: 0.5 * (mu^2 + sigma^2 - 1) - log sigma, summed (not averaged) over dimensions; "
            "the KL is never negative")
-    expect_close(got, closed, "gaussian_kl(mu, log_sigma)", rtol=1e-8, atol=1e-8,
+    expect_close(got, closed, "gaussian_kl(mu, log_sigma)", rtol=KL_RTOL, atol=KL_ATOL,
                  hint="0.5 * (mu^2 + exp(2 log_sigma) - 1) - log_sigma, summed over the last dimension")
     one = worker.call("gaussian_kl", mu[:1, :1], log_sigma[:1, :1])
     expect_close(one, elbo.gaussian_kl(mu[:1, :1], log_sigma[:1, :1]), "gaussian_kl of a (1, 1) batch",
-                 rtol=1e-8, atol=1e-8)
+                 rtol=KL_RTOL, atol=KL_ATOL)
 
 
-@check(points=2)
+BCE_HINT = ("the decoder gives logits, not probabilities: BCE = max(l, 0) - l x + log(1 + exp(-|l|)) "
+            "(torch: F.binary_cross_entropy_with_logits(logits, x, reduction='none')), summed over the 784 pixels "
+            "of each image")
+
+
+@check(points=1)
 def bernoulli_nll_from_logits(worker, ctx):
-    """bernoulli_nll(logits, x): binary cross-entropy from logits, summed over pixels, stable for large |logits|."""
+    """bernoulli_nll(logits, x): binary cross-entropy from logits, summed over pixels (moderate logits, float64)."""
     rng = ctx.rng("bernoulli_nll_from_logits")
     logits = rng.normal(0.0, 3.0, (4, IMAGE_DIM))
     x = rng.uniform(0, 1, (4, IMAGE_DIM))
     x[:, :100] = 0.0
     x[:, 100:200] = 1.0
     got = worker.call("bernoulli_nll", logits, x)
-    hint = ("the decoder gives logits, not probabilities: "
-            "BCE = max(l, 0) - l x + log(1 + exp(-|l|)) (torch: F.binary_cross_entropy_with_logits), "
-            "summed over the 784 pixels")
     expect_close(got, elbo.bernoulli_nll(logits, x), "bernoulli_nll(logits, x) on logits ~ N(0, 3^2)",
-                 rtol=1e-8, atol=1e-8, hint=hint)
+                 rtol=BCE_RTOL, atol=BCE_ATOL, hint=BCE_HINT)
+
+
+@check(points=1)
+def bernoulli_nll_is_stable_at_large_logits(worker, ctx):
+    """bernoulli_nll stays exact in float32 at logits of +-40 and +-120 (computed from logits, not probabilities)."""
     large = np.tile(np.array([-120.0, -40.0, 40.0, 120.0]), (2, IMAGE_DIM // 4))
-    x2 = np.tile(np.array([1.0, 0.3, 0.0, 0.5]), (2, IMAGE_DIM // 4))
-    got = worker.call("bernoulli_nll", large, x2, "float32")
-    expect_close(got, elbo.bernoulli_nll(large, x2), "bernoulli_nll in float32 with logits of +-40 and +-120",
+    x = np.tile(np.array([1.0, 0.3, 0.0, 0.5]), (2, IMAGE_DIM // 4))
+    got = worker.call("bernoulli_nll", large, x, "float32")
+    expect_close(got, elbo.bernoulli_nll(large, x), "bernoulli_nll in float32 with logits of +-40 and +-120",
                  rtol=1e-5, atol=1e-3,
-                 hint="log(sigmoid(l)) underflows for very negative l; use a log-sigmoid or "
-                      "binary_cross_entropy_with_logits")
+                 hint="in float32, sigmoid(-120) is 0 and sigmoid(40) is 1, so a BCE on probabilities "
+                      "(F.binary_cross_entropy(torch.sigmoid(l), x)) takes log(0), which torch clamps at -100; "
+                      "compute it from the logits: F.binary_cross_entropy_with_logits or log-sigmoid")
 
 
 @check(points=1, timeout=30)
