@@ -17,6 +17,8 @@ import os
 import sys
 import traceback
 
+import numpy as np
+
 from graders_worker import protocol
 
 GRADER_PACKAGE = "graders"
@@ -54,6 +56,21 @@ def _student_traceback(exc: BaseException, submission_file: str) -> str:
         text += "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames[start:]))
     text += "".join(only)
     return text.replace(submission_file, "submission.py")
+
+
+def _compact(value):
+    """`value` with its lists (and tuples) of numbers as numpy arrays; other values as they are."""
+    if isinstance(value, dict):
+        return {k: _compact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and value:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError, OverflowError):  # ragged, or not numbers
+            array = None
+        if array is not None and array.dtype.kind in "biuf":
+            return array
+        return [_compact(v) for v in value]
+    return value
 
 
 def _load_submission(path: str):
@@ -125,9 +142,12 @@ def serve(assignment: str, submission_file: str, request_fd: int, reply_fd: int)
         try:
             fn = _resolve(request["name"], submission, adapter)
             value = fn(*request.get("args", []))
-            reply = {"op": "result", "value": value}
-            data = protocol.encode(reply)
-            protocol.check_json_size(data, _max_json)
+            data = protocol.encode({"op": "result", "value": value})
+            try:
+                protocol.check_json_size(data, _max_json)
+            except protocol.MessageTooLarge:  # numbers in Python lists: send them as arrays, the compact form
+                data = protocol.encode({"op": "result", "value": _compact(value)})
+                protocol.check_json_size(data, _max_json)
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too
             kind = type(exc).__name__[:200]
             if isinstance(exc, SystemExit):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from helpers import ROOT
 
-from graders import templates
+from graders import assignments, templates
 from graders.config import Config, ConfigError
 from graders.outputs.gradescope import gradescope
 from graders.results import CheckResult, Grading
@@ -160,7 +160,8 @@ def test_cli_grade_writes_gradescope_json_and_exits_zero_for_a_failing_student(t
     result = cli("grade", "bandits", "assignments/bandits/bandits.py", "--device", "cpu", "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "r.json").read_text())
-    assert data["score"] == 0 and data["max_score"] == 20 and len(data["tests"]) == 14
+    assert data["score"] == 0 and data["extra_data"]["max_score"] == 20
+    assert len(data["tests"]) == len(assignments.grader("bandits").checks)
 
 
 def test_config_overrides_do_not_leak_into_later_gradings(tmp_path):

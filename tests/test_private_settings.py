@@ -25,7 +25,8 @@ OVERRIDES = {"epsilon_greedy_reward": -3.2109876, "epsilon_greedy_optimal": -3.2
              "optimistic_optimal": -3.2109876, "ucb_reward": -3.2109876, "gradient_baseline_optimal": -3.2109876,
              "gradient_no_baseline_optimal": -3.2109876, "relative_tolerance": 1.0000777e-6,
              "unbiased_alpha": 1.0000777e-6, "max_variance_ratio": 0.987654321, "mean_return": -44.4444,
-             "test_nelbo": 9999.3333, "untrained_start": 777.777, "learning_seen": -55.5555}
+             "test_nelbo": 9999.3333, "untrained_start": 777.777, "learning_seen": -55.5555,
+             "max_value_error_ratio": 88.8888}
 EXTRA = {
     "bandits": "testbed_runs = 200\ntestbed_steps = 200\n",
     "reinforce": "eval_episodes = 10\n",

@@ -15,7 +15,7 @@ def test_reference_earns_full_marks(grade_source, tmp_path):
     grading = grade_source(NAME, solution_source(NAME), artifacts_dir=tmp_path / "feedback")
     failed = {r.name: r.message for r in grading.results if r.status != "passed"}
     assert not failed
-    assert grading.score == grading.max_score == 17
+    assert grading.score == grading.max_score == 18
     training = by_name(grading)["trained_policy_first_seed"]
     assert "200 started" in training.message and "FLAG" not in training.message
     assert (tmp_path / "feedback" / "learning_curve_seed1.png").exists()

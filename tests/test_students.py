@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from helpers import ROOT
 
@@ -17,7 +18,7 @@ from graders.outputs.table import table
 from graders.progress import Listener, TerminalProgress
 from graders.results import CheckResult, Grading
 from graders.runner import grade
-from graders.submission import notebook_code
+from graders.submission import load_notebook
 
 
 def cli(*args):
@@ -113,7 +114,8 @@ def test_notebooks_end_with_the_check_cell_and_guard_the_try_it_cell():
         assert "".join(cells[-1]["source"]) == f"from graders.notebook import check\n\ncheck({name!r})"
         code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         assert 'if __name__ == "__main__":' not in code and "TRY_IT = False" in code
-        assert "check(" not in notebook_code(json.dumps({"cells": cells}), set())  # never graded, never imported
+        graded = load_notebook(json.dumps({"cells": cells}), Path(f"{name}.ipynb")).code
+        assert "check(" not in graded and "graders" not in graded  # never graded, never imported
     text = "".join("".join(c["source"]) for c in json.loads(
         (ROOT / "assignments" / "reinforce" / "reinforce.ipynb").read_text())["cells"])
     assert "Run this file" not in text and "TRY_IT = True" in text

@@ -97,7 +97,9 @@ def _close(got, want, what: str, ctx, hint: str = "", mask=None) -> np.ndarray:
     if mask is not None:
         array, want = np.where(mask, array, 0.0), np.where(mask, want, 0.0)
     rtol = ctx.threshold("relative_tolerance")
-    return expect_close(array, want, what, rtol=rtol, atol=rtol * max(np.abs(want).max(), 1e-12), hint=hint)
+    return expect_close(array, want, what, rtol=rtol, atol=rtol * max(np.abs(want).max(), 1e-12), hint=hint,
+                        shown_tolerance=f"{ctx.shown_threshold('relative_tolerance')} x (|expected| + the largest "
+                                        "|expected|)")
 
 
 # --- 1. the softmax policy and its Jacobian --------------------------------------------------

@@ -55,7 +55,7 @@ VARIANTS = [
                 "        next_states = np.concatenate([states[:, 1:], states[:, -1:]], axis=1)\n        returns = returns - baseline[np.arange(T)[None, :], next_states]  # b_t(S_{t+1})\n",
             )
         ],
-        loses=("reinforce_baseline_unbiased",),
+        loses=("reinforce_baseline_unbiased", "baseline_lowers_variance"),
     ),
     Variant(
         "whole_return_at_every_step",
@@ -66,7 +66,7 @@ VARIANTS = [
                 "    returns = np.repeat(rewards.sum(axis=1, keepdims=True), T, axis=1)  # G_0 at every t\n",
             )
         ],
-        loses=("reinforce_unbiased", "reinforce_baseline_unbiased"),
+        loses=("reinforce_unbiased", "reinforce_baseline_unbiased", "baseline_lowers_variance"),
         messages={"reinforce_unbiased": "whole episode's return G_0"},
     ),
     Variant(
@@ -78,7 +78,7 @@ VARIANTS = [
                 "        returns = returns - baseline[0][states]  # b_0(S_t)\n",
             )
         ],
-        loses=("reinforce_baseline_unbiased",),
+        loses=("reinforce_baseline_unbiased", "baseline_lowers_variance"),
         messages={"reinforce_baseline_unbiased": "baseline of time 0"},
     ),
 ]

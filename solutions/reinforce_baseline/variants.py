@@ -37,13 +37,15 @@ VARIANTS = [
             "policy_loss_gradient_reaches_only_the_policy",
             "value_loss_is_mse_and_reaches_only_the_value_network",
             "baseline_reduces_variance",
+            "normalized_advantages_are_standardized",
         ),
     ),
     Variant(
         "advantages_sign_flipped",
         "advantages v - G instead of G - v",
         edits=[("return returns - values.detach()", "return values.detach() - returns")],
-        loses=("advantages_on_a_scripted_batch", "policy_loss_gradient_reaches_only_the_policy"),
+        loses=("advantages_on_a_scripted_batch", "policy_loss_gradient_reaches_only_the_policy",
+               "normalized_advantages_are_standardized"),
         messages={"advantages_on_a_scripted_batch": "the advantage is G - v"},
     ),
     Variant(
@@ -55,7 +57,8 @@ VARIANTS = [
                 "return policy_loss(policy(obs), actions, returns), value_loss(values, returns)",
             )
         ],
-        loses=("baseline_reduces_variance", "policy_loss_gradient_reaches_only_the_policy"),
+        loses=("baseline_reduces_variance", "policy_loss_gradient_reaches_only_the_policy",
+               "normalized_advantages_are_standardized"),
     ),
     Variant(
         "value_loss_not_squared",
