@@ -132,6 +132,11 @@ class Reader:
         self.fd = fd
         self._buffer = bytearray()
 
+    @property
+    def buffered(self) -> bool:
+        """Whether bytes of a message are already read (a select on the fd would not see them)."""
+        return bool(self._buffer)
+
     def _take(self, n: int, deadline: float | None) -> bytes:
         while len(self._buffer) < n:
             if deadline is not None:

@@ -3,7 +3,19 @@
 train on environments the grader serves -> record the learning curve -> evaluate the
 returned policy in the grader's own environments -> compare with the threshold.
 Every number that decides the grade is measured here: the episode returns and counts
-by `CartPoleServer`, the evaluation returns by `evaluate`.
+by `CartPoleServer`, the evaluation returns by `evaluate`, the student's time by
+`StudentClock`.
+
+Time. The check's limit T (per device) is the student's time: `time_budget_s` told to
+`train()` is (T - evaluation_seconds) / (1 + TRAIN_MARGIN), and the call is stopped
+when the student's own time passes time_budget_s x (1 + TRAIN_MARGIN). The student's
+time starts when their `train()` starts (the adapter's imports before it have their
+own allowance, SETUP_S) and does not count the grader's time serving the environment
+(graders/sandbox/student_clock.py), so neither a slow machine's hand-offs nor a
+loaded one's wake-ups are charged to the student. The margin is proportional: a
+loop that checks its clock once per update overshoots by up to one update, and on a
+loaded machine everything, that update included, takes longer in proportion. The
+evaluation then gets its own evaluation_seconds.
 """
 
 from __future__ import annotations
@@ -16,8 +28,11 @@ from graders.checks import CheckFailed, expect
 from graders.rl.evaluation import evaluate
 from graders.rl.plots import plot_learning_curve
 from graders.rl.server import CartPoleServer
+from graders.sandbox.student_clock import StudentClock
 
-TRAIN_MARGIN_S = 5.0  # between the time budget told to train() and the moment its call is stopped
+TRAIN_MARGIN = 0.1  # of the time budget, between the budget told to train() and the moment its call is stopped
+SETUP_S = 60.0  # for the adapter's imports and set-up before train() starts (not the student's time)
+MIN_BUDGET_S = 5.0  # a smaller budget is a configuration that leaves no time to train
 
 
 def _seed(ctx, index: int) -> int:
@@ -27,16 +42,43 @@ def _seed(ctx, index: int) -> int:
     return int(seeds[index])
 
 
-def _flags(ctx, server: CartPoleServer, report: dict, passed: bool) -> None:
-    """Notes for the instructor about environments the submission may have built itself."""
-    own = report.get("own_env", {}) if isinstance(report, dict) else {}
-    own = {k: v for k, v in own.items() if isinstance(v, int) and v > 0}
-    if own:
-        ctx.note("FLAG for the instructor: the submission used gymnasium environments of its own during training "
-                 f"({', '.join(f'{k}: {v}' for k, v in sorted(own.items()))}); it should train only on make_envs().")
+def _flags(ctx, server: CartPoleServer, passed: bool) -> None:
+    """A note for the instructor when a pass needed implausibly few served steps."""
     if passed and server.steps < ctx.option("min_plausible_steps"):
         ctx.note(f"FLAG for the instructor: the policy passed after only {server.steps} environment steps served by "
                  "the grader; learning CartPole takes far more. Did it train on a simulator of its own?")
+
+
+def time_budget(ctx) -> float:
+    """The `time_budget_s` told to train(): the check's time left, less the evaluation's and the margin."""
+    evaluation_s = float(ctx.option("evaluation_seconds"))
+    budget_s = round((ctx.time_left() - evaluation_s) / (1.0 + TRAIN_MARGIN), 1)
+    expect(budget_s >= MIN_BUDGET_S, f"the check's time limit leaves {max(budget_s, 0):g} s to train after "
+           f"reserving {evaluation_s:g} s for the evaluation; at least {MIN_BUDGET_S:g} s are needed")
+    return budget_s
+
+
+def serve_training(worker, server: CartPoleServer, clock: StudentClock, worker_seed: int, device: str):
+    """The submission's train() on the server's environments, timed by `clock` (bench/ uses it too)."""
+    try:
+        return worker.call("train", worker_seed, clock.budget_s, device, clock=clock,
+                           callbacks={**server.callbacks(), **clock.callbacks()})
+    finally:
+        clock.stop()
+
+
+def train(worker, ctx, server: CartPoleServer, seed_index: int) -> StudentClock:
+    """Train on the server's environments within the check's time; a note says where the time went."""
+    clock = StudentClock(time_budget(ctx), margin=TRAIN_MARGIN, setup_s=SETUP_S)
+    ctx.deadline = clock.latest()  # the check's limit now follows the clock (see the module's docstring)
+    try:
+        serve_training(worker, server, clock, ctx.worker_seed(f"train {seed_index}"), ctx.device)
+    finally:
+        ctx.note(f"seed #{seed_index + 1}: train() ran {clock.own_s():.1f} s of its own time (budget "
+                 f"{clock.budget_s:g} s, limit {clock.limit_s:.1f} s); not counted: {clock.serving:.1f} s of the "
+                 f"grader serving the environment, {clock.cpu_wait:.1f} s waiting for a CPU, "
+                 f"{(clock.started or clock.stopped) - clock.created:.1f} s of set-up before train()")
+    return clock
 
 
 def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: str,
@@ -44,23 +86,16 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
     seed = _seed(ctx, index)  # stays in the grader: the worker and the feedback see only "seed #N"
     label = f"seed #{index + 1}"
     server = CartPoleServer(seed, episode_budget=episode_budget)
-    evaluation_s = float(ctx.option("evaluation_seconds"))
-    call_s = ctx.time_left() - evaluation_s
-    expect(call_s > TRAIN_MARGIN_S, f"the check's time limit leaves no time to train after reserving "
-           f"{evaluation_s:g} s for the evaluation")
     threshold = float(ctx.threshold(threshold_name))
+    evaluation_s = float(ctx.option("evaluation_seconds"))
     eval_returns = None
     try:
-        start = time.monotonic()
-        report = worker.call("train", ctx.worker_seed(f"train {index}"), round(call_s - TRAIN_MARGIN_S, 1), ctx.device,
-                             timeout=call_s,
-                             callbacks=server.callbacks())
-        ctx.note(f"{label}: train() took {time.monotonic() - start:.1f} s")
-        eval_returns = evaluate(worker, seed, int(ctx.option("eval_episodes")),
-                                timeout=max(ctx.time_left(), 1.0))
+        train(worker, ctx, server, index)
+        ctx.deadline = time.monotonic() + evaluation_s
+        eval_returns = evaluate(worker, seed, int(ctx.option("eval_episodes")), timeout=evaluation_s)
         mean, std = float(np.mean(eval_returns)), float(np.std(eval_returns))
         passed = mean >= threshold
-        _flags(ctx, server, report, passed)
+        _flags(ctx, server, passed)
         ctx.note(f"{label}: evaluation mean return {mean:.1f} +- {std:.1f} over {len(eval_returns)} episodes "
                  f"of the grader's (threshold {threshold:g})")
         expect(passed, f"{label}: the trained policy's mean return is {mean:.1f}, below the threshold "
