@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from graders.checks import CheckFailed, as_array
-from graders.rl.cartpole import CartPole, env_seeds
+from graders.rl.cartpole import CartPole, cos_sin, env_seeds
 
 
 def evaluate(worker, seed: int, episodes: int = 100, timeout: float | None = None) -> np.ndarray:
@@ -29,8 +29,10 @@ def evaluate(worker, seed: int, episodes: int = 100, timeout: float | None = Non
         actions = as_array(got, f"act() on {len(index)} observations", (len(index),))
         if not np.all((actions == 0) | (actions == 1)):
             raise CheckFailed(f"act() must return actions 0 or 1, got {sorted(set(actions.tolist()))[:5]}")
-        for i, action in zip(index.tolist(), actions.tolist(), strict=True):
-            terminated, truncated = envs[i].step(action)
+        running_envs = [envs[i] for i in index.tolist()]
+        for i, env, action, angle in zip(index.tolist(), running_envs, actions.tolist(), cos_sin(running_envs),
+                                         strict=True):
+            terminated, truncated = env.step(action, angle)
             obs[i] = envs[i].state()
             returns[i] += 1.0
             running[i] = not (terminated or truncated)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graders.rl.cartpole import CartPole, env_seeds
+from graders.rl.cartpole import CartPole, cos_sin, env_seeds
 from graders.sandbox import CallbackRefused
 from graders_worker.rl.wire import FINAL, MODES, RETIRED, SAME_STEP, SINGLE, TERMINATED, TRUNCATED, WIDTH
 
@@ -125,6 +125,13 @@ class CartPoleServer:
             self._refuse_if_over_budget(1)
         return values
 
+    def _record(self, i: int) -> None:
+        """Environment i's episode ended: record it."""
+        self.episode_returns.append(self._returns[i])
+        self.episode_lengths.append(self._lengths[i])
+        self.episode_end_steps.append(self.steps)
+        self._returns[i], self._lengths[i] = 0.0, 0
+
     def _next_episode(self, i: int) -> bool:
         """Reset environment i for its next episode, or retire it when the budget is spent; whether it reset."""
         if self.episode_budget is not None and self.started >= self.episode_budget:
@@ -138,37 +145,36 @@ class CartPoleServer:
         """One step of every environment; the answer is wire.py's (n, 10) float32 array."""
         values = self._check_actions(actions)
         self.vector_steps += 1
-        rows = []
+        states, returns, lengths, retired, ended = self._states, self._returns, self._lengths, self._retired, self._ended
         same_step = self.mode == SAME_STEP
-        for i, env in enumerate(self.envs):
-            if self._retired[i]:
-                rows.append(self._states[i] + _ZERO4 + [0.0, RETIRED])
+        angles = cos_sin(self.envs) if len(self.envs) > 2 else [None] * len(self.envs)
+        out = []  # n rows of 10 numbers, flat
+        for i, env in enumerate(self.envs):  # the hottest loop of a training run: plain Python
+            if retired[i]:
+                out += states[i] + _ZERO4 + [0.0, RETIRED]
                 continue
-            if self._ended[i]:  # next-step autoreset: this step starts the next episode
-                self._ended[i] = False
+            if ended[i]:  # next-step autoreset: this step starts the next episode
+                ended[i] = False
                 flags = 0 if self._next_episode(i) else RETIRED
-                rows.append(self._states[i] + _ZERO4 + [0.0, flags])
+                out += states[i] + _ZERO4 + [0.0, flags]
                 continue
-            terminated, truncated = env.step(values[i])
+            terminated, truncated = env.step(values[i], angles[i])
             self.steps += 1
-            self._returns[i] += 1.0
-            self._lengths[i] += 1
-            state, final = env.state(), _ZERO4
-            flags = TERMINATED * terminated + TRUNCATED * truncated
-            self._states[i] = state
+            returns[i] += 1.0
+            lengths[i] += 1
+            state = states[i] = [env.x, env.x_dot, env.theta, env.theta_dot]
             if terminated or truncated:
-                self.episode_returns.append(self._returns[i])
-                self.episode_lengths.append(self._lengths[i])
-                self.episode_end_steps.append(self.steps)
-                self._returns[i], self._lengths[i] = 0.0, 0
+                self._record(i)
+                flags = TERMINATED * terminated + TRUNCATED * truncated
                 if same_step:
-                    final, flags = state, flags | FINAL
-                    if not self._next_episode(i):
-                        flags |= RETIRED
-                else:
-                    self._ended[i] = True
-            rows.append(self._states[i] + final + [1.0, flags])
-        return np.array(rows, dtype=np.float32).reshape(len(rows), WIDTH)
+                    flags |= FINAL if self._next_episode(i) else FINAL | RETIRED
+                    out += states[i] + state + [1.0, flags]
+                    continue
+                ended[i] = True
+                out += state + _ZERO4 + [1.0, flags]
+            else:
+                out += state + _ZERO4 + [1.0, 0]
+        return np.array(out, dtype=np.float32).reshape(-1, WIDTH)
 
     def summary(self) -> str:
         n = len(self.episode_returns)

@@ -69,7 +69,8 @@ class ServedVectorEnv(gym.vector.VectorEnv):
         return obs, {}
 
     def step(self, actions):
-        actions = np.asarray(to_numpy(actions))  # a torch tensor maybe, on the GPU maybe; or a list
+        if type(actions) is not np.ndarray:
+            actions = np.asarray(to_numpy(actions))  # a torch tensor maybe, on the GPU maybe; or a list
         if actions.dtype.kind == "f" and np.all(actions == np.round(actions)):
             actions = actions.astype(np.int64)
         reply = unpack_step(self._call_array("env_step", actions.reshape(-1) if actions.ndim > 1 else actions))
