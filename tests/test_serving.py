@@ -19,7 +19,7 @@ import pytest
 
 from graders.rl.server import CartPoleServer
 from graders.sandbox import CallbackRefused, Limits, StudentError, Worker, WorkerTimeout, fastpath, isolation
-from graders.sandbox.student_clock import StudentClock, thread_busy_s
+from graders.sandbox.student_clock import StudentClock, python_pid, thread_busy_s
 
 MODES = ("bubblewrap", "process")
 
@@ -166,6 +166,16 @@ def scribble_while_stepping(steps):
     thread.join()
     return errors
 """
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_clock_watches_the_workers_python_process(mode):
+    with Worker("bandits", ECHO, limits=_limits(mode)) as worker:
+        worker.call("has_channel")
+        pid = python_pid(worker._proc.pid)
+        assert pid == worker._proc.pid or mode == "bubblewrap"
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert b"graders_worker.main" in f.read()
 
 
 def test_bad_requests_are_refused_and_the_file_cannot_be_resized():

@@ -7,9 +7,10 @@ compares them step by step. The state is four Python floats and only the cosine 
 sine go through numpy (`np.cos`, as gymnasium calls it, so that the last bit agrees on
 every platform; `cos_sin` computes them for many environments in one call): a step
 costs about 2.5 us, where a numpy step of n environments costs 30-50 us whatever n up
-to 32, and a served step of one environment is the hottest call of a training run. gymnasium's own `CartPoleVectorEnv` is not used: it
-draws every sub-environment's start from one shared generator (so its episodes are
-not those of `gym.make` seeded per episode, which students reproduce locally).
+to 32, and a served step of one environment is the hottest call of a training run.
+gymnasium's own `CartPoleVectorEnv` is not used: it draws every sub-environment's
+start from one shared generator (so its episodes are not those of `gym.make` seeded
+per episode, which students reproduce locally).
 """
 
 from __future__ import annotations
