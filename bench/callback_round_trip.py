@@ -4,9 +4,10 @@ For each environment shape: a grading worker's `train()` steps the grader's serv
 environment in a loop for a few seconds (actions all 0, so episodes end after about
 10 steps and reset often), exactly as a submission would (the adapter, the shared-memory
 fast path, `CartPoleServer`); then this process runs the same loop on gymnasium's own
-environment. Per round trip (one `step`, or one `reset` of the single environment):
-served wall time, the grader's and the worker's CPU time; per step of gymnasium: wall
-and CPU time. Raw and served run side by side, alternating, in one run; the load
+environment. The loop times each step itself (`step`, and the `reset` that follows an
+episode's end): percentiles 50/90/99 of those, served and raw; and per round trip
+(one `step` or `reset` callback) the served wall time and the grader's and the
+worker's CPU time. Raw and served run side by side, alternating, in one run; the load
 average is recorded with each line.
 
     PYTHONPATH=. nice -n 5 .venv/bin/python bench/callback_round_trip.py --envs single 1 8 32 --repeat 3
@@ -23,10 +24,10 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 from served import served_train
 
-SOURCE = """
+LOOP = """
+import json
 import time
 import numpy as np
 
@@ -34,23 +35,30 @@ def discounted_returns(rewards, gamma):
     return rewards
 
 def train(make_envs, seed, time_budget_s, device="cpu"):
-    shape = {shape!r}
+    shape, clock = {shape!r}, time.perf_counter
+    took, n = np.zeros(10**7), 0
     start = time.monotonic()
     if shape == "single":
         env = make_envs.make_env()
         env.reset()
         while time.monotonic() - start < time_budget_s:
+            t = clock()
             _, _, terminated, truncated, _ = env.step(0)
             if terminated or truncated:
                 env.reset()
+            took[n], n = clock() - t, n + 1
     else:
         envs = make_envs(shape)
         envs.reset()
         actions = np.zeros(shape, dtype=np.int64)
         while time.monotonic() - start < time_budget_s:
+            t = clock()
             envs.step(actions)
+            took[n], n = clock() - t, n + 1
+    print("STEP_US", json.dumps((1e6 * np.percentile(took[:n], [50, 90, 99])).round(1).tolist()))
     return "a policy"
 """
+SOURCE = LOOP  # the grader's worker runs it on make_envs; `raw` below runs it on gymnasium's
 
 
 def served(shape, seconds: float) -> dict:
@@ -59,33 +67,34 @@ def served(shape, seconds: float) -> dict:
     server = CartPoleServer(0)
     cost = served_train("reinforce", SOURCE.format(shape=shape), server, 0, seconds)
     trips = server.vector_steps + (server.started if shape == "single" else 1)
-    return {"round_trips": trips, "served_wall_us": 1e6 * cost["wall"] / trips,
+    p50, p90, p99 = json.loads(cost["output"].split("STEP_US", 1)[1].splitlines()[0])
+    return {"round_trips": trips, "served_wall_us": 1e6 * cost["wall"] / trips, "served_step_p50_us": p50,
+            "served_step_p90_us": p90, "served_step_p99_us": p99,
             "grader_cpu_us": 1e6 * cost["grader_cpu"] / trips, "worker_cpu_us": 1e6 * cost["worker_cpu"] / trips}
 
 
 def raw(shape, seconds: float) -> dict:
+    """The same loop in this process, on gymnasium's own environments."""
+    import contextlib
+    import io
+    import types
+
     import gymnasium as gym
 
-    trips, start, cpu = 0, time.perf_counter(), time.process_time()
-    if shape == "single":
-        env = gym.make("CartPole-v1")
-        env.reset(seed=0)
-        while time.perf_counter() - start < seconds:
-            _, _, terminated, truncated, _ = env.step(0)
-            trips += 1
-            if terminated or truncated:
-                env.reset()
-                trips += 1
-    else:
-        envs = gym.make_vec("CartPole-v1", num_envs=shape, vectorization_mode="sync",
+    def make_envs(n):
+        return gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="sync",
                             vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
-        envs.reset(seed=0)
-        actions = np.zeros(shape, dtype=np.int64)
-        while time.perf_counter() - start < seconds:
-            envs.step(actions)
-            trips += 1
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"raw_wall_us": 1e6 * wall / trips, "raw_cpu_us": 1e6 * cpu / trips}
+
+    make_envs.make_env = lambda: gym.make("CartPole-v1")
+    module = types.ModuleType("loop")
+    exec(compile(LOOP.format(shape=shape), "loop.py", "exec"), module.__dict__)
+    printed = io.StringIO()
+    wall, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(printed):
+        module.train(make_envs, 0, seconds)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    p50, p90, p99 = json.loads(printed.getvalue().split("STEP_US", 1)[1].splitlines()[0])
+    return {"raw_step_p50_us": p50, "raw_step_p90_us": p90, "raw_step_p99_us": p99}
 
 
 def main() -> None:
@@ -100,7 +109,7 @@ def main() -> None:
             shape = shape if shape == "single" else int(shape)
             load = Path("/proc/loadavg").read_text().split()[:3]
             row = {"envs": shape, **served(shape, args.seconds), **raw(shape, args.seconds), "load_average": load}
-            row["served_over_raw_wall"] = row["served_wall_us"] / row["raw_wall_us"]
+            row["served_over_raw_p50"] = row["served_step_p50_us"] / row["raw_step_p50_us"]
             line = json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()})
             print(line, flush=True)
             if args.out:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def served_train(assignment: str, source: str, server, seed: int, budget_s: floa
         name, args = warm_up or ("discounted_returns", (np.ones(2), 0.5))
         worker.call(name, *args)
         pid = python_pid(worker._proc.pid)
-        clock = StudentClock(budget_s, margin=TRAIN_MARGIN, setup_s=60)
+        clock = StudentClock(budget_s, margin=TRAIN_MARGIN, setup_s=60, hard_end=time.monotonic() + 10 * budget_s + 60)
         at_start = {}
         start = clock.start
 
@@ -54,5 +55,7 @@ def served_train(assignment: str, source: str, server, seed: int, budget_s: floa
         serve_training(worker, server, clock, seed, "cpu")
         grader, work = grader_cpu_s() - at_start["grader"], process_cpu_s(pid) - at_start["worker"]
         done = after(worker) if after else None
+        output = worker.output
     return {"wall": clock.stopped - clock.started, "grader_cpu": grader, "worker_cpu": work, "cpu": grader + work,
-            "own": clock.own_s(), "serving": clock.serving, "cpu_wait": clock.cpu_wait, "after": done}
+            "own": clock.own_s(), "serving": clock.serving, "cpu_wait": clock.cpu_wait, "after": done,
+            "output": output}

@@ -98,9 +98,10 @@ def test_a_train_that_stops_at_its_budget_is_not_stopped_under_load(grade_source
     config = """
 [reinforce]
 seeds = [4]
+train_seconds = 15
 evaluation_seconds = 5
 [reinforce.checks.trained_policy_first_seed]
-timeout = 20
+timeout = 120
 """ + FIRST_CHECK_STARTS_THE_WORKER
     (tmp_path / "other.toml").write_text(config)
     (tmp_path / "other.py").write_text(edited("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",

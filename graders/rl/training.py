@@ -6,21 +6,20 @@ Every number that decides the grade is measured here: the episode returns and co
 by `CartPoleServer`, the evaluation returns by `evaluate`, the student's time by
 `StudentClock`.
 
-Time. The check's limit T (per device) is the student's time: `time_budget_s` told to
-`train()` is (T - evaluation_seconds) / (1 + TRAIN_MARGIN), and the call is stopped
-when the student's own time passes time_budget_s x (1 + TRAIN_MARGIN). The student's
-time starts when their `train()` starts (the adapter's imports before it have their
-own allowance, SETUP_S) and does not count the grader's time serving the environment
-(graders/sandbox/student_clock.py), so neither a slow machine's hand-offs nor a
-loaded one's wake-ups are charged to the student. The margin is proportional: a
-loop that checks its clock once per update overshoots by up to one update, and on a
-loaded machine everything, that update included, takes longer in proportion. The
-evaluation then gets its own evaluation_seconds.
+Time. The option `train_seconds` (per device) is the student's own time: `time_budget_s`
+told to `train()` is train_seconds / (1 + TRAIN_MARGIN), and the call is stopped when
+the student's own time passes train_seconds. The student's time starts when their
+`train()` starts (the adapter's imports before it have their own allowance, SETUP_S)
+and counts neither the grader's time serving the environment nor the worker's waits
+for a CPU (graders/sandbox/student_clock.py): a slow hand-off or a loaded machine is
+not charged to the student. The margin is proportional: a loop that checks its clock
+once per update overshoots by up to one update, and on a loaded machine everything,
+that update included, takes longer in proportion. The check's `timeout` is its wall
+limit: set-up, the time not charged and the evaluation's `evaluation_seconds` must fit
+in it next to train_seconds (a limit too small for train_seconds shrinks the budget).
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
@@ -50,9 +49,12 @@ def _flags(ctx, server: CartPoleServer, passed: bool) -> None:
 
 
 def time_budget(ctx) -> float:
-    """The `time_budget_s` told to train(): the check's time left, less the evaluation's and the margin."""
+    """The `time_budget_s` told to train(): train_seconds (or the check's time left, less the evaluation's), less
+    the margin."""
     evaluation_s = float(ctx.option("evaluation_seconds"))
-    budget_s = round((ctx.time_left() - evaluation_s) / (1.0 + TRAIN_MARGIN), 1)
+    own = ctx.option("train_seconds")
+    own = float(own.get(ctx.device, own.get("cpu")) if isinstance(own, dict) else own)
+    budget_s = round(min(own, ctx.time_left() - evaluation_s) / (1.0 + TRAIN_MARGIN), 1)
     expect(budget_s >= MIN_BUDGET_S, f"the check's time limit leaves {max(budget_s, 0):g} s to train after "
            f"reserving {evaluation_s:g} s for the evaluation; at least {MIN_BUDGET_S:g} s are needed")
     return budget_s
@@ -69,8 +71,9 @@ def serve_training(worker, server: CartPoleServer, clock: StudentClock, worker_s
 
 def train(worker, ctx, server: CartPoleServer, seed_index: int) -> StudentClock:
     """Train on the server's environments within the check's time; a note says where the time went."""
-    clock = StudentClock(time_budget(ctx), margin=TRAIN_MARGIN, setup_s=SETUP_S)
-    ctx.deadline = clock.latest()  # the check's limit now follows the clock (see the module's docstring)
+    evaluation_s = float(ctx.option("evaluation_seconds"))
+    clock = StudentClock(time_budget(ctx), margin=TRAIN_MARGIN, setup_s=SETUP_S,
+                         hard_end=ctx.deadline - evaluation_s)
     try:
         serve_training(worker, server, clock, ctx.worker_seed(f"train {seed_index}"), ctx.device)
     finally:
@@ -87,12 +90,10 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
     label = f"seed #{index + 1}"
     server = CartPoleServer(seed, episode_budget=episode_budget)
     threshold = float(ctx.threshold(threshold_name))
-    evaluation_s = float(ctx.option("evaluation_seconds"))
     eval_returns = None
     try:
         train(worker, ctx, server, index)
-        ctx.deadline = time.monotonic() + evaluation_s
-        eval_returns = evaluate(worker, seed, int(ctx.option("eval_episodes")), timeout=evaluation_s)
+        eval_returns = evaluate(worker, seed, int(ctx.option("eval_episodes")), timeout=max(ctx.time_left(), 1.0))
         mean, std = float(np.mean(eval_returns)), float(np.std(eval_returns))
         passed = mean >= threshold
         _flags(ctx, server, passed)

@@ -16,9 +16,10 @@ grader and the machine cost it:
   by other processes, which would otherwise turn a batch's load into time-outs.
 What is charged is the wall time since the start less those two: the student's
 computing, and its own waits (a GPU, a sleep). Nothing the worker reports enters
-these numbers. The time not charged is capped (`extension_cap` x the budget): a
-worker can make the grader busy, or make its own main thread wait for a CPU, on
-purpose; the cap bounds the longest call.
+these numbers. The call still ends at a fixed wall-clock time (`hard_end`, e.g. the
+check's own limit less what comes after the call): a worker can make the grader busy,
+or make its own main thread wait for a CPU, on purpose, and the time not charged must
+not stretch a batch beyond the limits it was planned with.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from __future__ import annotations
 import time
 
 from graders.sandbox import procfs
-
-EXTENSION_CAP = 2.0  # of the budget: the most time not charged
 
 
 def _schedstat(path: str) -> tuple[float, float] | None:
@@ -72,15 +71,16 @@ class StudentClock:
     worker calls back `clock_start` when the student's code starts (before it, the call
     has `setup_s`); from then on the call ends when the student's own time (wall time
     since the start, less the grader's serving and the worker's waits for a CPU)
-    reaches `budget_s * (1 + margin)`. Every method must be called from the thread that
-    runs the call (the serving time is that thread's).
+    reaches `budget_s * (1 + margin)`, and in any case at `hard_end` (time.monotonic()).
+    Every method must be called from the thread that runs the call (the serving time is
+    that thread's).
     """
 
-    def __init__(self, budget_s: float, *, margin: float, setup_s: float, extension_cap: float = EXTENSION_CAP):
+    def __init__(self, budget_s: float, *, margin: float, setup_s: float, hard_end: float):
         self.budget_s = budget_s
         self.limit_s = budget_s * (1.0 + margin)
         self.setup_s = setup_s
-        self.cap_s = extension_cap * budget_s
+        self.hard_end = hard_end
         self.created = time.monotonic()
         self.started: float | None = None
         self.stopped: float | None = None
@@ -115,23 +115,19 @@ class StudentClock:
             self.stopped = time.monotonic()
 
     def excluded_s(self) -> float:
-        """The time not charged so far: the grader's serving and the worker's waits for a CPU (capped)."""
+        """The time not charged so far: the grader's serving and the worker's waits for a CPU."""
         if self.started is not None and self.stopped is None:
             self.serving = max(self.serving, thread_busy_s() - self._at_start[0])
             delay = self._worker_delay()
             if delay:  # 0: the process is gone or unreadable; keep the last figure
                 self.cpu_wait = max(self.cpu_wait, delay - self._at_start[1])
-        return min(self.cap_s, self.serving + self.cpu_wait)
+        return self.serving + self.cpu_wait
 
     def deadline(self) -> float:
         """The call's end as of now (time.monotonic()); it moves later as time not charged accrues."""
         if self.started is None:
-            return self.created + self.setup_s
-        return self.started + self.limit_s + self.excluded_s()
-
-    def latest(self) -> float:
-        """The latest the call can end: every allowance used."""
-        return self.created + self.setup_s + self.limit_s + self.cap_s
+            return min(self.hard_end, self.created + self.setup_s)
+        return min(self.hard_end, self.started + self.limit_s + self.excluded_s())
 
     def own_s(self) -> float:
         """The student's own time so far."""

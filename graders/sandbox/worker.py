@@ -339,7 +339,7 @@ class Worker:
             raise WorkerDied(f"{reason} before {during}") from None
         while True:
             until = end
-            if callbacks or clock is not None:  # serve the fast path until a pipe message is ready
+            if self._fast is not None or clock is not None:  # serve the fast path until a pipe message is ready
                 until = fastpath.wait_for_message(self._fast, self._replies, callbacks, end, clock)
             message = self._receive(until, during)
             op = message.get("op")
