@@ -56,6 +56,7 @@ class Effective:
     settings: dict
     checks: tuple[Check, ...]
     limits: Limits
+    private: frozenset[str] = frozenset()  # the seeds and thresholds this config overrides: never shown to students
 
     @property
     def name(self) -> str:
@@ -163,4 +164,6 @@ class Config:
             raise ConfigError(f"[{name}.checks] names unknown checks {sorted(unknown)}; "
                               f"known: {[c.name for c in grader.checks]}")
         checks = tuple(dataclasses.replace(c, **overrides.get(c.name, {})) for c in grader.checks)
-        return Effective(grader, settings, checks, self.sandbox_limits())
+        table = self.assignments.get(name, {})
+        private = {"seeds"} & set(table) | {f"thresholds.{t}" for t in table.get("thresholds", {})}
+        return Effective(grader, settings, checks, self.sandbox_limits(), frozenset(private))

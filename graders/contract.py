@@ -15,6 +15,8 @@ A check's fixtures are injected by parameter name:
 
     worker: CheckWorker                 calls into the student's process; every call ends with the check
     ctx: Context                        seeds, options, thresholds, notes, artifacts, the check's deadline
+    fresh_worker: () -> CheckWorker     a new process with the same submission, for this check alone
+                                        (closed when it ends): nothing another call left behind can reach it
 
 `load(name)` imports `graders.NAME.grader` and raises `GraderContractError` for a
 module that breaks the contract (a misspelt fixture or hook, a missing TITLE), so a
@@ -56,6 +58,7 @@ class Context:
     device: str
     settings: dict
     artifacts_dir: Path | None = None
+    private: frozenset[str] = frozenset()  # settings the instructor overrode (seeds, thresholds.NAME): never shown
     deadline: float | None = None  # time.monotonic() at which the running check's time is up
     notes: list[str] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
@@ -91,6 +94,15 @@ class Context:
     def threshold(self, name: str) -> float:
         return self.settings["thresholds"][name]
 
+    def shown_threshold(self, name: str, spec: str = "g", value: float | None = None) -> str:
+        """A threshold as a message may show it: the public value, never an instructor's override.
+
+        `value`: the threshold in force when the setting itself is not a number (a measured default).
+        """
+        if f"thresholds.{name}" in self.private:
+            return "(set by your instructor)"
+        return format(self.threshold(name) if value is None else value, spec)
+
     def option(self, name: str):
         return self.settings[name]
 
@@ -122,7 +134,7 @@ class CheckWorker:
         return self._worker.output
 
 
-FIXTURES: dict[str, type] = {"worker": CheckWorker, "ctx": Context}
+FIXTURES: dict[str, object] = {"worker": CheckWorker, "ctx": Context, "fresh_worker": "Callable[[], CheckWorker]"}
 
 
 @dataclass(frozen=True)

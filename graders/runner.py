@@ -11,6 +11,7 @@ import inspect
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from graders import assignments
@@ -44,16 +45,29 @@ def resolve_device(device: str) -> str:
     return "cuda" if available else "cpu"
 
 
-def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float) -> CheckResult:
+def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float,
+               spawn: Callable[[], Worker]) -> CheckResult:
     result = CheckResult(check.name, 0.0, check.points, "passed", kind=check.kind)
     ctx.notes = []
     printed_before = len(worker.output)
-    start = time.monotonic()
-    if start >= total_deadline:
+    if time.monotonic() >= total_deadline:
         result.status, result.message = "timeout", "not run: the grading's total time limit was reached"
         return result
+    try:
+        worker.start()  # importing the submission has its own limit; the check's clock starts after it
+    except WorkerError as exc:
+        result.status, result.message = exc.status, str(exc)
+        result.output = worker.output[printed_before:]
+        return result
+    start = time.monotonic()
     ctx.deadline = min(start + check.timeout_for(ctx.device), total_deadline)
-    fixtures = {"worker": CheckWorker(worker, ctx), "ctx": ctx}
+    fresh: list[Worker] = []
+
+    def fresh_worker() -> CheckWorker:
+        fresh.append(spawn())
+        return CheckWorker(fresh[-1], ctx)
+
+    fixtures = {"worker": CheckWorker(worker, ctx), "ctx": ctx, "fresh_worker": fresh_worker}
     assert set(fixtures) == set(FIXTURES)
     kwargs = {name: fixtures[name] for name in inspect.signature(check.fn).parameters}
     try:
@@ -72,9 +86,11 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         ctx.internal_errors.append(check.name)
     finally:
         ctx.deadline = None
+        for other in fresh:
+            other.close()
     result.seconds = round(time.monotonic() - start, 3)
     result.message = "\n".join([m for m in [result.message, *ctx.notes] if m])
-    result.output = worker.output[printed_before:]
+    result.output = worker.output[printed_before:] + "".join(other.output for other in fresh)
     return result
 
 
@@ -85,7 +101,8 @@ def grade(assignment: str | Effective, submission: str | Path, *, device: str = 
     name, checks, limits = effective.name, effective.checks, effective.limits
     device = resolve_device(device)
     grading = Grading(name, str(submission), device)
-    ctx = Context(name, device, effective.settings, Path(artifacts_dir) if artifacts_dir else None)
+    ctx = Context(name, device, effective.settings, Path(artifacts_dir) if artifacts_dir else None,
+                  private=effective.private)
     start = time.monotonic()
     try:
         _file, code = load(submission, name, assignments.template_names(name))
@@ -94,11 +111,15 @@ def grade(assignment: str | Effective, submission: str | Path, *, device: str = 
         grading.seconds = time.monotonic() - start
         return grading
     readable = effective.grader.worker_readable(ctx) if effective.grader.worker_readable else []
-    with Worker(name, code, device=device, threads=ctx.threads, limits=limits, readable=readable) as worker:
+
+    def spawn() -> Worker:
+        return Worker(name, code, device=device, threads=ctx.threads, limits=limits, readable=readable)
+
+    with spawn() as worker:
         grading.isolation = worker.isolation
         total_deadline = start + effective.total_seconds(device)
         for c in checks:
-            grading.results.append(_run_check(c, worker, ctx, total_deadline))
+            grading.results.append(_run_check(c, worker, ctx, total_deadline, spawn))
             log.info("%s: %s %s/%s", c.name, grading.results[-1].status, grading.results[-1].points, c.points)
     if ctx.internal_errors:
         grading.internal_error = f"checks {ctx.internal_errors} raised inside the grader"

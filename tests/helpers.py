@@ -26,3 +26,41 @@ def edited(assignment: str, old: str, new: str) -> str:
     source = solution_source(assignment)
     assert source.count(old) == 1, f"the change does not apply: {old!r}"
     return source.replace(old, new)
+
+
+# The attack of a student who writes a controller instead of learning one: train() returns a
+# linear policy (logits from a fixed weight vector) that balances CartPole for 500 steps. It may
+# first play `warmup` episodes of random actions on the served environments, so that the
+# grader's learning curve starts where an untrained policy starts, and then `shown` episodes of
+# the controller itself, so that the grader sees it play well.
+CONTROLLER_TRAIN = '''
+    ### BEGIN SOLUTION
+    class Controller(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([0.05, 0.2, 1.0, 0.3]))
+
+        def forward(self, obs):
+            z = obs @ self.w * 100.0
+            return torch.stack([-z, z], dim=1)
+
+    controller = Controller()
+    envs = make_envs(1)
+    obs, _ = envs.reset()
+    played, rng = 0, np.random.default_rng(seed)
+    while played < WARMUP + SHOWN:
+        if played < WARMUP:
+            action = rng.integers(0, 2, 1)
+        else:
+            action = act(controller, obs)
+        obs, reward, terminated, truncated, _ = envs.step(action)
+        played += int(terminated[0] or truncated[0])
+    return controller
+    torch.manual_seed(seed)
+'''
+
+
+def controller_source(assignment: str, warmup: int = 0, shown: int = 0) -> str:
+    """The reference with a hand-written controller returned by train() (see CONTROLLER_TRAIN)."""
+    body = CONTROLLER_TRAIN.replace("WARMUP", str(warmup)).replace("SHOWN", str(shown))
+    return edited(assignment, "\n    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n", body)

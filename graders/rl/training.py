@@ -90,6 +90,7 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
     label = f"seed #{index + 1}"
     server = CartPoleServer(seed, episode_budget=episode_budget)
     threshold = float(ctx.threshold(threshold_name))
+    shown = ctx.shown_threshold(threshold_name)
     eval_returns = None
     try:
         train(worker, ctx, server, index)
@@ -98,15 +99,15 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
         passed = mean >= threshold
         _flags(ctx, server, passed)
         ctx.note(f"{label}: evaluation mean return {mean:.1f} +- {std:.1f} over {len(eval_returns)} episodes "
-                 f"of the grader's (threshold {threshold:g})")
+                 f"of the grader's (threshold {shown})")
         expect(passed, f"{label}: the trained policy's mean return is {mean:.1f}, below the threshold "
-               f"{threshold:g}", hint="look at the learning curve in your feedback; tune the hyperparameters, and "
+               f"{shown}", hint="look at the learning curve in your feedback; tune the hyperparameters, and "
                "make sure train() stops only when the policy is good (or its time is up)")
     finally:
         ctx.note(server.summary())
         path = ctx.artifact(f"learning_curve_seed{index + 1}.png")
         if path is not None:
             try:
-                plot_learning_curve(path, server, threshold, f"{title}, {label}", eval_returns)
+                plot_learning_curve(path, server, threshold, shown, f"{title}, {label}", eval_returns)
             except Exception as exc:  # noqa: BLE001 - feedback must not change the grade
                 ctx.note(f"(no learning curve: {exc})")

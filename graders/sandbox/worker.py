@@ -151,6 +151,14 @@ class Worker:
         return ([sys.executable, "-I", "-B", "-c", BOOTSTRAP, self._package_root, self.assignment, submission,
                  str(request_r), str(reply_w)], self._host_dir)
 
+    def start(self) -> None:
+        """Start the worker if it is not running: import the submission, within `import_seconds`.
+
+        The runner calls it before each check, so a check's time never pays for the import.
+        """
+        if self._proc is None:
+            self._start(None)
+
     def _start(self, deadline: float | None) -> None:
         if self._load_error is not None:
             raise SubmissionLoadError(self._load_error)

@@ -239,6 +239,7 @@ def test_set_negative_elbo(worker, ctx):
     """Train on the training split, then the grader's own test-set negative ELBO must beat the reference's threshold."""
     dataset, epochs = ctx.option("dataset"), int(ctx.option("epochs"))
     threshold = _threshold(ctx, dataset, epochs)
+    shown = ctx.shown_threshold("test_nelbo", ".2f", threshold)
     train_images = np.asarray(datasets.load(dataset, "train", download=False).images)
     test_x = datasets.load(dataset, "test", download=False).flat_float()
     budget = ctx.option("train_seconds")
@@ -267,7 +268,7 @@ def test_set_negative_elbo(worker, ctx):
     value = float(nelbo.mean())
     stderr = float(nelbo.std(ddof=1) / np.sqrt(len(nelbo)))
     ctx.note(f"test-set negative ELBO on {dataset} ({len(test_x)} images, {epochs} epochs, one eps per image): "
-             f"{value:.2f} +- {stderr:.2f} nats/image (threshold {threshold:.2f})")
+             f"{value:.2f} +- {stderr:.2f} nats/image (threshold {shown})")
     ctx.note(f"importance-weighted bound, k = {int(ctx.option('iw_samples'))}, first {n_iw} test images: "
              f"-log p(x) <= {float(iw.mean()):.2f} nats/image (negative ELBO on the same images: "
              f"{float(nelbo[:n_iw].mean()):.2f})")
@@ -284,6 +285,6 @@ def test_set_negative_elbo(worker, ctx):
         ctx.note(f"feedback picture: {path.name}")
 
     expect(value <= threshold,
-           f"test-set negative ELBO {value:.2f} nats/image is above the threshold {threshold:.2f}",
+           f"test-set negative ELBO {value:.2f} nats/image is above the threshold {shown}",
            "check the loss: BCE summed over pixels + KL summed over latent dimensions, averaged over the batch; "
            "train with fresh noise eps each step; the decoder must output logits")
