@@ -22,40 +22,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import time
 from pathlib import Path
 
 import numpy as np
+from served import served_train
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_seed(assignment: str, seed: int, time_limit: float) -> dict:
     from graders import assignments
     from graders.rl.evaluation import evaluate
     from graders.rl.server import CartPoleServer
-    from graders.sandbox import Worker
 
     defaults = assignments.grader(assignment).defaults
     budget = defaults.get("episode_budget")
     threshold = defaults["thresholds"]["mean_return"]
     source = assignments.solution_path(assignment).read_text()
     server = CartPoleServer(seed, episode_budget=budget)
-    with Worker(assignment, source, threads=1) as worker:
-        worker.call("discounted_returns", np.ones(2), 0.5)  # import the submission outside the timing
-        wall, cpu = time.perf_counter(), cpu_seconds()
-        report = worker.call("train", seed, time_limit, "cpu", timeout=time_limit + 30,
-                             callbacks=server.callbacks())
-        train_wall = time.perf_counter() - wall
-        train_cpu = cpu_seconds() - cpu + report["cpu_seconds"]
-        returns = evaluate(worker, seed, int(defaults["eval_episodes"]))
-        total_wall = time.perf_counter() - wall
+
+    def evaluated(worker):
+        start = time.perf_counter()
+        return evaluate(worker, seed, int(defaults["eval_episodes"])), time.perf_counter() - start
+
+    cost = served_train(assignment, source, server, seed, time_limit, after=evaluated)
+    returns, eval_wall = cost["after"]
+    train_wall, train_cpu, total_wall = cost["wall"], cost["cpu"], cost["wall"] + eval_wall
     mean = float(np.mean(returns))
     from graders.rl.certify import learning_figures
 

@@ -147,9 +147,10 @@ class CheckWorker:
     def __init__(self, worker: Worker, ctx: Context):
         self._worker, self._ctx = worker, ctx
 
-    def call(self, name: str, *args, timeout: float | None = None, callbacks: dict | None = None):
+    def call(self, name: str, *args, timeout: float | None = None, callbacks: dict | None = None, clock=None):
         """Call `name` in the worker; see `graders.sandbox.Worker.call`."""
-        return self._worker.call(name, *args, timeout=timeout, deadline=self._ctx.deadline, callbacks=callbacks)
+        return self._worker.call(name, *args, timeout=timeout, deadline=self._ctx.deadline, callbacks=callbacks,
+                                 clock=clock)
 
     @property
     def output(self) -> str:

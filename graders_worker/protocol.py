@@ -176,6 +176,11 @@ class Reader:
             if not ready or left <= 0:  # data always ready does not extend the deadline
                 raise ReadTimeout
 
+    @property
+    def buffered(self) -> bool:
+        """Whether bytes of a message are already read (a select on the fd would not see them)."""
+        return bool(self._buffer)
+
     def _take(self, n: int, deadline: float | None) -> bytes:
         while len(self._buffer) < n:
             self._wait(deadline)

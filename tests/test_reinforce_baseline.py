@@ -94,3 +94,27 @@ def test_train_must_return_the_value_network(grade_source):
         "trained_policy_first_seed"]
     assert result.status == "error" and result.points == 0
     assert "train() must return the pair (policy, value_net)" in result.message
+
+
+def test_long_episodes_within_the_budget_are_not_a_time_out(grade_source):
+    """A policy that learned early plays 500-step episodes: 200 of them one at a time (100k steps served, one
+    round trip each) fit the check's time, which charges the student only its own time."""
+    source = edited(NAME, "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n", """    ### BEGIN SOLUTION
+    env = make_envs.make_env()
+    for _ in range(200):
+        obs, _ = env.reset()
+        done = False
+        while not done:
+            action = int(obs @ np.array([0.05, 0.2, 1.0, 0.3]) > 0)
+            obs, _, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+    return Policy(4, 2, 8), nn.Linear(4, 1)
+    torch.manual_seed(seed)
+""")
+    config = """
+[reinforce_baseline]
+seeds = [0]
+"""
+    result = by_name(grade_source(NAME, source, config_toml=config))["trained_policy_first_seed"]
+    assert result.status in ("passed", "failed"), result.message
+    assert "200 episodes finished, 200 started, 100000 steps in 1 environment(s)" in result.message

@@ -23,14 +23,17 @@ FALSE_FAIL = 1e-6  # of the chi-squared test of sample_actions (exact: the p-val
 DEFAULTS = {
     "seeds": [0, 1],
     "eval_episodes": 100,
-    "evaluation_seconds": 60,
+    "train_seconds": {"cpu": 240, "cuda": 240},  # the student's own time for train(), margin included
+    "evaluation_seconds": 60,  # of each training check's time, kept for the evaluation
     # Learning the grader must see (graders/rl/certify.py): the mean of the first start_episodes served
     # episodes at most thresholds.untrained_start, the best learning_window of them at least learning_seen.
     "start_episodes": 10,
     "learning_window": 10,
     "thresholds": {"mean_return": 490.0, "untrained_start": 100.0, "learning_seen": 400.0},
 }
-TRAINING_TIMEOUT = {"cpu": 300, "cuda": 300}
+# the check's wall limit: the student's own train_seconds, the evaluation's evaluation_seconds, and room for the set-up,
+# the grader's serving and a loaded machine's waits, which are not the student's time (graders/rl/training.py)
+TRAINING_TIMEOUT = {"cpu": 600, "cuda": 600}
 LOSS_HINT = ("the loss is the mean over the batch of -G_t * log pi(a_t|s_t), where log pi(a_t|s_t) is "
              "log_softmax(logits) at the action actually taken (gather), and the returns are used as given "
              "(constants, already scaled by the caller)")

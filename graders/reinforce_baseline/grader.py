@@ -30,6 +30,7 @@ DEFAULTS = {
     "seeds": [0, 1],
     "episode_budget": 200,
     "eval_episodes": 100,
+    "train_seconds": {"cpu": 240, "cuda": 240},  # the student's own time for train(), margin included
     "evaluation_seconds": 60,
     # Learning the grader must see (graders/rl/certify.py): the mean of the first start_episodes served
     # episodes at most thresholds.untrained_start, the best learning_window of them at least learning_seen.
@@ -41,7 +42,9 @@ DEFAULTS = {
     "thresholds": {"mean_return": 475.0, "max_variance_ratio": 0.5, "max_value_error_ratio": 3.0,
                    "untrained_start": 100.0, "learning_seen": 250.0},
 }
-TRAINING_TIMEOUT = {"cpu": 300, "cuda": 300}
+# the check's wall limit: the student's own train_seconds, the evaluation's evaluation_seconds, and room for the set-up,
+# the grader's serving and a loaded machine's waits, which are not the student's time (graders/rl/training.py)
+TRAINING_TIMEOUT = {"cpu": 600, "cuda": 600}
 ADVANTAGE_HINT = "A_t = G_t - v(s_t): the return minus the baseline, with the baseline detached (values.detach())"
 POLICY_HINT = ("the policy loss is the mean of -A_t log pi(a_t|s_t) with A_t = G_t - value_net(obs) detached, and the "
                "returns used as given (already scaled by the caller); no normalization unless "

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from graders.paths import WORKER_PACKAGE_DIR
-from graders.sandbox import cgroups, isolation, procfs
+from graders.sandbox import cgroups, fastpath, isolation, procfs
 from graders.sandbox.capture import OutputCapture
 from graders.sandbox.errors import CallbackRefused, StudentError, SubmissionLoadError, WorkerDied, WorkerTimeout
 from graders.sandbox.limits import Limits, rlimits
@@ -109,6 +109,7 @@ class Worker:
         self._token = ""
         self._uid: int | None = None  # this start's uid, when the grader runs as root
         self._cgroup: cgroups.Group | None = None  # this start's cgroup, where the plan has them
+        self._fast: fastpath.FastChannel | None = None  # shared-memory callbacks (graders/sandbox/fastpath.py)
 
     @property
     def isolation(self) -> str:
@@ -187,15 +188,21 @@ class Worker:
         chosen = rlimits(self.limits, cuda=self.device == "cuda", tasks_already=procfs.tasks_of_uid(uid))
         self._cgroup = self._make_cgroup()
         cgroup_procs = self._cgroup.open_procs() if self._cgroup else []
+        self._fast = fastpath.FastChannel.create()
+        fast_fds, fast_env = (self._fast.fds(), self._fast.environment()) if self._fast else ((), {})
         try:
             self._proc = subprocess.Popen(
-                command, cwd=self._host_dir, env=self._environment(scratch), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(request_r, reply_w),
-                start_new_session=True, preexec_fn=_preexec(chosen, drop_uid, cgroup_procs),
+                command, cwd=self._host_dir, env={**self._environment(scratch), **fast_env},
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=(request_r, reply_w, *fast_fds), start_new_session=True,
+                preexec_fn=_preexec(chosen, drop_uid, cgroup_procs),
             )
         except BaseException:
             if self._cgroup:
                 self._cgroup.remove()
+            if self._fast is not None:
+                self._fast.close()
+                self._fast = None
             raise
         finally:
             for fd in (request_r, reply_w, *cgroup_procs):
@@ -275,6 +282,9 @@ class Worker:
             self._cgroup = None
         for fd in (self._request_fd, self._reply_fd):
             os.close(fd)
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
         self._capture.join(timeout=5)
         self._proc.stdout.close()
         self._output_parts.append(self._capture_text())
@@ -339,17 +349,22 @@ class Worker:
             raise WorkerDied(f"the worker sent malformed data while {during}: {type(exc).__name__} {exc}") from None
 
     def call(self, name: str, *args, timeout: float | None = None, deadline: float | None = None,
-             callbacks: dict | None = None):
+             callbacks: dict | None = None, clock=None):
         """Call `name` in the worker (adapter first, then the submission) and return its value.
 
         The call must end within `timeout` seconds and before `deadline` (a
-        `time.monotonic()` value, e.g. the end of the current check).
+        `time.monotonic()` value, e.g. the end of the current check), and before
+        `clock.deadline()` when a clock is given (graders/sandbox/student_clock.py).
+        Callbacks are served over the pipes and, for small arrays, the shared-memory
+        fast path (graders/sandbox/fastpath.py).
         """
         end = time.monotonic() + (timeout if timeout is not None else NO_DEADLINE_S)
         if deadline is not None:
             end = min(end, deadline)
         if self._proc is None:
             self._start(end)
+        if clock is not None:
+            clock.watch(self._proc.pid)
         during = f"running {name}()"
         try:
             protocol.send(self._request_fd, {"op": "call", "name": name, "args": list(args)}, end)
@@ -362,7 +377,10 @@ class Worker:
             self._stop()
             raise WorkerDied(f"{reason} before {during}") from None
         while True:
-            message = self._receive(end, during)
+            until = end
+            if self._fast is not None or clock is not None:  # serve the fast path until a pipe message is ready
+                until = fastpath.wait_for_message(self._fast, self._replies, callbacks, end, clock)
+            message = self._receive(until, during)
             op = message.get("op")
             if op == "result":
                 return message.get("value")

@@ -21,11 +21,12 @@
 # the value loss is the mean squared error to the returns; with the grader's
 # baseline, your policy-gradient estimator has a lower variance than without it.
 # Training: `train(make_envs, seed, time_budget_s, device)` on two seeds, on
-# environments served by the grader as in the REINFORCE assignment; it returns the
-# pair `(policy, value_net)`. The grader evaluates the policy, and checks that the value
-# network learned: on states of episodes the grader plays itself, its predictions must
-# correlate with the grader's own discounted returns (a network that never trained
-# does not).
+# environments served by the grader as in the REINFORCE assignment (`make_envs(n)` a
+# vector environment, `make_envs.make_env()` one environment for a classic loop); it
+# returns the pair `(policy, value_net)`. The grader evaluates the policy, and checks
+# that the value network learned: on states of episodes the grader plays itself, its
+# predictions must correlate with the grader's own discounted returns (a network that
+# never trained does not).
 #
 # [py] Run this file (`python reinforce_baseline.py`) to train and evaluate locally.
 # [ipynb] To train and evaluate locally, set `TRY_IT = True` in the last code cell before "Check your
@@ -308,9 +309,12 @@ def train(make_envs, seed: int, time_budget_s: float, device: str = "cpu",
 
 
 # %%
-def make_gymnasium_envs(num_envs: int):
+def make_gymnasium_envs(num_envs: int, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP):
     return gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+                        vector_kwargs={"autoreset_mode": autoreset_mode})
+
+
+make_gymnasium_envs.make_env = lambda: gym.make("CartPole-v1")  # one environment, as make_envs.make_env()
 
 
 def evaluate_locally(policy: nn.Module, episodes: int = 100, seed: int = 12345) -> np.ndarray:
