@@ -153,7 +153,10 @@ class Config:
         for key, value in self.assignments.get(assignment, {}).items():
             if key not in merged:
                 raise ConfigError(f"[{assignment}] has unknown key '{key}'; known: {sorted(merged)}")
-            if isinstance(merged[key], dict) and key != "checks":
+            per_device = isinstance(merged[key], dict) and set(merged[key]) <= {"cpu", "cuda"}
+            if per_device and isinstance(value, (int, float)) and not isinstance(value, bool):
+                merged[key] = dict.fromkeys(merged[key], value)  # one value for every device
+            elif isinstance(merged[key], dict) and key != "checks":
                 if not isinstance(value, dict):
                     raise ConfigError(f"[{assignment}] {key} must be a table")
                 if unknown := set(value) - set(merged[key]):

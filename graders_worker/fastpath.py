@@ -44,6 +44,9 @@ REQUEST = struct.Struct(f"<Q{NAME_BYTES}sIII{MAX_NDIM}I")
 REQUEST_AT, REQUEST_PAYLOAD_AT, REQUEST_CAPACITY = 0, 128, 4096 - 128
 # reply slot: seq, status, dtype code, ndim, payload bytes, shape; then the payload (or a refusal's text)
 REPLY = struct.Struct(f"<QIIII{MAX_NDIM}I")
+# the grader writes a reply's fields after seq first, then seq alone (one aligned 8-byte store): a worker
+# that sees the new seq sees the whole reply (x86 keeps stores in order; elsewhere it blocks on the eventfd)
+REPLY_SEQ, REPLY_FIELDS = struct.Struct("<Q"), struct.Struct(f"<IIII{MAX_NDIM}I")
 REPLY_AT = 4096
 REPLY_PAYLOAD_AT, REPLY_CAPACITY = REPLY_AT + 128, 8192 - 128
 SIZE = REPLY_AT + 8192

@@ -24,15 +24,16 @@ import time
 import numpy as np
 
 from graders.checks import CheckFailed, as_array, expect
-from graders.rl.cartpole import CartPoles
+from graders.rl.cartpole import CartPole, cos_sin
 
 
 def play(worker, rng: np.random.Generator, episodes: int, timeout: float | None = None,
          ) -> tuple[np.ndarray, list[int]]:
     """(the states of `episodes` episodes of the trained policy (n, 4) float32, each episode's length)."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    envs = CartPoles(episodes)
-    obs = np.stack([envs.reset(i, int(s)) for i, s in enumerate(rng.integers(0, 2**31 - 1, episodes))])
+    envs = [CartPole() for _ in range(episodes)]
+    obs = np.array([env.reset(int(s)) for env, s in zip(envs, rng.integers(0, 2**31 - 1, episodes), strict=True)],
+                   dtype=np.float32)
     running = np.ones(episodes, dtype=bool)
     states: list[list[np.ndarray]] = [[] for _ in range(episodes)]
     while running.any():
@@ -42,10 +43,13 @@ def play(worker, rng: np.random.Generator, episodes: int, timeout: float | None 
                            (len(index),))
         if not np.all((actions == 0) | (actions == 1)):
             raise CheckFailed(f"act() must return actions 0 or 1, got {sorted(set(actions.tolist()))[:5]}")
-        for j in index:
+        running_envs = [envs[j] for j in index.tolist()]
+        for j, env, action, angle in zip(index.tolist(), running_envs, actions.tolist(), cos_sin(running_envs),
+                                         strict=True):
             states[j].append(obs[j].copy())
-        obs[index], terminated, truncated = envs.step(actions.astype(np.int64), index)
-        running[index] = ~(terminated | truncated)
+            terminated, truncated = env.step(int(action), angle)
+            obs[j] = env.state()
+            running[j] = not (terminated or truncated)
     return np.concatenate([np.stack(s) for s in states]), [len(s) for s in states]
 
 

@@ -126,7 +126,9 @@ class FastChannel:
         self._post(seq, layout.REFUSED, 0, 0, len(data), (0,) * layout.MAX_NDIM)
 
     def _post(self, seq: int, status: int, code: int, ndim: int, nbytes: int, shape) -> None:
-        layout.REPLY.pack_into(self._mm, layout.REPLY_AT, seq, status, code, ndim, nbytes, *shape)
+        layout.REPLY_FIELDS.pack_into(self._mm, layout.REPLY_AT + layout.REPLY_SEQ.size, status, code, ndim, nbytes,
+                                      *shape)
+        layout.REPLY_SEQ.pack_into(self._mm, layout.REPLY_AT, seq)  # last: the worker reads the reply once it sees it
         try:
             os.eventfd_write(self.reply_fd, 1)
         except BlockingIOError:  # the worker saturated its own eventfd: its loss
