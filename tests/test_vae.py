@@ -35,7 +35,7 @@ def test_reference_earns_full_marks_with_the_default_settings(grade_source, tmp_
     assert not _failed(grading)
     assert grading.score == grading.max_score == MAX_SCORE
     message = by_name(grading)["test_set_negative_elbo"].message
-    assert "test-set negative ELBO on fashion-mnist" in message and "importance-weighted bound" in message
+    assert "held-out fashion-mnist training images" in message and "importance-weighted bound" in message
 
 
 @pytest.mark.slow
@@ -123,13 +123,15 @@ def test_importance_weighted_bound_is_tighter_and_exact_for_the_true_posterior()
 
 
 class _RecordingWorker:
-    def __init__(self):
-        self.calls = []
+    def __init__(self, log: list, name: str):
+        self.log, self.name = log, name
 
     def call(self, name, *args, **kwargs):
-        self.calls.append((name, args))
+        self.log.append((self.name, name, args))
         if name == "train":
-            return {"seconds": 0.0, "latent_dim": 2}
+            return {"seconds": 0.0, "latent_dim": 2, "hidden_dim": 3, "weights": {"w": np.zeros(3, np.float32)}}
+        if name == "load_model":
+            return True
         if name == "encode":
             return [np.zeros((len(args[0]), 2), np.float32), np.zeros((len(args[0]), 2), np.float32)]
         return np.zeros((len(args[0]), 784), np.float32)
@@ -140,17 +142,51 @@ def _ctx(**settings) -> Context:
                                   "iw_images": 10, **settings})
 
 
-def test_the_worker_gets_the_training_split_only():
-    worker = _RecordingWorker()
-    with pytest.raises(AssertionError):  # an all-zero model cannot pass; what matters is what it was sent
-        grader.test_set_negative_elbo(worker, _ctx())
-    name, args = worker.calls[0]
-    assert name == "train"
-    np.testing.assert_array_equal(args[0], datasets.load("mnist-tiny", "train").images)
-    test_rows = {row.tobytes() for row in datasets.load("mnist-tiny", "test").flat_float()}
-    sent = [row for n, a in worker.calls if n == "encode" for row in a[0]]
-    assert all(row.tobytes() in test_rows for row in sent)  # test images only reach encode, after training
-    assert all(n in ("encode", "decode") for n, _ in worker.calls[1:])
+def test_images_never_reach_the_code_that_reconstructs_them():
+    """train() gets the training split less a hidden held-out part; the weights go to two fresh
+    workers: one encodes the held-out images, the other only ever sees the grader's z."""
+    log: list = []
+    fresh = iter([_RecordingWorker(log, "encoder"), _RecordingWorker(log, "decoder")])
+    with pytest.raises(AssertionError):  # an all-zero model cannot pass; what matters is what was sent where
+        grader.test_set_negative_elbo(_RecordingWorker(log, "trainer"), lambda: next(fresh), _ctx())
+    images = datasets.load("mnist-tiny", "train").images
+    (who, name, args), rest = log[0], log[1:]
+    assert (who, name) == ("trainer", "train")
+    sent = {image.tobytes() for image in args[0]}
+    held = [image for image in images if image.tobytes() not in sent]
+    assert len(sent) + len(held) == len(images) and len(held) == round(len(images) / 6)
+    assert {(who, name) for who, name, _ in rest} == {("encoder", "load_model"), ("decoder", "load_model"),
+                                                      ("encoder", "encode"), ("decoder", "decode")}
+    held_rows = {row.tobytes() for row in datasets.to_unit_interval(np.array(held))}
+    encoded = [row for who, name, a in rest if name == "encode" for row in a[0]]
+    assert encoded and all(row.tobytes() in held_rows for row in encoded)
+    assert all(a[0].shape[1] == 2 for who, name, a in rest if name == "decode")  # z only
+
+
+REPLAY = """
+_SEEN = []
+
+
+class VAE(VAE):
+    def encode(self, x):
+        _SEEN.append(x.clone())  # the images the grader sends
+        return super().encode(x)
+
+    def decode(self, z):
+        if _SEEN and len(_SEEN[-1]) == len(z):  # give them back as near-certain logits
+            return (_SEEN[-1] * 2 - 1) * 30.0
+        return super().decode(z)
+"""
+
+
+@pytest.mark.slow
+def test_a_decoder_that_replays_what_the_encoder_saw_earns_nothing(grade_source):
+    """Before: encode and decode ran in one worker, and this untrained replay scored 16/16."""
+    source = solution_source("vae").replace("    model = VAE(args.latent_dim", "    return VAE(args.latent_dim, "
+                                            "args.hidden_dim)\n    model = VAE(args.latent_dim") + REPLAY
+    grading = grade_source("vae", source, config_toml=FIXTURE_CONFIG)
+    result = by_name(grading)["test_set_negative_elbo"]
+    assert result.status == "failed" and result.points == 0, result.message
 
 
 def test_solution_template_and_notebook_are_generated():

@@ -48,7 +48,7 @@ SCRATCH = "/scratch"  # the worker's cwd, HOME and TMPDIR inside the sandbox
 SUBMISSION_DIR = "/submission"
 PACKAGE_ROOT = "/grader"  # holds the worker package, the worker's first import path
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
-# Folders under /usr the worker must not see: Debian's datasets hold the VAE test split.
+# Folders under /usr the worker must not see: Debian's datasets hold the images the VAE grader holds out.
 HIDDEN_UNDER_USR = ("/usr/share/datasets",)
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "passwd", "group",
              "nsswitch.conf", "mime.types")
