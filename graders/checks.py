@@ -20,6 +20,11 @@ class CheckFailed(AssertionError):
     """The submission's answer is wrong; the message says expected vs got and a hint."""
 
 
+class SetupError(Exception):
+    """The grader's machine lacks something a check needs (a dataset): not the student's doing; the message
+    says how to fix it. The check's row is an error and the grading has an internal error (validate fails)."""
+
+
 class CheckFlagged(Exception):
     """The check's test passed, but the grader did not see the work it certifies: the points are
     withheld and the row is flagged for the instructor (who may accept it, graders/config.py)."""

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from graders.checks import Check, CheckFailed, CheckFlagged
+from graders.checks import Check, CheckFailed, CheckFlagged, SetupError
 from graders.config import Config, Effective
 from graders.contract import FIXTURES, CheckWorker, Context
 from graders.progress import Listener
@@ -96,6 +96,9 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         result.flag, result.withheld = exc.flag, check.points
     except AssertionError as exc:
         result.status, result.message = "failed", str(exc) or "assertion failed"
+    except SetupError as exc:  # the grader's machine, not the student: say how to fix it, and count it as ours
+        result.status, result.message = "error", f"the grader is not set up for this check (not your fault): {exc}"
+        ctx.internal_errors.append(check.name)
     except WorkerError as exc:  # the student's process: map its lines back to what the student wrote
         result.status, result.message = exc.status, submission.explain(str(exc))
         load_failed = isinstance(exc, SubmissionLoadError)

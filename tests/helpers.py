@@ -5,10 +5,22 @@ from __future__ import annotations
 from graders import assignments
 from graders.paths import REPO_ROOT as ROOT
 
-__all__ = ["NEEDS_BUBBLEWRAP", "NEEDS_FASHION_MNIST", "ROOT", "by_name", "edited", "failed", "solution_source"]
+__all__ = ["FAST_BANDITS", "NEEDS_BUBBLEWRAP", "NEEDS_FASHION_MNIST", "ROOT", "by_name", "edited", "failed", "solution_source"]
 
 # Skip reasons: one line each, saying what to install (conftest.py counts the skips per reason).
 NEEDS_BUBBLEWRAP = "needs bubblewrap: apt-get install bubblewrap"
+# A small testbed and loose thresholds, for tests about something other than the bandits themselves.
+FAST_BANDITS = """[bandits]
+testbed_runs = 100
+testbed_steps = 150
+[bandits.thresholds]
+epsilon_greedy_reward = 0.2
+epsilon_greedy_optimal = 0.2
+optimistic_optimal = 0.2
+ucb_reward = 0.2
+gradient_baseline_optimal = 0.2
+gradient_no_baseline_optimal = 0.05
+"""
 NEEDS_FASHION_MNIST = ("needs Fashion-MNIST: apt-get install dataset-fashion-mnist "
                        "(or python -m graders.datasets fetch fashion-mnist)")
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, solution_source
+from helpers import FAST_BANDITS, ROOT, solution_source
 
 from graders import assignments, batch
 from graders.batch import records, scheduler, submissions
@@ -27,18 +27,7 @@ from graders.outputs import feedback
 from graders.results import CheckResult, Grading, Record, student_status
 
 # A small testbed and loose thresholds: these tests are about the batch, not the bandits.
-FAST_CONFIG = """
-[bandits]
-testbed_runs = 100
-testbed_steps = 150
-[bandits.thresholds]
-epsilon_greedy_reward = 0.2
-epsilon_greedy_optimal = 0.2
-optimistic_optimal = 0.2
-ucb_reward = 0.2
-gradient_baseline_optimal = 0.2
-gradient_no_baseline_optimal = 0.05
-[limits]
+FAST_CONFIG = FAST_BANDITS + """[limits]
 import_seconds = 4
 memory_mb = 2048
 """

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from helpers import ROOT, solution_source
+from helpers import FAST_BANDITS, ROOT, solution_source
 
 from graders import assignments
 from graders.cli import main
@@ -19,19 +19,8 @@ from graders.outputs.gradescope import gradescope
 from graders.results import CheckResult, Grading
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "gradescope_results.json").read_text())
-FAST_CONFIG = """# the instructor's hidden config
-[bandits]
-seeds = [8123456789012345]
-testbed_runs = 100
-testbed_steps = 150
-[bandits.thresholds]
-epsilon_greedy_reward = 0.2
-epsilon_greedy_optimal = 0.2
-optimistic_optimal = 0.2
-ucb_reward = 0.2
-gradient_baseline_optimal = 0.2
-gradient_no_baseline_optimal = 0.05
-"""
+FAST_CONFIG = "# the instructor's hidden config\n" + FAST_BANDITS.replace(
+    "[bandits]\n", "[bandits]\nseeds = [8123456789012345]\n", 1)
 
 
 def _container(tmp_path: Path, zip_path: Path) -> Path:

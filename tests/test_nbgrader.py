@@ -64,12 +64,7 @@ def test_source_notebook_has_nbgrader_metadata():
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("mode", MODES)
 def test_nbgrader_course_end_to_end(tmp_path, mode):
-    course = tmp_path / "course"
-    course.mkdir()
-    (course / "nbgrader_config.py").write_text(
-        f"c = get_config()\nc.CourseDirectory.course_id = 'rl'\nc.CourseDirectory.root = {str(course)!r}\n")
-    assert main(["nbgrader-source", "bandits", str(course)]) == 0
-    _nbgrader(course, "generate_assignment", "bandits", "--force")
+    course = _course(tmp_path)
     release = json.loads((course / "release" / "bandits" / "bandits.ipynb").read_text())
     source = json.loads((course / "source" / "bandits" / "bandits.ipynb").read_text())
     assert "raise NotImplementedError()" in json.dumps(release)

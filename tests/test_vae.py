@@ -63,6 +63,30 @@ def test_buggy_variant_also_fails_the_training_check_on_the_fixture(grade_source
     assert result.status == "failed" and "above the threshold" in result.message
 
 
+@pytest.mark.slow
+def test_without_fashion_mnist_the_default_grades_on_the_shipped_fixture(grade_source, monkeypatch):
+    """A bare machine (pip only): the default setting falls back to mnist-tiny at its measured setting."""
+    installed = datasets.available
+    monkeypatch.setattr(datasets, "available", lambda name: name != "fashion-mnist" and installed(name))
+    grading = grade_source("vae", solution_source("vae"))
+    result = by_name(grading)["test_set_negative_elbo"]
+    assert result.status == "passed" and grading.score == grading.max_score, result.message
+    assert result.message.startswith("fashion-mnist is not installed on this machine: graded on mnist-tiny")
+    assert "held-out mnist-tiny training images" in result.message and "(threshold 175.00)" in result.message
+
+
+def test_a_dataset_the_machine_lacks_is_a_setup_error_that_says_how_to_get_it(grade_source, monkeypatch):
+    def missing(name, split, download=None):
+        raise datasets.DatasetNotFound(datasets.how_to_get(name))
+
+    monkeypatch.setattr(datasets, "load", missing)
+    grading = grade_source("vae", solution_source("vae"), config_toml=UNIT_CONFIG)
+    result = by_name(grading)["test_set_negative_elbo"]
+    assert result.status == "error" and "not set up for this check (not your fault)" in result.message
+    assert "No verified copy of dataset 'mnist-tiny' was found" in result.message and "into " in result.message
+    assert "internal grader error" not in result.message
+
+
 def test_unmeasured_setting_asks_for_a_threshold(grade_source):
     grading = grade_source("vae", solution_source("vae"), config_toml='[vae]\ndataset = "mnist-tiny"\nepochs = 2\n')
     result = by_name(grading)["test_set_negative_elbo"]

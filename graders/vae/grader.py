@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from graders import datasets
-from graders.checks import CheckFailed, as_array, as_dict, check, expect, expect_close
+from graders.checks import CheckFailed, SetupError, as_array, as_dict, check, expect, expect_close
 from graders.plotting import figure, save_png
 from graders.sandbox.errors import StudentError
 from graders.vae import elbo
@@ -36,6 +36,9 @@ DEFAULTS = {
 }
 # Reference max over 20 seeds + margin (bench/vae_reference.py; docs/vae.md). Keyed by (dataset, epochs).
 MAX_WEIGHTS_MB = 256  # of the state dict train() returns
+# Where Fashion-MNIST is not installed (a bare machine: pip only), the default setting grades on the real-MNIST
+# fixture shipped with the repository, at its own measured setting; the notes say so.
+FALLBACK = ("mnist-tiny", 30)
 MEASURED_THRESHOLDS = {
     ("fashion-mnist", 3): 255.0,
     ("mnist-tiny", 30): 175.0,
@@ -265,9 +268,17 @@ def test_set_negative_elbo(worker, fresh_worker, ctx):
     """Train on the training split but a hidden held-out part; the grader's negative ELBO of the held-out
     images, encoded and decoded in two fresh workers, must beat the reference's threshold."""
     dataset, epochs = ctx.option("dataset"), int(ctx.option("epochs"))
+    if (dataset, epochs) == (DEFAULTS["dataset"], DEFAULTS["epochs"]) and not datasets.available(dataset):
+        dataset, epochs = FALLBACK
+        ctx.note(f"{DEFAULTS['dataset']} is not installed on this machine: graded on {dataset} (real MNIST digits "
+                 f"shipped with the grader) at {epochs} epochs, with its own measured threshold (for the full data: "
+                 f"sudo apt-get install dataset-fashion-mnist, or python -m graders.datasets fetch fashion-mnist)")
     threshold = _threshold(ctx, dataset, epochs)
     shown = ctx.shown_threshold("test_nelbo", ".2f", threshold)
-    images = np.asarray(datasets.load(dataset, "train", download=False).images)
+    try:
+        images = np.asarray(datasets.load(dataset, "train", download=False).images)
+    except datasets.DatasetNotFound as exc:
+        raise SetupError(str(exc)) from None
     train_idx, held_idx = elbo.holdout(len(images), ctx.rng("holdout"), float(ctx.option("holdout_fraction")))
     held_x = datasets.to_unit_interval(images[held_idx])
     budget = ctx.option("train_seconds")
