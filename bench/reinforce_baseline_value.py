@@ -55,7 +55,10 @@ def run(variant: str, seed: int) -> dict:
     module = types.ModuleType("reference")
     sys.modules["reference"] = module
     exec(compile(source, "reference.py", "exec"), module.__dict__)  # noqa: S102 - the reference
-    policy, value_net = module.train(lambda n: ServedVectorEnv(n, callback=lambda name, *a: callbacks[name](*a)),
+    def serve(name, *args):
+        return callbacks[name](*args)
+
+    policy, value_net = module.train(lambda n: ServedVectorEnv(n, callback=serve, call_array=serve),
                                      seed=seed, time_budget_s=600)
 
     class InProcess:

@@ -225,6 +225,10 @@ def test_scribbling_over_shared_memory_changes_nothing_the_grader_recorded():
 # --- the student's clock ------------------------------------------------------------------------
 
 
+# schedstat's figures lag the running thread by up to a scheduler tick (1-10 ms): measured 0.2998 s for 0.3 s
+TICK_S = 0.02
+
+
 def _burn(seconds: float) -> None:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -242,8 +246,8 @@ def test_clock_counts_the_student_from_its_start_and_not_the_grader_serving():
     assert clock.started == started
     assert clock.deadline() == pytest.approx(started + 11.0, abs=0.05)
     _burn(0.3)  # the grader busy serving: credited
-    assert clock.excluded_s() >= 0.3 and clock.serving >= 0.3
-    assert clock.deadline() >= started + 11.3
+    assert clock.excluded_s() >= 0.3 - TICK_S and clock.serving >= 0.3 - TICK_S
+    assert clock.deadline() >= started + 11.3 - TICK_S
     clock.stop()
     assert clock.own_s() == pytest.approx(clock.stopped - started - clock.excluded_s())
     assert clock.own_s() < 0.1
@@ -254,7 +258,7 @@ def test_thread_busy_time_grows_with_work_not_with_sleep():
     time.sleep(0.3)
     slept = thread_busy_s() - before
     _burn(0.2)
-    assert slept < 0.2 and thread_busy_s() - before >= 0.2
+    assert slept < 0.2 and thread_busy_s() - before >= 0.2 - TICK_S
 
 
 CLOCKED = """

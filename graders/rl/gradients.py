@@ -132,7 +132,10 @@ def factor_note(scales: list[tuple[int, float]], what: str, hint: str) -> str:
             "are awarded.")
 
 
-ZERO_ATOL = 1e-6  # a gradient this small is zero (float32 losses of zero-weighted steps give exact zeros)
+# A gradient this small is zero: the zero batch's advantages are 0 only to float32 rounding (the student's value
+# network in float32), so a correct loss that sums over the batch reached 1.05e-5 on 1 seed in 200 with a limit of
+# 1e-6 (bench/loss_idioms.py); the mistakes it names give 1e-3 and more.
+ZERO_ATOL = 1e-4
 
 
 def expect_zero(got: dict, mistakes: list[Mistake], what: str, hint: str) -> None:
