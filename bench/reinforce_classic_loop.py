@@ -20,14 +20,13 @@ run so that load hits both alike, and the load average is recorded.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import time
 import types
 from pathlib import Path
 
-from served import served_train
+from served import report, served_train
 
 SOURCE = '''
 import torch
@@ -144,10 +143,7 @@ def main() -> None:
         "charged_over_raw": sum(r["own"] for r in runs["served"]) / total["raw"]["wall"],
         "load_average_1min": loads,
     }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(json.dumps(result) + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ clocks start on both sides.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import resource
 import sys
@@ -28,7 +27,7 @@ import time
 import types
 from pathlib import Path
 
-from served import served_train
+from served import report, served_train
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "reinforce" / "reinforce.py"
@@ -110,10 +109,7 @@ def main() -> None:
         "overhead_cpu": rate["raw"]["cpu"] / rate["served"]["cpu"],
         "load_average": Path("/proc/loadavg").read_text().split()[:3],
     }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(json.dumps(result) + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

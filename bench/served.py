@@ -59,3 +59,13 @@ def served_train(assignment: str, source: str, server, seed: int, budget_s: floa
     return {"wall": clock.stopped - clock.started, "grader_cpu": grader, "worker_cpu": work, "cpu": grader + work,
             "own": clock.own_s(), "serving": clock.serving, "cpu_wait": clock.cpu_wait, "after": done,
             "output": output}
+
+
+def report(result: dict, out: str | None) -> None:
+    """Print a bench's result, and append it as one JSON line to `out` when given."""
+    import json
+
+    print(json.dumps(result, indent=1))
+    if out:
+        with open(out, "a") as f:
+            f.write(json.dumps(result) + "\n")
