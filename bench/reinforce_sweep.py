@@ -53,20 +53,25 @@ def patched_source(assignment: str, settings: list[str], patches: list[str]) -> 
 def run_seed(assignment: str, source: str, seed: int, budget: int | None = None) -> dict:
     import torch
 
-    import graders.worker
     from graders import assignments
-    from graders.cartpole import CartPoleServer, ServedVectorEnv, evaluate
+    from graders.rl.evaluation import evaluate
+    from graders.rl.server import CartPoleServer
+    from graders_worker.rl.served_env import ServedVectorEnv
 
     torch.set_num_threads(1)
-    defaults = assignments.grader_module(assignment).DEFAULTS
+    defaults = assignments.grader(assignment).defaults
     server = CartPoleServer(seed, episode_budget=budget or defaults.get("episode_budget"))
     callbacks = server.callbacks()
-    graders.worker.callback = lambda name, *args: callbacks[name](*args)
+
+    def in_process(name, *args):
+        return callbacks[name](*args)
     module = types.ModuleType("reference")
     sys.modules["reference"] = module  # dataclasses look their module up
     exec(compile(source, "reference.py", "exec"), module.__dict__)
     start = time.process_time()
-    policy = module.train(lambda n: ServedVectorEnv(n), seed=seed, time_budget_s=600)
+    policy = module.train(lambda n: ServedVectorEnv(n, callback=in_process), seed=seed, time_budget_s=600)
+    if isinstance(policy, tuple):  # reinforce_baseline: (policy, value_net)
+        policy = policy[0]
     cpu = time.process_time() - start
 
     class InProcess:  # evaluate() asks a worker for actions; here the reference answers directly
