@@ -54,8 +54,8 @@ def load_solution():
 
 
 def context(seed: int, budget: int | None):
+    from graders.contract import Context
     from graders.nas import grader
-    from graders.runner import Context
 
     settings = {**grader.DEFAULTS, "seeds": [seed], "threads": 1, "checks": {}}
     settings["thresholds"] = dict(grader.DEFAULTS["thresholds"])
@@ -129,10 +129,12 @@ def run_in_process(seed: int, budget: int | None, overrides: dict) -> dict:
 
 def run_graded(seed: int, budget: int | None, worker) -> dict:
     from graders.checks import CheckFailed
+    from graders.contract import CheckWorker
     from graders.nas import grader
     from graders.nas import search as search_module
 
     ctx = context(seed, budget)
+    ctx.deadline = time.monotonic() + grader.SEARCH_TIMEOUT["cpu"]
     servers = []
     original = search_module.SearchServer
 
@@ -142,10 +144,9 @@ def run_graded(seed: int, budget: int | None, worker) -> dict:
             servers.append(self)
 
     grader.SearchServer = Recording
-    worker.deadline = time.monotonic() + 120
     start = time.perf_counter()
     try:
-        grader._search(worker, ctx, 0)
+        grader._search(CheckWorker(worker, ctx), ctx, 0)
         passed, message = True, ""
     except CheckFailed as exc:
         passed, message = False, str(exc).splitlines()[0]

@@ -1,6 +1,7 @@
-"""The NAS assignment: reference full marks, templates zero, buggy variants lose the check that
-targets them, submissions that try to score without learning lose the search checks; and the
-grader's own parts (table, FLOPs, controller, served search) behave, without a worker."""
+"""The NAS assignment: reference full marks, conventions that keep their points, submissions that
+try to score without learning lose the search checks (templates and buggy variants:
+tests/test_assignments.py); and the grader's own parts (table, FLOPs, controller, served
+search) behave, without a worker."""
 
 from __future__ import annotations
 
@@ -8,108 +9,55 @@ import json
 
 import numpy as np
 import pytest
-from conftest import by_name, solution_source
+from helpers import NEEDS_FASHION_MNIST, by_name, edited, solution_source
 
-from graders import assignments, datasets
-from graders.nas import adapter, controller, grader, measure, space
+from graders import datasets, variants
+from graders.nas import controller, grader, measure, space
 from graders.nas import table as nas_table
 from graders.nas.search import SearchServer, draw_permutations, expected_best
 from graders.sandbox import CallbackRefused
+from graders_worker.adapters import nas as adapter
 
+NAME = "nas"
 UNIT_CHECKS = ("reward_formula", "baseline_moving_average", "controller_emits_one_token_per_decision",
                "sequence_log_prob_and_its_gradient", "sampling_follows_the_controller",
                "greedy_architecture_takes_each_argmax", "loss_gradient_is_reinforce_with_baseline",
                "update_uses_the_baseline_before_the_batch")
 SEARCH_CHECKS = ("search_first_seed", "search_second_seed")
-# Unit checks only: the search checks get a time limit too short to start searching.
-UNIT_ONLY = """
-[nas.checks.search_first_seed]
-timeout = 2
-[nas.checks.search_second_seed]
-timeout = 2
-"""
+UNIT_ONLY = variants.load(NAME)[1]  # the search checks get too little time to start
 
 
 def test_reference_earns_full_marks(grade_source, tmp_path):
-    grading = grade_source("nas", solution_source("nas"), artifacts_dir=tmp_path / "feedback")
+    grading = grade_source(NAME, solution_source(NAME), artifacts_dir=tmp_path / "feedback")
     failed = {r.name: r.message for r in grading.results if r.status != "passed"}
     assert not failed
     assert grading.score == grading.max_score == 20
     search = by_name(grading)["search_first_seed"]
     assert "most probable architecture" in search.message and "200 of 200 evaluations" in search.message
+    assert "of its own time" in search.message and "the search's evaluations" in search.message
     assert (tmp_path / "feedback" / "search_seed1.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("template", assignments.template_paths("nas"), ids=lambda p: p.suffix)
-def test_template_earns_zero_without_crashing(grade_source, template):
-    grading = grade_source("nas", template.read_text(), suffix=template.suffix)
-    assert grading.score == 0 and not grading.internal_error
-    assert all(r.status == "error" and "NotImplementedError" in r.message for r in grading.results)
-
-
-def variants(assignment: str, *changes: tuple[str, str]) -> str:
-    """The reference with several targeted changes, each applying exactly once."""
-    source = solution_source(assignment)
-    for old, new in changes:
-        assert source.count(old) == 1, f"variant does not apply: {old!r}"
-        source = source.replace(old, new)
-    return source
-
-
-# name: (changes, the check that must fail, a phrase of its message)
-VARIANTS = {
-    "log_prob_of_the_last_token_only": (
-        [("total = total + torch.log_softmax(", "total = torch.log_softmax(")],
-        "sequence_log_prob_and_its_gradient", "last token only"),
-    "log_prob_averaged_over_decisions": (
-        [("    return total\n    ### END SOLUTION", "    return total / len(controller.choices)\n    ### END SOLUTION")],
-        "sequence_log_prob_and_its_gradient", "averages"),
-    "loss_sign_flipped": (
-        [("return -((rewards.detach() - baseline) * log_probs).mean()",
-          "return ((rewards.detach() - baseline) * log_probs).mean()")],
-        "loss_gradient_is_reinforce_with_baseline", "*less* likely"),
-    "no_baseline": (
-        [("return -((rewards.detach() - baseline) * log_probs).mean()", "return -(rewards.detach() * log_probs).mean()")],
-        "loss_gradient_is_reinforce_with_baseline", "without the baseline"),
-    "baseline_updated_before_the_advantage": (
-        [("    rewards_t = torch.as_tensor(rewards,",
-          "    baseline = update_baseline(baseline, rewards, decay)\n    rewards_t = torch.as_tensor(rewards,"),
-         ("    return update_baseline(baseline, rewards, decay)", "    return baseline")],
-        "update_uses_the_baseline_before_the_batch", "already updated"),
-    "baseline_decay_on_the_wrong_side": (
-        [("decay * baseline + (1.0 - decay) * mean", "(1.0 - decay) * baseline + decay * mean")],
-        "baseline_moving_average", "decay weighs the new rewards"),
-    "reward_without_the_flops_term": (
-        [("return np.asarray(accuracy, dtype=np.float64) * ratio ** np.where(ratio <= 1.0, alpha, beta)",
-          "return np.asarray(accuracy, dtype=np.float64)")],
-        "reward_formula", "FLOPs factor is missing"),
-    "reward_exponent_sign_flipped": (
-        [("ratio ** np.where(ratio <= 1.0, alpha, beta)", "ratio ** -np.where(ratio <= 1.0, alpha, beta)")],
-        "reward_formula", "wrong sign"),
-    "greedy_sampling_during_the_search": (
-        [("previous = torch.distributions.Categorical(logits=logits).sample()", "previous = logits.argmax(dim=1)")],
-        "sampling_follows_the_controller", "chi-squared"),
-    "controller_ignores_the_previous_token": (
-        [("x = self.start.expand(len(h), -1) if previous is None else self.embed[decision - 1](previous)",
-          "x = self.start.expand(len(h), -1)")],
-        "controller_emits_one_token_per_decision", "do not depend"),
-}
-
-
-@pytest.mark.parametrize("name", VARIANTS)
-def test_buggy_variant_loses_the_targeted_check(grade_source, name):
-    changes, target, phrase = VARIANTS[name]
-    grading = grade_source("nas", variants("nas", *changes), config_toml=UNIT_ONLY)
-    results = by_name(grading)
-    assert results[target].status == "failed" and results[target].points == 0, results[target].message
-    assert phrase in results[target].message and "Hint" in results[target].message
-    for other in set(UNIT_CHECKS) - {target}:
-        assert results[other].status == "passed", (other, results[other].message)
+def test_a_loss_that_sums_over_the_batch_keeps_its_points(grade_source):
+    """As in the REINFORCE assignments: a positive factor (here the batch size) is the same algorithm under Adam."""
+    source = edited(NAME, "return -((rewards.detach() - baseline) * log_probs).mean()",
+                    "return -((rewards.detach() - baseline) * log_probs).sum()")
+    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["loss_gradient_is_reinforce_with_baseline"]
+    assert result.status == "passed" and "sums over the batch instead of averaging" in result.message
 
 
 # --- submissions that try to score the search checks without learning ------------------------
 
 SKIP_SEARCH = "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n"
+
+
+def variant(*changes: tuple[str, str]) -> str:
+    """The reference with several targeted changes, each applying exactly once."""
+    source = solution_source(NAME)
+    for old, new in changes:
+        assert source.count(old) == 1, f"the change does not apply: {old!r}"
+        source = source.replace(old, new)
+    return source
 
 
 def _table_top() -> list[int]:
@@ -120,12 +68,12 @@ def _table_top() -> list[int]:
 
 def test_a_hard_coded_top_architecture_fails_the_search(grade_source):
     """The shipped table's best architecture, answered without searching: the relabelling sends it elsewhere."""
-    source = variants("nas", (SKIP_SEARCH, "    ### BEGIN SOLUTION\n    controller = Controller(search.choices)\n"
+    source = variant((SKIP_SEARCH, "    ### BEGIN SOLUTION\n    controller = Controller(search.choices)\n"
                                            f"    controller.answer = {_table_top()}\n    return controller\n"),
                       ("def greedy_architecture(controller) -> torch.Tensor:\n",
                        "def greedy_architecture(controller) -> torch.Tensor:\n    if hasattr(controller, 'answer'):\n"
                        "        return torch.tensor(controller.answer)\n"))
-    results = by_name(grade_source("nas", source))
+    results = by_name(grade_source(NAME, source))
     for name in SEARCH_CHECKS:  # by the relabelling (or, 1 time in 20, by the search it did not do)
         assert results[name].status == "failed", results[name].message
         assert "most probable architecture is ranked" in results[name].message or "evaluated 0" in results[name].message
@@ -145,11 +93,11 @@ def test_random_search_that_answers_its_best_fails_the_search(grade_source):
     controller.answer = best[1]
     return controller
 """
-    source = variants("nas", (SKIP_SEARCH, random_search),
+    source = variant((SKIP_SEARCH, random_search),
                       ("def greedy_architecture(controller) -> torch.Tensor:\n",
                        "def greedy_architecture(controller) -> torch.Tensor:\n    if hasattr(controller, 'answer'):\n"
                        "        return torch.tensor(controller.answer)\n"))
-    results = by_name(grade_source("nas", source))
+    results = by_name(grade_source(NAME, source))
     for name in SEARCH_CHECKS:
         assert results[name].status == "failed", results[name].message
         assert "did not beat random search" in results[name].message
@@ -159,17 +107,17 @@ def test_random_search_that_answers_its_best_fails_the_search(grade_source):
 def test_evaluations_past_the_budget_are_refused(grade_source):
     """Calling the grader's callback directly does not get around the budget, nor does opening the space again."""
     greedy = """    ### BEGIN SOLUTION
-    from graders.worker import callback
+    from graders_worker.main import callback
     tokens = np.zeros((100, len(search.choices)), dtype=np.int64)
     for _ in range(3):
         callback("nas_evaluate", tokens)
 """
-    source = variants("nas", (SKIP_SEARCH, greedy))
-    result = by_name(grade_source("nas", source))["search_first_seed"]
+    source = variant((SKIP_SEARCH, greedy))
+    result = by_name(grade_source(NAME, source))["search_first_seed"]
     assert result.status == "error" and "budget is 200 architectures and 200 have been evaluated" in result.message
     assert "200 of 200 evaluations" in result.message
-    reopen = variants("nas", (SKIP_SEARCH, "    ### BEGIN SOLUTION\n    type(search)()\n"))
-    result = by_name(grade_source("nas", reopen))["search_first_seed"]
+    reopen = variant((SKIP_SEARCH, "    ### BEGIN SOLUTION\n    type(search)()\n"))
+    result = by_name(grade_source(NAME, reopen))["search_first_seed"]
     assert result.status == "error" and "opened once per search" in result.message
 
 
@@ -207,7 +155,7 @@ def test_flops_equal_torchs_count(index):
 
 # The three cheapest architectures to train, recomputed with the table's protocol.
 RECOMPUTED = [space.index_of([1, 0, 0] * 3), space.index_of([0, 0, 0] * 3), space.index_of([1, 0, 0, 0, 0, 0, 1, 0, 0])]
-fashion = pytest.mark.skipif(not datasets.available("fashion-mnist"), reason="Fashion-MNIST is not installed")
+fashion = pytest.mark.skipif(not datasets.available("fashion-mnist"), reason=NEEDS_FASHION_MNIST)
 
 
 @fashion

@@ -1,7 +1,7 @@
 """The grader's own controller: weights, and the exact quantities the checks compare with.
 
 The unit checks send these weights to the worker, where the adapter loads them into
-torch's `nn.LSTMCell`, `nn.Embedding` and `nn.Linear` (graders/nas/adapter.py,
+torch's `nn.LSTMCell`, `nn.Embedding` and `nn.Linear` (graders_worker/adapters/nas.py,
 `GraderController`) and runs the submission's functions on that controller. Here,
 in the grader's process, the same controller is written out gate by gate in float64
 (no torch module shared with the worker side), and torch's autograd gives the exact

@@ -1,7 +1,7 @@
 """Grader of the NAS assignment: a REINFORCE controller searching a measured space of networks.
 
 Unit checks run the submission's functions on the grader's own LSTM controller, built
-in the worker from weights chosen here (graders/nas/adapter.py), and compare with the
+in the worker from weights chosen here (graders_worker/adapters/nas.py), and compare with the
 grader's float64 computation (graders/nas/controller.py): the sequence log-probability
 and its gradient, sampling (chi-squared), greedy decoding, the REINFORCE gradient with
 the baseline, and that an update uses the baseline from before its batch; the reward
@@ -18,13 +18,15 @@ import math
 
 import numpy as np
 
-from graders.checks import CheckFailed, as_array, check, expect, expect_close
+from graders.checks import CheckFailed, as_array, as_dict, check, expect, expect_close
 from graders.nas import controller, space
 from graders.nas import table as nas_table
 from graders.nas.search import SearchServer, draw_permutations, expected_best, plot_search
-from graders.reinforce.common import chi_squared_sf_even
+from graders.rl import gradients, training
+from graders.rl.stats import chi_squared_sf_even
 
 TITLE = "Neural architecture search with a REINFORCE controller"
+INSTRUCTOR_ONLY = ("graders.nas.controller",)  # the expected log-probabilities and gradients: never in a student kit
 FALSE_FAIL = 1e-6  # of the chi-squared test of sample_architectures
 DEFAULTS = {
     "seeds": [0, 1],
@@ -32,28 +34,47 @@ DEFAULTS = {
     "target_flops": 100_000,  # T of the reward (multiply-adds per image)
     "alpha": 0.07,  # exponent of FLOPs / T at or below the target
     "beta": -0.07,  # ... and above it
-    "train_seconds": 60,  # told to train(); the check's limit adds a margin
+    # The student's own time for train(), margin included, as in the REINFORCE graders (graders/rl/training.py):
+    # time_budget_s = train_seconds / 1.1, the clock starts with the student's train() and does not count the
+    # grader answering evaluations. The reference spends its budget of evaluations in a few seconds.
+    "train_seconds": {"cpu": 60, "cuda": 60},
+    "evaluation_seconds": 15,  # of each search check's time, kept for the greedy_architecture call after train()
     "thresholds": {
         "top_fraction": 0.05,  # the greedy architecture's rank must be within this fraction of the space
         "late_mean_quantile": 0.80,  # mean reward of the search's second half >= this quantile of the space's
     },
 }
-SEARCH_TIMEOUT = {"cpu": 120, "cuda": 120}
+# the check's wall limit: train_seconds, evaluation_seconds, and room for the set-up (imports before train(): up
+# to training.SETUP_S) and the time not charged to the student
+SEARCH_TIMEOUT = {"cpu": 180, "cuda": 180}
 HIDDEN = 8  # of the grader's controllers
+LOSS_BATCHES = (16, 5)  # two sizes: a factor that is the batch size (a sum) is told from a constant
 LOG_PROB_HINT = ("run the controller over the decisions, feeding each given token to the next step (teacher forcing), "
                  "and sum log_softmax(logits_d) at token d over all D decisions")
 LOSS_HINT = ("the loss is the mean over the batch of -(R_k - b) * log p(a_k), with the rewards and the baseline "
              "constants; its gradient is then -(1/m) sum_k (R_k - b) grad log p(a_k)")
 
 
-def _grads(got, names: list[str], what: str) -> dict:
-    expect(isinstance(got, dict) and set(names) <= set(got), f"{what} could not be read back")
-    return {k: as_array(got[k], f"{what}: {k}") for k in names}
+def _grads(got, weights: dict, what: str) -> dict:
+    """The worker's gradients as float arrays of the weights' shapes, or CheckFailed."""
+    expect(isinstance(got, dict) and set(weights) <= set(got), f"{what} could not be read back")
+    return {k: as_array(got[k], f"{what}: {k}", np.shape(w)) for k, w in weights.items()}
 
 
-def _matches(grads: dict, want: dict, scale: float = 1.0) -> bool:
-    return all(np.shape(grads[k]) == np.shape(want[k]) and np.allclose(grads[k], scale * want[k], rtol=1e-3, atol=1e-5)
-               for k in want)
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _call_record(call) -> bool:
+    """One entry of the adapter's record of reinforce_update's calls: [name, baseline before (or None), ...]."""
+    if not isinstance(call, list) or not call or call[0] not in ("reinforce_loss", "update_baseline"):
+        return False
+    size = 2 if call[0] == "reinforce_loss" else 3
+    return len(call) == size and (call[1] is None or _number(call[1])) and all(_number(v) for v in call[2:])
+
+
+def _flat(grads: dict, names: list[str]) -> np.ndarray:
+    return np.concatenate([np.ravel(np.asarray(grads[k], dtype=np.float64)) for k in names])
 
 
 # ----------------------------------------------------------------------------- scripted numbers
@@ -117,15 +138,21 @@ def baseline_moving_average(worker, ctx):
 def controller_emits_one_token_per_decision(worker, ctx):
     """Controller: one logits vector of the right size per decision, each depending on the previous token."""
     choices, n = [3, 2, 4, 2], 5
-    got = worker.call("controller_outputs", choices, 16, n, ctx.worker_seed("controller"))
-    expect(isinstance(got, dict), "the controller could not be run")
-    expect(got["parameters"] > 0, "Controller has no parameters: what would REINFORCE train?")
+    got = as_dict(worker.call("controller_outputs", choices, 16, n, ctx.worker_seed("controller")),
+                  "running your Controller", ("parameters", "shapes", "depends", "sampled"))
+    parameters = float(as_array(got["parameters"], "the number of your Controller's parameters", ()))
+    expect(parameters > 0, "Controller has no parameters: what would REINFORCE train?",
+           hint="an nn.LSTMCell, an embedding per decision but the last, and one linear head per decision")
     want = [[n, k] for k in choices]
-    expect(got["shapes"] == want, f"Controller(choices={choices}).step gave logits of shapes {got['shapes']} for "
-           f"decisions 0..3 of {n} sequences; expected {want}", hint="one linear head per decision, with "
-           "choices[d] outputs")
-    expect(all(got["depends"]), "the logits of a decision do not depend on the token chosen at the decision before "
-           f"(per decision 1..3: {got['depends']})", hint="feed the embedding of `previous` to the LSTM cell")
+    shapes = got["shapes"]
+    plain = isinstance(shapes, list) and all(isinstance(s, list) and all(type(x) is int for x in s) for s in shapes)
+    expect(plain and shapes == want, f"Controller(choices={choices}).step gave logits of shapes "
+           f"{shapes if plain else '(unreadable)'} for decisions 0..3 of {n} sequences; expected {want}",
+           hint="one linear head per decision, with choices[d] outputs")
+    depends = as_array(got["depends"], "whether each decision depends on the previous token", (len(choices) - 1,))
+    expect(bool(np.all(depends != 0)), "the logits of a decision do not depend on the token chosen at the decision "
+           f"before (per decision 1..3: {(depends != 0).tolist()})", hint="feed the embedding of `previous` to the "
+           "LSTM cell")
     sampled = as_array(got["sampled"], "sample_architectures(your controller, 5)", (n, len(choices)))
     expect(np.all((sampled >= 0) & (sampled < np.array(choices))), f"sample_architectures(your controller) gave "
            f"tokens out of range: {sampled.tolist()}")
@@ -139,8 +166,8 @@ def sequence_log_prob_and_its_gradient(worker, ctx):
     weights = controller.random_controller(rng, choices, HIDDEN)
     tokens = np.stack([rng.integers(0, k, 12) for k in choices], axis=1)
     coefficients = rng.normal(size=len(tokens))
-    got = worker.call("log_prob_and_gradient", weights, tokens, coefficients)
-    expect(isinstance(got, dict), "sequence_log_prob could not be called")
+    got = as_dict(worker.call("log_prob_and_gradient", weights, tokens, coefficients),
+                  "sequence_log_prob on the grader's controller", ("log_probs", "grads"))
     per_decision = controller.decision_log_probs(weights, choices, tokens)
     want = per_decision.sum(axis=1)
     values = as_array(got["log_probs"], f"sequence_log_prob(controller, tokens of shape {tokens.shape})",
@@ -154,7 +181,7 @@ def sequence_log_prob_and_its_gradient(worker, ctx):
     expect_close(values, want, "sequence_log_prob on the grader's controller", rtol=1e-4, atol=1e-5,
                  hint=LOG_PROB_HINT)
     names = controller.param_names(choices)
-    grads = _grads(got["grads"], names, "the gradient of sequence_log_prob")
+    grads = _grads(got["grads"], weights, "the gradient of sequence_log_prob")
     want_grads = controller.weighted_log_prob_gradient(weights, choices, tokens, coefficients)
     for k in names:
         expect_close(grads[k], want_grads[k], f"d (sum_i c_i log p_i) / d {k} (the grader's controller)", rtol=1e-3,
@@ -212,34 +239,46 @@ def greedy_architecture_takes_each_argmax(worker, ctx):
 
 @check(points=2)
 def loss_gradient_is_reinforce_with_baseline(worker, ctx):
-    """reinforce_loss: its gradient on the grader's controller is -(1/m) sum_k (R_k - b) grad log p(a_k)."""
+    """reinforce_loss: its gradient on the grader's controller and two batches is a positive multiple of
+    -(1/m) sum_k (R_k - b) grad log p(a_k) (a constant or the batch size: a sum keeps its points, as in the
+    REINFORCE assignments, graders/rl/gradients.py)."""
     rng = ctx.rng("loss_gradient_is_reinforce_with_baseline")
     choices = list(space.CHOICES)
     weights = controller.random_controller(rng, choices, HIDDEN)
-    m = 16
-    tokens = np.stack([rng.integers(0, k, m) for k in choices], axis=1)
-    rewards = rng.uniform(0.55, 0.85, m).astype(np.float32)
-    baseline = float(rng.uniform(0.65, 0.75))
-    got = worker.call("loss_gradient", weights, tokens, rewards, baseline)
     names = controller.param_names(choices)
-    grads = _grads(got.get("grads") if isinstance(got, dict) else None, names, "the gradient of reinforce_loss")
+    scales = []
+    for m in LOSS_BATCHES:
+        tokens = np.stack([rng.integers(0, k, m) for k in choices], axis=1)
+        rewards = rng.uniform(0.55, 0.85, m).astype(np.float32)
+        baseline = float(rng.uniform(0.65, 0.75))
+        got = worker.call("loss_gradient", weights, tokens, rewards, baseline)
+        what = f"the gradient of reinforce_loss on the grader's controller and a batch of {m} architectures"
+        grads = _grads(got.get("grads") if isinstance(got, dict) else None, weights, what)
 
-    def estimator(coefficients):
-        return controller.weighted_log_prob_gradient(weights, choices, tokens, coefficients)
+        def estimator(coefficients, tokens=tokens):
+            return controller.weighted_log_prob_gradient(weights, choices, tokens, coefficients)
 
-    want = estimator(-(rewards - baseline) / m)
-    if _matches(grads, want, -1.0):
-        raise CheckFailed("the gradient of reinforce_loss is +g, the REINFORCE estimator itself: minimizing this loss "
-                          "would make architectures with rewards above the baseline *less* likely.\nHint: " + LOSS_HINT)
-    if _matches(grads, estimator(-rewards.astype(np.float64) / m)):
-        raise CheckFailed("the gradient of reinforce_loss is the estimator without the baseline (R_k instead of "
-                          "R_k - b).\nHint: " + LOSS_HINT)
-    if _matches(grads, want, float(m)):
-        raise CheckFailed(f"the gradient of reinforce_loss is {m} x the expected one: the loss sums over the batch "
-                          "instead of averaging.\nHint: " + LOSS_HINT)
-    for k in names:
-        expect_close(grads[k], want[k], f"d reinforce_loss / d {k} (the grader's controller)", rtol=1e-3, atol=1e-5,
-                     hint=LOSS_HINT)
+        want = estimator(-(rewards.astype(np.float64) - baseline) / m)
+        g, w = _flat(grads, names), _flat(want, names)
+        c, residual = gradients.fit(g, w)
+        if c > 0 and residual <= gradients.TOLERANCE:
+            scales.append((m, c))
+            continue
+        if gradients.fit(g, -w)[0] > 0 and gradients.fit(g, -w)[1] <= gradients.TOLERANCE:
+            raise CheckFailed(f"{what} is a positive multiple of +g, the REINFORCE estimator itself: minimizing this "
+                              "loss would make architectures with rewards above the baseline *less* likely.\n"
+                              "Hint: " + LOSS_HINT)
+        c_r, r_r = gradients.fit(g, _flat(estimator(-rewards.astype(np.float64) / m), names))
+        if c_r > 0 and r_r <= gradients.TOLERANCE:
+            raise CheckFailed(f"{what} is the estimator without the baseline (R_k instead of R_k - b).\n"
+                              "Hint: " + LOSS_HINT)
+        k = names[-1]
+        raise CheckFailed(f"{what} does not match the expected gradient: even at the best positive factor, "
+                          f"{min(residual if c > 0 else 1.0, 9.99):.0%} of its length is off (tolerance "
+                          f"{gradients.TOLERANCE:.1%}); e.g. d / d {k}: expected {np.round(want[k], 5).tolist()}, "
+                          f"got {np.round(grads[k], 5).tolist()}\nHint: {LOSS_HINT}")
+    if note := gradients.factor_note(scales, "the gradient of reinforce_loss", LOSS_HINT):
+        ctx.note(note)
 
 
 @check(points=1)
@@ -252,11 +291,14 @@ def update_uses_the_baseline_before_the_batch(worker, ctx):
     tokens = np.stack([rng.integers(0, k, m) for k in choices], axis=1)
     rewards = rng.uniform(0.55, 0.85, m)
     for baseline in (float(rng.uniform(0.5, 0.6)), None):
-        got = worker.call("update_order", weights, tokens, rewards, baseline, decay)
-        expect(isinstance(got, dict), "reinforce_update could not be called")
-        losses = [c for c in got["calls"] if c[0] == "reinforce_loss"]
-        updates = [c for c in got["calls"] if c[0] == "update_baseline"]
         what = f"reinforce_update(..., baseline={baseline}, decay={decay})"
+        got = as_dict(worker.call("update_order", weights, tokens, rewards, baseline, decay), what,
+                      ("calls", "returned", "moved"))
+        calls = got["calls"]
+        expect(isinstance(calls, list) and all(_call_record(c) for c in calls), f"{what}: the record of its calls "
+               "could not be read back")
+        losses = [c for c in calls if c[0] == "reinforce_loss"]
+        updates = [c for c in calls if c[0] == "update_baseline"]
         expect(len(losses) == 1, f"{what} called reinforce_loss {len(losses)} times; once per update is expected",
                hint="loss = reinforce_loss(sequence_log_prob(controller, tokens), rewards, baseline)")
         used = losses[0][1]
@@ -270,11 +312,14 @@ def update_uses_the_baseline_before_the_batch(worker, ctx):
         expect(used is not None and math.isclose(used, before, rel_tol=1e-6, abs_tol=1e-9),
                f"{what}: reinforce_loss got the baseline {used}, expected {before:.6g} "
                + ("(the batch's mean reward: there is no baseline yet)" if baseline is None else "(the one passed in)"))
-        expect(got["moved"] > 0, f"{what} did not change the controller's weights",
+        moved = float(as_array(got["moved"], f"{what}: how far the weights moved", ()))
+        expect(moved > 0, f"{what} did not change the controller's weights",
                hint="optimizer.zero_grad(); loss.backward(); optimizer.step()")
         want = updates[-1][2] if updates else after  # the submission's own update_baseline, if it used it
-        expect(got["returned"] is not None and math.isclose(got["returned"], want, rel_tol=1e-6, abs_tol=1e-9),
-               f"{what} returned {got['returned']}, not the baseline after the batch ({want:.6g})",
+        returned = got["returned"]
+        expect(_number(returned) and math.isclose(returned, want, rel_tol=1e-6, abs_tol=1e-9),
+               f"{what} returned {returned if _number(returned) else type(returned).__name__}, not the baseline "
+               f"after the batch ({want:.6g})",
                hint="return update_baseline(baseline, rewards, decay), computed after the loss")
 
 
@@ -290,49 +335,47 @@ def _search(worker, ctx, index: int) -> None:
     server = SearchServer(table, draw_permutations(ctx.rng("relabelling", index)), budget,
                           ctx.option("target_flops"), ctx.option("alpha"), ctx.option("beta"))
     random_rewards = server.space_rewards[ctx.rng("random search", index).integers(0, space.SIZE, budget)]
-    top_rank = max(1, int(math.floor(float(ctx.threshold("top_fraction")) * space.SIZE)))
+    top_fraction = float(ctx.threshold("top_fraction"))
+    top_rank = max(1, int(math.floor(top_fraction * space.SIZE)))
     top_reward = float(np.sort(server.space_rewards)[::-1][top_rank - 1])
     late_threshold = float(np.quantile(server.space_rewards, float(ctx.threshold("late_mean_quantile"))))
+    # what a message may show of the thresholds: the public ones, never an instructor's override (nor what it implies)
+    top_private = "thresholds.top_fraction" in ctx.private
+    late_private = "thresholds.late_mean_quantile" in ctx.private
+    shown_top = ctx.shown_threshold("top_fraction") if top_private else f"the top {top_fraction:.0%}, rank {top_rank}"
+    shown_late = ctx.shown_threshold("late_mean_quantile") if late_private else f"{late_threshold:.4f}"
     greedy_row = None
     try:
-        import time
-
-        deadline = worker.deadline or time.monotonic() + 120.0
-        train_s = min(float(ctx.option("train_seconds")), deadline - time.monotonic() - 10.0)
-        expect(train_s > 1.0, "the check's time limit leaves no time to search")
-        report = worker.call("train", ctx.worker_seed("train", index), round(train_s, 1), ctx.device,
-                             timeout=train_s + 5.0, callbacks=server.callbacks())
-        seconds = report.get("seconds") if isinstance(report, dict) else None
-        if isinstance(seconds, (int, float)):
-            ctx.note(f"{label}: train() took {seconds:.1f} s")
-        greedy = as_array(worker.call("greedy", timeout=max(deadline - time.monotonic(), 1.0)),
+        training.train(worker, ctx, server, index, served="the search's evaluations")
+        greedy = as_array(worker.call("greedy", timeout=max(ctx.time_left(), 1.0)),
                           "greedy_architecture(controller) after the search", (len(space.CHOICES),), dtype=np.int64)
         expect(np.all((greedy >= 0) & (greedy < np.array(space.CHOICES))),
                f"greedy_architecture returned tokens out of range: {greedy.tolist()}")
         greedy_row = server.answer = server.decode(greedy)
         rank = int(server.space_ranks[greedy_row])
+        ctx.metric(f"rank of the most probable architecture, {label}", rank, order="asc")
         ctx.note(f"{label}: most probable architecture {server.describe(greedy_row)}; random search with the same "
                  f"budget finds {expected_best(server.space_rewards, budget):.4f} on average")
         rewards = server.rewards
         late = float(rewards[len(rewards) // 2:].mean()) if len(rewards) >= 2 else float("nan")
-        ctx.note(f"{label}: mean reward of the second half of the search {late:.4f} (threshold {late_threshold:.4f}; "
+        ctx.note(f"{label}: mean reward of the second half of the search {late:.4f} (threshold {shown_late}; "
                  f"random search's expected mean {server.space_rewards.mean():.4f})")
         expect(rank <= top_rank, f"{label}: the controller's most probable architecture is ranked {rank} of "
-               f"{space.SIZE}; the top {float(ctx.threshold('top_fraction')):.0%} is {top_rank}",
+               f"{space.SIZE}; it must be within {shown_top}",
                hint="look at the search curve in your feedback: does the reward of the sampled architectures rise? "
                     "Tune the learning rate and the batch size, and use the whole budget")
         expect(len(rewards) >= 2, f"{label}: the search evaluated {len(rewards)} architecture(s); a search evaluates "
                "architectures", hint="evaluate the sampled architectures with search.evaluate(tokens)")
         expect(late >= late_threshold, f"{label}: the architectures evaluated in the second half of the search have a "
-               f"mean reward of {late:.4f}, below {late_threshold:.4f}: the search did not beat random search by enough",
+               f"mean reward of {late:.4f}, below {shown_late}: the search did not beat random search by enough",
                hint="the controller's samples should concentrate on good architectures as it learns")
     finally:
         ctx.note(server.summary())
         path = ctx.artifact(f"search_seed{index + 1}.png")
         if path is not None:
             try:
-                plot_search(path, server, random_rewards, top_reward,
-                            f"top {float(ctx.threshold('top_fraction')):.0%} of the space", late_threshold,
+                plot_search(path, server, random_rewards, None if top_private else top_reward,
+                            f"top {top_fraction:.0%} of the space", None if late_private else late_threshold,
                             f"{TITLE}, {label}", greedy_row)
             except Exception as exc:  # noqa: BLE001 - feedback must not change the grade
                 ctx.note(f"(no search plot: {exc})")

@@ -108,9 +108,10 @@ class SearchServer:
                 f"{len(set(self.proposals))} distinct architectures; best evaluated: {self.describe(best)}")
 
 
-def plot_search(path, server: SearchServer, random_rewards: np.ndarray, top_reward: float, top_label: str,
-                late_threshold: float, title: str, greedy_row: int | None = None) -> None:
-    """Reward of each evaluated architecture in order, with random search of the same budget."""
+def plot_search(path, server: SearchServer, random_rewards: np.ndarray, top_reward: float | None, top_label: str,
+                late_threshold: float | None, title: str, greedy_row: int | None = None) -> None:
+    """Reward of each evaluated architecture in order, with random search of the same budget; a threshold
+    is drawn unless it is None (an instructor's override, never shown)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,8 +126,10 @@ def plot_search(path, server: SearchServer, random_rewards: np.ndarray, top_rewa
             ax.plot(x[window - 1:], np.convolve(rewards, np.ones(window) / window, mode="valid"), lw=2, color=color,
                     label=f"{label}: mean of last {window}")
             ax.plot(x, np.maximum.accumulate(rewards), lw=1, ls=":", color=color, label=f"{label}: best so far")
-    ax.axhline(top_reward, color="k", ls="--", lw=1, label=f"{top_label} (threshold of the most probable one)")
-    ax.axhline(late_threshold, color="k", ls="-.", lw=1, label="threshold of the second half's mean reward")
+    if top_reward is not None:
+        ax.axhline(top_reward, color="k", ls="--", lw=1, label=f"{top_label} (threshold of the most probable one)")
+    if late_threshold is not None:
+        ax.axhline(late_threshold, color="k", ls="-.", lw=1, label="threshold of the second half's mean reward")
     if greedy_row is not None:
         ax.plot([server.budget], [server.space_rewards[greedy_row]], "*", ms=14, color="C3",
                 label="your controller's most probable architecture")

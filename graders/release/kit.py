@@ -3,7 +3,8 @@
     DIR/README.md                  how to use it
     DIR/requirements.txt           what to pip install (nothing else is needed)
     DIR/NAME.ipynb, DIR/NAME.py    the template to fill in (assignments/NAME/ keeps an untouched copy)
-    DIR/graders/, DIR/graders_worker/   the engine and this assignment's grader, public seeds only
+    DIR/graders/, DIR/graders_worker/   the engine and this assignment's grader (with its data files, e.g.
+                                   the NAS table), public seeds only
 
 `python -m graders grade NAME NAME.ipynb` (or the notebook's last cell) grades there as in
 the repository, with two differences: each module the grader declares INSTRUCTOR_ONLY is a
@@ -31,6 +32,7 @@ from graders.templates import BEGIN, END
 
 ENTRY_POINTS = ("graders.__main__", "graders.cli", "graders.notebook", "graders.release.replay")
 NOT_FOR_STUDENTS = ("nbgrader", "pytest", "pytest-timeout")  # requirements of the instructor's side only
+DATA_FILES = "*.json"  # files beside a shipped module that travel with it (a grader's measured table)
 MIN_SOLUTION_LINE = 16  # shorter lines of a solution region ("return x") may well occur elsewhere
 
 
@@ -199,6 +201,9 @@ def _write(assignment: str, grader: contract.Grader, out: Path, recording: Path,
         target = out / source.relative_to(REPO_ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(stand_in_source(name) if name in stand_ins else source.read_text())
+        if name not in stand_ins:  # its data (graders/nas/table.json, which NAS's LocalSearchSpace and checks read)
+            for data in sorted(source.parent.glob(DATA_FILES)):
+                shutil.copy(data, target.parent / data.name)
     release = out / replay.HERE.relative_to(REPO_ROOT)
     for name in (recorder.RECORDING_JSON, recorder.RECORDING_NPZ):
         if (recording / name).is_file():

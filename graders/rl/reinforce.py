@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from graders.rl.stats import chi_squared_sf_even
 from graders_worker.torch_utils import PARAM_NAMES
 
 __all__ = ["PARAM_NAMES", "binomial_chi_squared", "chi_squared_sf_even", "entropy_gradient", "mlp_forward",
@@ -95,17 +96,6 @@ def mse_gradient(weights: dict, obs: np.ndarray, returns: np.ndarray) -> tuple[f
     _, values = mlp_forward(weights, obs)
     error = values[:, 0] - np.asarray(returns, dtype=np.float64)
     return float(np.mean(error**2)), output_gradient(weights, obs, (2.0 * error / len(error))[:, None])
-
-
-def chi_squared_sf_even(statistic: float, dof: int) -> float:
-    """P(X >= statistic) for X ~ chi-squared with an even number of degrees of freedom (exact)."""
-    assert dof % 2 == 0 and dof > 0
-    half = statistic / 2.0
-    term, total = 1.0, 1.0
-    for i in range(1, dof // 2):
-        term *= half / i
-        total += term
-    return math.exp(-half) * total
 
 
 def binomial_chi_squared(counts: np.ndarray, trials: int, probabilities: np.ndarray) -> tuple[float, float]:

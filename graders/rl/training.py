@@ -82,8 +82,9 @@ def serve_training(worker, server: CartPoleServer, clock: StudentClock, worker_s
         clock.stop()
 
 
-def train(worker, ctx, server: CartPoleServer, seed_index: int) -> StudentClock:
-    """Train on the server's environments within the check's time; a note says where the time went."""
+def train(worker, ctx, server, seed_index: int, served: str = "the environment") -> StudentClock:
+    """Train on what `server` serves (its `callbacks()`: CartPole, or the NAS grader's search space) within the
+    check's time; a note says where the time went."""
     evaluation_s = float(ctx.option("evaluation_seconds"))
     clock = StudentClock(time_budget(ctx), margin=TRAIN_MARGIN, setup_s=SETUP_S,
                          hard_end=ctx.deadline - evaluation_s)
@@ -92,7 +93,7 @@ def train(worker, ctx, server: CartPoleServer, seed_index: int) -> StudentClock:
     finally:
         ctx.note(f"seed #{seed_index + 1}: train() ran {clock.own_s():.1f} s of its own time (budget "
                  f"{clock.budget_s:g} s, limit {clock.limit_s:.1f} s); not counted: {clock.serving:.1f} s of the "
-                 f"grader serving the environment, {clock.cpu_wait:.1f} s waiting for a CPU, "
+                 f"grader serving {served}, {clock.cpu_wait:.1f} s waiting for a CPU, "
                  f"{(clock.started or clock.stopped) - clock.created:.1f} s of set-up before train()")
     return clock
 

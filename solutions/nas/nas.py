@@ -12,8 +12,8 @@
 # **The search space.** Three blocks; each block chooses an operation (a plain
 # convolution, or a depthwise-separable one), a kernel size (3 or 5) and a width (4, 8 or
 # 16 channels): 9 decisions, $12^3 = 1728$ architectures. Every architecture was trained
-# once beforehand (two seeds, averaged), so evaluating one costs a table look-up instead
-# of a training run; the budget of evaluations is what stands in for GPU days.
+# once beforehand on Fashion-MNIST, so evaluating one costs a table look-up instead of a
+# training run; the budget of evaluations is what stands in for GPU days.
 #
 # The whole algorithm is in this file, top to bottom. The cells marked `YOUR CODE HERE`
 # are yours; everything else is given.
@@ -25,7 +25,8 @@
 #   `reinforce_loss` must have the REINFORCE gradient with the baseline;
 #   `reinforce_update` must use the baseline from *before* the batch. Also
 #   `efficientnet_reward` and `update_baseline` on scripted numbers, and your `Controller`
-#   (one softmax per decision, each conditioned on the previous token).
+#   (one softmax per decision, each conditioned on the previous token). A loss that sums
+#   over the batch instead of averaging keeps its points (the same algorithm under Adam).
 # - The search, twice: the grader calls `train(search, seed, time_budget_s, device)`.
 #   `search.evaluate(tokens)` is answered by the grader, which counts the evaluations
 #   against `search.budget` and refuses the ones past it. The grader relabels the
@@ -34,9 +35,12 @@
 #   grader asks `greedy_architecture(controller)` for the controller's most probable
 #   architecture: it must be in the top few percent of the space, and the architectures
 #   your search evaluated in the second half of its budget must beat random search's.
+#   `time_budget_s` counts your own code's time only, not the grader's answers.
 #
-# Run this file (`python nas.py`) to search locally, on the same table, with the
-# choices unpermuted.
+# [py] Run this file (`python nas.py`) to search locally, on the same table, with the
+# [py] choices unpermuted.
+# [ipynb] To search locally, on the same table with the choices unpermuted, set `TRY_IT = True`
+# [ipynb] in the last code cell before "Check your work" and run that cell.
 
 # %%
 from __future__ import annotations
@@ -262,8 +266,10 @@ def train(search, seed: int, time_budget_s: float, device: str = "cpu", args: Ar
 # %% [markdown]
 # ## Try it locally
 # `LocalSearchSpace` answers from the grader's table in this process (it needs the
-# course's `graders` package, installed with the grader), with every choice keeping its
-# own label; the grader's budget and reward settings are its defaults.
+# course's `graders` package: your kit has it), with every choice keeping its own label;
+# the grader's budget and reward settings are its defaults. It is for trying only: when
+# your code is graded, `graders` cannot be imported, and `train` gets the grader's served
+# search instead.
 
 
 # %%

@@ -1,5 +1,9 @@
 """Worker-side glue of the NAS grader (untrusted: the grader checks everything that comes back).
 
+It imports nothing of the grader's side (`graders/`), as no module of this package may:
+the worker never sees the grader's table, its controller's expected numbers, the
+relabelling of the choices, or a seed.
+
 - `GraderController` is the grader's controller architecture (torch's LSTMCell,
   Embedding and Linear), loaded with weights the grader sent; the unit checks run
   the submission's functions on it. The grader computes the expected values itself
@@ -8,17 +12,20 @@
   one callback, answered by the grader from its table (graders/nas/search.py), which
   counts the evaluations. Nothing here can see the table or the rewards' settings
   beyond what the grader sends.
-- `train` keeps the trained controller in this process for the `greedy` call.
+- `train` tells the grader when the student's code starts (`clock_start`: the imports
+  before it are not the student's time) and keeps the trained controller in this
+  process for the `greedy` call.
 """
 
 from __future__ import annotations
 
 import random
-import time
 
 import numpy as np
 
-from graders.reinforce.common import gradients, scalar_loss
+from graders_worker.arrays import to_numpy
+from graders_worker.main import callback
+from graders_worker.torch_utils import gradients, scalar_loss
 
 _state: dict = {"controller": None}
 
@@ -29,12 +36,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _numpy(value) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 def grader_controller(weights: dict):
@@ -78,21 +79,18 @@ class ServedSearchSpace:
     """
 
     def __init__(self):
-        from graders.worker import callback
-
-        self._callback = callback
         info = callback("nas_open")
         self.choices = tuple(int(k) for k in info["choices"])
         self.budget = self.remaining = int(info["budget"])
         self.target_flops, self.alpha, self.beta = float(info["target_flops"]), float(info["alpha"]), float(info["beta"])
 
     def evaluate(self, tokens) -> tuple[np.ndarray, np.ndarray]:
-        tokens = _numpy(tokens)
+        tokens = to_numpy(tokens)
         if tokens.ndim == 1:
             tokens = tokens[None, :]
         if tokens.dtype.kind == "f" and np.all(tokens == np.round(tokens)):
             tokens = tokens.astype(np.int64)
-        reply = self._callback("nas_evaluate", tokens)
+        reply = callback("nas_evaluate", tokens)
         self.remaining = int(reply["remaining"])
         return np.asarray(reply["accuracy"], dtype=np.float64), np.asarray(reply["flops"], dtype=np.float64)
 
@@ -103,20 +101,20 @@ class ServedSearchSpace:
 def train(submission, seed: int, time_budget_s: float, device: str) -> dict:
     """Run the submission's train() on the served search; keep the controller for greedy()."""
     import torch
+    import torch._dynamo  # noqa: F401 - the first torch optimizer imports it (1-7 s): not the submission's time
 
     _state["controller"] = None
     search = ServedSearchSpace()
-    import torch._dynamo  # noqa: F401 - the first torch optimizer imports it (about 1 s): not the submission's time
 
     _seed_everything(seed)
-    start = time.monotonic()
+    callback("clock_start")  # the grader's clock of the student's time starts now
     controller = submission.train(search, seed=seed, time_budget_s=time_budget_s, device=device)
     if controller is None:
         raise ValueError("train() must return the trained controller (it returned None)")
     if isinstance(controller, torch.nn.Module):
         controller.eval()
     _state["controller"] = controller
-    return {"seconds": time.monotonic() - start}
+    return {}
 
 
 def greedy(submission) -> np.ndarray:
@@ -126,7 +124,7 @@ def greedy(submission) -> np.ndarray:
     if _state["controller"] is None:
         raise RuntimeError("there is no trained controller: train() did not finish")
     with torch.no_grad():
-        return _numpy(submission.greedy_architecture(_state["controller"])).reshape(-1)
+        return to_numpy(submission.greedy_architecture(_state["controller"])).reshape(-1)
 
 
 # --- unit checks on the grader's controller ------------------------------------------------------
@@ -142,7 +140,7 @@ def log_prob_and_gradient(submission, weights: dict, tokens: np.ndarray, coeffic
         raise TypeError(f"sequence_log_prob must return a torch tensor (it returned {type(got).__name__})")
     objective = (got.reshape(-1) * torch.as_tensor(coefficients, dtype=got.dtype)).sum() if got.numel() == len(
         tokens) else got.sum()
-    return {"log_probs": _numpy(got), "grads": gradients(objective, dict(net.named_parameters()))}
+    return {"log_probs": to_numpy(got), "grads": gradients(objective, dict(net.named_parameters()))}
 
 
 def sample_with_weights(submission, weights: dict, n: int, seed: int) -> np.ndarray:
@@ -150,14 +148,14 @@ def sample_with_weights(submission, weights: dict, n: int, seed: int) -> np.ndar
 
     _seed_everything(seed)
     with torch.no_grad():
-        return _numpy(submission.sample_architectures(grader_controller(weights), n))
+        return to_numpy(submission.sample_architectures(grader_controller(weights), n))
 
 
 def greedy_with_weights(submission, weights: dict) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        return _numpy(submission.greedy_architecture(grader_controller(weights)))
+        return to_numpy(submission.greedy_architecture(grader_controller(weights)))
 
 
 def loss_gradient(submission, weights: dict, tokens: np.ndarray, rewards: np.ndarray, baseline: float) -> dict:
@@ -243,5 +241,5 @@ def controller_outputs(submission, choices: list[int], hidden: int, n: int, seed
                 other, _ = net.step(d, (previous + 1) % choices[d - 1], state)
                 depends.append(bool((other - logits).abs().max() > 0))
             previous, state = torch.randint(0, choices[d], (n,)), state_next
-        sampled = _numpy(submission.sample_architectures(net, n))
+        sampled = to_numpy(submission.sample_architectures(net, n))
     return {"parameters": int(n_params), "shapes": shapes, "depends": depends, "sampled": sampled}
