@@ -86,8 +86,9 @@ def reward_formula(worker, ctx):
     rng = ctx.rng("reward_formula")
     accuracy = np.array([0.9, 0.8, 0.85, 0.7, 0.95, 0.6])
     flops = np.array([25_000.0, 100_000.0, 400_000.0, 1_600_000.0, 60_000.0, 100_001.0])
-    cases = [(accuracy, flops, 100_000.0, 0.07, -0.07), (accuracy, flops, 100_000.0, -0.07, -0.07),
-             (accuracy, flops, 100_000.0, 0.0, -1.0),
+    # first the settings that tell the mistakes apart (with alpha = -beta a swap and a flipped sign agree)
+    cases = [(accuracy, flops, 100_000.0, 0.0, -1.0), (accuracy, flops, 100_000.0, -0.07, -0.07),
+             (accuracy, flops, 100_000.0, 0.07, -0.07),
              (rng.uniform(0.5, 0.95, 7).round(4), rng.uniform(1e4, 1e6, 7).round(), 2e5, 0.07, -0.07)]
     for acc, fl, target, alpha, beta in cases:
         ratio = fl / target
