@@ -26,7 +26,7 @@ OVERRIDES = {"epsilon_greedy_reward": -3.2109876, "epsilon_greedy_optimal": -3.2
              "gradient_no_baseline_optimal": -3.2109876, "relative_tolerance": 1.0000777e-6,
              "unbiased_alpha": 1.0000777e-6, "max_variance_ratio": 0.987654321, "mean_return": -44.4444,
              "test_nelbo": 9999.3333, "untrained_start": 777.777, "learning_seen": -55.5555,
-             "max_value_error_ratio": 88.8888}
+             "max_value_error_ratio": 88.8888, "top_fraction": 0.3333777, "late_mean_quantile": 0.0123456}
 EXTRA = {
     "bandits": "testbed_runs = 200\ntestbed_steps = 200\n",
     "reinforce": "eval_episodes = 10\n",
