@@ -88,7 +88,9 @@ def baselines(seed: int, budget: int | None) -> list[dict]:
     server = server_for(ctx)
     server.open()
     rng = np.random.default_rng([seed, 7])
-    server.evaluate(np.stack([rng.integers(0, k, server.budget) for k in space.CHOICES], axis=1))
+    tokens = np.stack([rng.integers(0, k, server.budget) for k in space.CHOICES], axis=1)
+    for start in range(0, len(tokens), 256):  # batches within the server's MAX_BATCH
+        server.evaluate(tokens[start:start + 256])
     best = server.proposals[int(np.argmax(server.rewards))]
     random_search = record(server, best, "random_search", seed, 0.0)
     non_learner = record(server, int(rng.integers(space.SIZE)), "no_learning", seed, 0.0)
@@ -132,6 +134,7 @@ def run_graded(seed: int, budget: int | None, worker) -> dict:
     from graders.contract import CheckWorker
     from graders.nas import grader
     from graders.nas import search as search_module
+    from graders.sandbox import WorkerError
 
     ctx = context(seed, budget)
     ctx.deadline = time.monotonic() + grader.SEARCH_TIMEOUT["cpu"]
@@ -150,10 +153,14 @@ def run_graded(seed: int, budget: int | None, worker) -> dict:
         passed, message = True, ""
     except CheckFailed as exc:
         passed, message = False, str(exc).splitlines()[0]
+    except WorkerError as exc:  # what the runner records as the check's timeout or error: a failed grading here
+        passed, message = False, f"{type(exc).__name__}: {exc}"
     finally:
         grader.SearchServer = original
     seconds = time.perf_counter() - start
     server = servers[0]
+    if server.answer is None:  # no answer: the rank of the worst architecture, so that the row counts as failed
+        server.answer = int(np.argmin(server.space_rewards))
     out = record(server, server.answer, "reference", seed, seconds, passed=passed)
     if message:
         out["message"] = message
@@ -217,9 +224,9 @@ def main() -> None:
     overrides = {k: (float(v) if "." in v or "e" in v else int(v)) for k, v in (s.split("=") for s in args.set)}
     out = args.out.open("a") if args.out else None
     worker = None
-    if args.graded:
-        from graders.sandbox import Worker
+    from graders.sandbox import Worker
 
+    if args.graded:
         worker = Worker("nas", (ROOT / "solutions" / "nas" / "nas.py").read_text(), threads=1).__enter__()
     try:
         for seed in parse_seeds(args.seeds):
@@ -234,6 +241,9 @@ def main() -> None:
                     out.write(text + "\n")
                     out.flush()
             print(json.dumps(lines[0]), flush=True)
+            if args.graded and lines[0].get("message", "").startswith(("Worker", "Student")):
+                worker.__exit__(None, None, None)  # a stopped worker: the next seed gets a fresh one, as a grading would
+                worker = Worker("nas", (ROOT / "solutions" / "nas" / "nas.py").read_text(), threads=1).__enter__()
     finally:
         if worker is not None:
             worker.__exit__(None, None, None)

@@ -9,13 +9,13 @@ import json
 
 import numpy as np
 import pytest
-from helpers import NEEDS_FASHION_MNIST, by_name, edited, solution_source
+from helpers import NEEDS_BUBBLEWRAP, NEEDS_FASHION_MNIST, by_name, edited, solution_source
 
 from graders import datasets, variants
 from graders.nas import controller, grader, measure, space
 from graders.nas import table as nas_table
 from graders.nas.search import SearchServer, draw_permutations, expected_best
-from graders.sandbox import CallbackRefused
+from graders.sandbox import CallbackRefused, isolation
 from graders_worker.adapters import nas as adapter
 
 NAME = "nas"
@@ -25,6 +25,8 @@ UNIT_CHECKS = ("reward_formula", "baseline_moving_average", "controller_emits_on
                "update_uses_the_baseline_before_the_batch")
 SEARCH_CHECKS = ("search_first_seed", "search_second_seed")
 UNIT_ONLY = variants.load(NAME)[1]  # the search checks get too little time to start
+BUDGET = grader.DEFAULTS["evaluation_budget"]
+SPENT = f"{BUDGET} of {BUDGET} evaluations"
 
 
 def test_reference_earns_full_marks(grade_source, tmp_path):
@@ -33,7 +35,7 @@ def test_reference_earns_full_marks(grade_source, tmp_path):
     assert not failed
     assert grading.score == grading.max_score == 20
     search = by_name(grading)["search_first_seed"]
-    assert "most probable architecture" in search.message and "200 of 200 evaluations" in search.message
+    assert "most probable architecture" in search.message and SPENT in search.message
     assert "of its own time" in search.message and "the search's evaluations" in search.message
     assert (tmp_path / "feedback" / "search_seed1.png").stat().st_size > 1000
 
@@ -101,7 +103,7 @@ def test_random_search_that_answers_its_best_fails_the_search(grade_source):
     for name in SEARCH_CHECKS:
         assert results[name].status == "failed", results[name].message
         assert "did not beat random search" in results[name].message
-        assert "200 of 200 evaluations" in results[name].message
+        assert SPENT in results[name].message
 
 
 def test_evaluations_past_the_budget_are_refused(grade_source):
@@ -109,16 +111,51 @@ def test_evaluations_past_the_budget_are_refused(grade_source):
     greedy = """    ### BEGIN SOLUTION
     from graders_worker.main import callback
     tokens = np.zeros((100, len(search.choices)), dtype=np.int64)
-    for _ in range(3):
+    for _ in range(BATCHES):
         callback("nas_evaluate", tokens)
-"""
+""".replace("BATCHES", str(BUDGET // 100 + 1))
     source = variant((SKIP_SEARCH, greedy))
     result = by_name(grade_source(NAME, source))["search_first_seed"]
-    assert result.status == "error" and "budget is 200 architectures and 200 have been evaluated" in result.message
-    assert "200 of 200 evaluations" in result.message
+    used = BUDGET // 100 * 100
+    assert result.status == "error" and f"budget is {BUDGET} architectures and {used} have been evaluated" in result.message
+    assert f"{used} of {BUDGET} evaluations" in result.message
     reopen = variant((SKIP_SEARCH, "    ### BEGIN SOLUTION\n    type(search)()\n"))
     result = by_name(grade_source(NAME, reopen))["search_first_seed"]
     assert result.status == "error" and "opened once per search" in result.message
+
+
+PEEK = """    ### BEGIN SOLUTION
+    found = []
+    try:
+        from graders.nas import table
+        found.append(f"imported {table.__name__}")
+    except ImportError:
+        pass
+    try:
+        found.append(f"read {len(open(TABLE_PATH).read())} characters of the table")
+    except OSError:
+        pass
+    raise RuntimeError(f"found: {found}")
+"""
+
+
+@pytest.mark.parametrize("mode", ["bubblewrap", "process"])
+def test_the_worker_cannot_read_the_graders_table(grade_source, mode):
+    """The grader's table (and the rest of graders/) cannot be imported by the worker in either mode; under
+    bubblewrap the file is not there either. In the process-limits mode a world-readable file stays readable
+    by path, as every file of the repository (docs/security.md)."""
+    if mode == "bubblewrap":
+        try:
+            isolation.plan(mode)
+        except isolation.IsolationUnavailable as exc:
+            pytest.skip(NEEDS_BUBBLEWRAP if "not installed" in str(exc) else f"bubblewrap does not work here: {exc}")
+    source = variant((SKIP_SEARCH, PEEK.replace("TABLE_PATH", repr(str(nas_table.PATH)))))
+    config = f'[limits]\nisolation = "{mode}"\n[nas]\nseeds = [0]\n'
+    result = by_name(grade_source(NAME, source, config_toml=config))["search_first_seed"]
+    assert result.status == "error" and "found: [" in result.message, result.message
+    assert "imported" not in result.message
+    if mode == "bubblewrap":
+        assert "found: []" in result.message, result.message
 
 
 # --- the grader's own parts, without a worker -------------------------------------------------

@@ -61,9 +61,9 @@ import torch.nn as nn
 class Args:
     hidden_size: int = 32
     """width of the controller's LSTM (and of its token embeddings)"""
-    batch_size: int = 8
+    batch_size: int = 16
     """architectures sampled and evaluated per controller update"""
-    learning_rate: float = 0.05
+    learning_rate: float = 0.01
     """Adam step size of the controller"""
     baseline_decay: float = 0.9
     """the baseline is an exponential moving average of the batches' mean rewards with this decay"""
