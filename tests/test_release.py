@@ -60,6 +60,13 @@ def policy_gradient_kit(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def nas_kit(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("kits") / "nas"
+    assert main(["release", "nas", "--out", str(out)]) == 0
+    return out
+
+
 def _solution_lines(name: str) -> list[str]:
     lines, inside = [], False
     for line in solution_source(name).splitlines():
@@ -70,7 +77,7 @@ def _solution_lines(name: str) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("fixture", ["bandits_kit", "policy_gradient_kit"])
+@pytest.mark.parametrize("fixture", ["bandits_kit", "policy_gradient_kit", "nas_kit"])
 def test_kit_holds_the_template_and_no_solution_nor_instructor_code(fixture, request):
     kit = request.getfixturevalue(fixture)
     name = kit.name
@@ -111,6 +118,25 @@ def test_policy_gradient_kit_replays_the_exact_answers_for_the_public_seeds(poli
     assert results["score"] == results["extra_data"]["max_score"] == 28, results
     template = in_kit(kit, "grade", "policy_gradient", "policy_gradient.ipynb", "--json", "-", "--device", "cpu")
     assert json.loads(template.stdout)["score"] == 0
+
+
+def test_nas_kit_grades_with_its_table_and_searches_locally(nas_kit, tmp_path):
+    """The NAS kit ships the measured table (LocalSearchSpace and the search checks read it) and the grader's
+    controller as a stand-in: the reference earns full marks with the public seeds, the template zero, and the
+    reference's `python nas.py` searches the kit's table."""
+    assert (nas_kit / "graders" / "nas" / "table.json").read_bytes() == (ROOT / "graders" / "nas" / "table.json").read_bytes()
+    (tmp_path / "nas.py").write_text(solution_source("nas"))
+    reference = in_kit(nas_kit, "grade", "nas", str(tmp_path / "nas.py"), "--json", "-", "--device", "cpu")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    assert json.loads(reference.stdout)["score"] == 20, reference.stdout[-3000:]
+    template = in_kit(nas_kit, "grade", "nas", "nas.ipynb", "--json", "-", "--device", "cpu")
+    assert json.loads(template.stdout)["score"] == 0
+    local = subprocess.run([sys.executable, "-c", IN_KIT.split("from graders.cli")[0] + "import runpy\n"
+                            "runpy.run_path(sys.argv[3], run_name='__main__')", str(ROOT), str(nas_kit),
+                            str(tmp_path / "nas.py")], cwd=nas_kit, capture_output=True, text=True, timeout=600)
+    assert local.returncode == 0, local.stderr[-3000:]
+    budget = assignments.grader("nas").defaults["evaluation_budget"]
+    assert f"searched {budget} architectures" in local.stdout and "most probable architecture" in local.stdout
 
 
 def test_checks_the_kit_has_no_answers_for_are_skipped_not_failed(policy_gradient_kit, tmp_path):
