@@ -1,8 +1,9 @@
 """Grade a whole class: one folder of submissions in, a folder of results out.
 
-    discover (batch.submissions) -> skip students already graded -> schedule gradings
-    (batch.scheduler: a process each, `jobs` at a time) -> each writes its student's
-    outputs (batch.records) -> the class's outputs (graders.outputs)
+    discover (batch.submissions) -> skip students already graded -> an executor runs the
+    gradings (batch.scheduler: a process each, `jobs` at a time, on this machine; or
+    batch.ray_executor: a Ray task each, on a cluster) -> each student's outputs are
+    written as their grading ends (batch.records) -> the class's outputs (graders.outputs)
 
 Whatever a submission does (crash, hang, eat memory, kill its grader) ends in its own
 row: each grading process has a wall-clock limit (the grading's own limit plus a
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from graders import outputs
 from graders.batch.records import crashed_record, read_record, write_outputs
@@ -47,6 +49,17 @@ GRADING_MARGIN_S = 60.0
 __all__ = ["BatchError", "BatchReport", "run_batch"]
 
 
+class Executor(Protocol):
+    """Runs the pending gradings; each student's files are written as their grading ends.
+
+    `run` returns the records of the students it graded: a grading that died or overran
+    is a `crashed` record; Ctrl-C stops it, recording nothing for the gradings in flight.
+    The local `Scheduler` and `ray_executor.RayExecutor` are the two.
+    """
+
+    def run(self, pending: list[tuple[Submission, str]]) -> list[Record]: ...
+
+
 @dataclass
 class BatchReport:
     graded: list[str]
@@ -59,15 +72,19 @@ class BatchReport:
 def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs: int | None = None,
               device: str = "auto", config_path: str | Path | None = None, regrade: bool = False,
               gpu_jobs: int = 1, progress: io.TextIOBase | None = None,
-              on_record: Callable[[Record], None] | None = None) -> BatchReport:
-    """Grade every submission not graded yet (all with `regrade`); then rewrite the class's outputs."""
+              on_record: Callable[[Record], None] | None = None, ray: str | None = None) -> BatchReport:
+    """Grade every submission not graded yet (all with `regrade`); then rewrite the class's outputs.
+
+    `ray`: a Ray address (`ray://head:10001`, `auto`, or `local` for a Ray started here) to
+    grade on that cluster instead of this machine's processes; `device` is then the cluster's.
+    """
     from graders.runner import resolve_device
 
     start = time.monotonic()
     config = Config.load(config_path)
     effective = config.effective(assignment)  # a bad config stops here, before any grading
     config_text = Path(config_path).read_text() if config_path else None
-    device = resolve_device(device)
+    device = resolve_device(device) if ray is None else device
     found = discover(submissions, assignment)
     out = Path(out)
     students_dir = out / "students"
@@ -93,11 +110,19 @@ def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs
         write_outputs(students_dir / s.student, record)
         return record
 
-    slots = gpu_slots(device, max(1, jobs or available_cpus()), gpu_jobs)
-    scheduler = Scheduler(job_for, effective.total_seconds(device) + GRADING_MARGIN_S, slots, crashed,
-                          Progress(len(pending), progress), on_record,
-                          preload=["graders.batch", "graders.runner", effective.grader.module.__name__])
-    graded = scheduler.run(pending)
+    preload = ["graders.batch", "graders.runner", effective.grader.module.__name__]
+    bar = Progress(len(pending), progress)
+    executor: Executor
+    if ray is not None:
+        from graders.batch.ray_executor import RayExecutor
+
+        executor = RayExecutor(ray, effective, config_text, device, students_dir, bar, on_record, preload=preload,
+                               margin=GRADING_MARGIN_S, jobs=jobs, gpu_jobs=gpu_jobs)
+    else:
+        slots = gpu_slots(device, max(1, jobs or available_cpus()), gpu_jobs)
+        executor = Scheduler(job_for, effective.total_seconds(device) + GRADING_MARGIN_S, slots, crashed, bar,
+                             on_record, preload)
+    graded = executor.run(pending)
     log.info("graded %d, skipped %d already graded", len(graded), len(skipped))
 
     records = [r for s in found if (r := read_record(students_dir / s.student)) is not None]
