@@ -294,28 +294,29 @@ def cluster_device(requested: str, gpus: float) -> str:
 @contextlib.contextmanager
 def connected(address: str):
     """ray, connected to `address` until the block ends (`local`: a Ray started here, on 127.0.0.1 only)."""
+    local = address == "local"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address == "local":
+    if local:
         # Ray's single-machine mode: every process binds to 127.0.0.1, not to the machine's address.
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    try:
-        import ray
-        import ray.exceptions  # noqa: F401  (ray.exceptions.RayError, in RayExecutor._collect)
-    except ImportError:
-        raise BatchError("--ray needs Ray: pip install '.[cluster]'") from None
-    options = dict(log_to_driver=False, logging_level=logging.WARNING)
     python_path = os.environ.get("PYTHONPATH")
     with tempfile.TemporaryDirectory(prefix="graders-ray-") as stubs:
-        if address == "local":
+        lean = lean_python_path(Path(stubs), python_path or "")
+        sys.path.insert(0, stubs)  # this process imports Ray (and jsonschema) lean too
+        try:
+            import ray
+            import ray.exceptions  # noqa: F401  (ray.exceptions.RayError, in RayExecutor._collect)
+        except ImportError:
+            raise BatchError("--ray needs Ray: pip install '.[cluster]'") from None
+        finally:
+            sys.path.remove(stubs)
+        options = dict(log_to_driver=False, logging_level=logging.WARNING)
+        if local:
             ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # in case ray was imported before the variable was set
             options.update(num_cpus=available_cpus(), include_dashboard=False)
-            os.environ["PYTHONPATH"] = lean_python_path(Path(stubs), python_path or "")
+            os.environ["PYTHONPATH"] = lean  # for the processes of the Ray started here
         try:
-            ray.init(address=address, **options)
-        except Exception as exc:  # Ray raises plain Exceptions too (a node that did not start in time)
-            raise BatchError(f"cannot start or reach Ray at '{address}': {exc} (Ray's logs: "
-                             f"/tmp/ray/session_latest/logs on the head node)") from None
-        try:
+            _init(ray, address, options, attempts=2 if local else 1)
             yield ray
         finally:
             ray.shutdown()
@@ -323,6 +324,19 @@ def connected(address: str):
                 os.environ.pop("PYTHONPATH", None)
             else:
                 os.environ["PYTHONPATH"] = python_path
+
+
+def _init(ray, address: str, options: dict, attempts: int) -> None:
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, **options)
+            return
+        except Exception as exc:  # Ray raises plain Exceptions too (a node whose agents did not start in time)
+            if attempt == attempts:
+                raise BatchError(f"cannot start or reach Ray at '{address}': {exc} (Ray's logs: "
+                                 "/tmp/ray/session_latest/logs on the head node)") from None
+            log.warning("starting Ray failed (%s); trying again", exc)
+            ray.shutdown()
 
 
 SLOW_UNNEEDED_MODULES = ("rfc3987_syntax",)
