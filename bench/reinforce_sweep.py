@@ -70,6 +70,8 @@ def run_seed(assignment: str, source: str, seed: int, budget: int | None = None)
     exec(compile(source, "reference.py", "exec"), module.__dict__)
     start = time.process_time()
     policy = module.train(lambda n: ServedVectorEnv(n, callback=in_process), seed=seed, time_budget_s=600)
+    if isinstance(policy, tuple):  # reinforce_baseline: (policy, value_net)
+        policy = policy[0]
     cpu = time.process_time() - start
 
     class InProcess:  # evaluate() asks a worker for actions; here the reference answers directly

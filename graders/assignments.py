@@ -7,7 +7,6 @@ from pathlib import Path
 
 from graders import contract
 from graders.paths import GRADERS_DIR, SOLUTIONS_DIR, TEMPLATES_DIR
-from graders.submission import top_level_assigned_names
 
 
 def names() -> list[str]:
@@ -30,8 +29,3 @@ def template_paths(name: str) -> list[Path]:
     folder = TEMPLATES_DIR / name
     return [folder / f"{name}.py", folder / f"{name}.ipynb"]
 
-
-def template_names(name: str) -> set[str]:
-    """Top-level names the template assigns; a notebook keeps assignments to these."""
-    template = template_paths(name)[0]
-    return top_level_assigned_names(template.read_text()) if template.exists() else set()

@@ -15,6 +15,9 @@
     points = 2
     timeout = {cpu = 60, cuda = 30}
 
+    [flags]                      # rows the grader flagged for review, that the instructor accepts (batch)
+    accept = ["alice", "bob:trained_policy_first_seed"]   # a student, or student:check
+
 Keep this file outside `assignments/` (and outside anything students can read).
 Unknown tables, keys and checks are errors, so a typo never silently keeps a default
 (tests/test_config.py grades with the example above).
@@ -42,6 +45,7 @@ else:  # pragma: no cover
 
 CHECK_KEYS = {"points", "timeout"}
 LIMITS_TABLE = "limits"
+FLAGS_TABLE = "flags"
 
 
 class ConfigError(ValueError):
@@ -56,6 +60,7 @@ class Effective:
     settings: dict
     checks: tuple[Check, ...]
     limits: Limits
+    private: frozenset[str] = frozenset()  # the seeds and thresholds this config overrides: never shown to students
 
     @property
     def name(self) -> str:
@@ -101,6 +106,7 @@ def _check_values(assignment: str, settings: dict) -> None:
 class Config:
     limits: dict = field(default_factory=dict)
     assignments: dict[str, dict] = field(default_factory=dict)
+    accepted_flags: list[str] = field(default_factory=list)  # "student" or "student:check"
 
     @classmethod
     def load(cls, path: str | Path | None) -> Config:
@@ -119,13 +125,24 @@ class Config:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"cannot read {source}: {exc}") from None
         limits = data.pop(LIMITS_TABLE, {})
+        flags = data.pop(FLAGS_TABLE, {})
+        accepted = flags.get("accept", []) if isinstance(flags, dict) else None
+        if (not isinstance(flags, dict) or set(flags) - {"accept"} or not isinstance(accepted, list)
+                or not all(isinstance(a, str) and a for a in accepted)):
+            raise ConfigError(f"{source}: [flags] holds one key, accept: a list of \"student\" or \"student:check\"")
         known = {f.name for f in fields(Limits)}
         if unknown := set(limits) - known:
             raise ConfigError(f"unknown [limits] keys {sorted(unknown)}; known: {sorted(known)}")
         if unknown := set(data) - set(assignments.names()):
             raise ConfigError(f"{source}: unknown tables {sorted('[' + t + ']' for t in unknown)}; a table is "
-                              f"[limits] or an assignment: {', '.join(assignments.names())}")
-        return cls(limits=limits, assignments=data)
+                              f"[limits], [flags] or an assignment: {', '.join(assignments.names())}")
+        return cls(limits=limits, assignments=data, accepted_flags=accepted)
+
+    def accepted_checks(self, student: str) -> set[str] | None:
+        """The flagged checks of `student` the instructor accepts: None for all of them, else their names."""
+        if student in self.accepted_flags:
+            return None
+        return {a.split(":", 1)[1] for a in self.accepted_flags if a.startswith(student + ":")}
 
     def sandbox_limits(self) -> Limits:
         return Limits(**self.limits)
@@ -136,7 +153,10 @@ class Config:
         for key, value in self.assignments.get(assignment, {}).items():
             if key not in merged:
                 raise ConfigError(f"[{assignment}] has unknown key '{key}'; known: {sorted(merged)}")
-            if isinstance(merged[key], dict) and key != "checks":
+            per_device = isinstance(merged[key], dict) and set(merged[key]) <= {"cpu", "cuda"}
+            if per_device and isinstance(value, (int, float)) and not isinstance(value, bool):
+                merged[key] = dict.fromkeys(merged[key], value)  # one value for every device
+            elif isinstance(merged[key], dict) and key != "checks":
                 if not isinstance(value, dict):
                     raise ConfigError(f"[{assignment}] {key} must be a table")
                 if unknown := set(value) - set(merged[key]):
@@ -163,4 +183,6 @@ class Config:
             raise ConfigError(f"[{name}.checks] names unknown checks {sorted(unknown)}; "
                               f"known: {[c.name for c in grader.checks]}")
         checks = tuple(dataclasses.replace(c, **overrides.get(c.name, {})) for c in grader.checks)
-        return Effective(grader, settings, checks, self.sandbox_limits())
+        table = self.assignments.get(name, {})
+        private = {"seeds"} & set(table) | {f"thresholds.{t}" for t in table.get("thresholds", {})}
+        return Effective(grader, settings, checks, self.sandbox_limits(), frozenset(private))

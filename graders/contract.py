@@ -10,11 +10,17 @@ Like pytest's hook specifications, this module says everything a grader
     @check functions                    at least one (graders.checks.check); each parameter is a
                                         fixture named in FIXTURES
     worker_readable(ctx) -> list[Path]  optional: files the worker may read (datasets)
+    INSTRUCTOR_ONLY: tuple[str, ...]    optional: dotted names of grader-side modules that compute the
+                                        answers (e.g. "graders.policy_gradient.exact"): a student kit
+                                        (`python -m graders release`, graders/release/) never ships them,
+                                        only a recording of their answers for the public seeds
 
 A check's fixtures are injected by parameter name:
 
     worker: CheckWorker                 calls into the student's process; every call ends with the check
     ctx: Context                        seeds, options, thresholds, notes, artifacts, the check's deadline
+    fresh_worker: () -> CheckWorker     a new process with the same submission, for this check alone
+                                        (closed when it ends): nothing another call left behind can reach it
 
 `load(name)` imports `graders.NAME.grader` and raises `GraderContractError` for a
 module that breaks the contract (a misspelt fixture or hook, a missing TITLE), so a
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import inspect
 import time
 import zlib
@@ -36,12 +43,14 @@ from types import ModuleType
 import numpy as np
 
 from graders.checks import KINDS, Check
+from graders.progress import Listener
+from graders.results import METRIC_ORDERS
 from graders.sandbox import Worker
 
 # Settings every assignment has; a grader's DEFAULTS may change their values and add its own.
 # total_seconds: wall-clock limit of one whole grading (0 = the sum of the checks' limits).
 COMMON_DEFAULTS = {"seeds": [0, 1], "thresholds": {}, "threads": 1, "total_seconds": 0}
-HOOKS = ("TITLE", "DEFAULTS", "worker_readable")
+HOOKS = ("TITLE", "DEFAULTS", "worker_readable", "INSTRUCTOR_ONLY")
 
 
 class GraderContractError(TypeError):
@@ -56,10 +65,13 @@ class Context:
     device: str
     settings: dict
     artifacts_dir: Path | None = None
+    private: frozenset[str] = frozenset()  # settings the instructor overrode (seeds, thresholds.NAME): never shown
     deadline: float | None = None  # time.monotonic() at which the running check's time is up
     notes: list[str] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
     internal_errors: list[str] = field(default_factory=list)
+    metrics: dict[str, dict] = field(default_factory=dict)  # the running check's (see `metric`)
+    listener: Listener | None = None  # who watches the grading (a progress display); never decides anything
 
     @property
     def seeds(self) -> list[int]:
@@ -91,11 +103,34 @@ class Context:
     def threshold(self, name: str) -> float:
         return self.settings["thresholds"][name]
 
+    def shown_threshold(self, name: str, spec: str = "g", value: float | None = None) -> str:
+        """A threshold as a message may show it: the public value, never an instructor's override.
+
+        `value`: the threshold in force when the setting itself is not a number (a measured default).
+        """
+        if f"thresholds.{name}" in self.private:
+            return "(set by your instructor)"
+        return format(self.threshold(name) if value is None else value, spec)
+
     def option(self, name: str):
         return self.settings[name]
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def metric(self, name: str, value: float, order: str = "desc") -> None:
+        """Publish a number this check measured (a test-set loss, a mean return), e.g. for Gradescope's
+        leaderboard. `order`: "asc" when lower is better, "desc" when higher is better. It never
+        changes the score; it is stored with the check's result."""
+        if order not in METRIC_ORDERS:
+            raise ValueError(f"metric order must be one of {METRIC_ORDERS}, not {order!r}")
+        self.metrics[name] = {"value": float(value), "order": order}
+
+    def progress(self, text: str) -> None:
+        """Tell whoever watches (a terminal's progress line) how the running check is doing, e.g.
+        "episode 120, return 87". For display only: nothing is stored."""
+        if self.listener is not None:
+            self.listener.progress(text)
 
     def artifact(self, filename: str) -> Path | None:
         """A path for a feedback file (a PNG), or None when no feedback folder was asked for."""
@@ -112,16 +147,17 @@ class CheckWorker:
     def __init__(self, worker: Worker, ctx: Context):
         self._worker, self._ctx = worker, ctx
 
-    def call(self, name: str, *args, timeout: float | None = None, callbacks: dict | None = None):
+    def call(self, name: str, *args, timeout: float | None = None, callbacks: dict | None = None, clock=None):
         """Call `name` in the worker; see `graders.sandbox.Worker.call`."""
-        return self._worker.call(name, *args, timeout=timeout, deadline=self._ctx.deadline, callbacks=callbacks)
+        return self._worker.call(name, *args, timeout=timeout, deadline=self._ctx.deadline, callbacks=callbacks,
+                                 clock=clock)
 
     @property
     def output(self) -> str:
         return self._worker.output
 
 
-FIXTURES: dict[str, type] = {"worker": CheckWorker, "ctx": Context}
+FIXTURES: dict[str, object] = {"worker": CheckWorker, "ctx": Context, "fresh_worker": "Callable[[], CheckWorker]"}
 
 
 @dataclass(frozen=True)
@@ -134,6 +170,7 @@ class Grader:
     defaults: dict
     checks: tuple[Check, ...]
     worker_readable: Callable[[Context], list] | None = None
+    instructor_only: tuple[str, ...] = ()
 
 
 def collect(module: ModuleType) -> tuple[Check, ...]:
@@ -156,6 +193,7 @@ def _problems(module: ModuleType, checks: tuple[Check, ...]) -> list[str]:
     readable = getattr(module, "worker_readable", None)
     if readable is not None and (not callable(readable) or len(inspect.signature(readable).parameters) != 1):
         problems.append("worker_readable must be a function of one argument, ctx")
+    problems += _instructor_only_problems(module)
     if not checks:
         problems.append("it defines no @check function")
     for c in checks:
@@ -164,6 +202,20 @@ def _problems(module: ModuleType, checks: tuple[Check, ...]) -> list[str]:
     for name in vars(module):
         if name not in HOOKS and (close := difflib.get_close_matches(name, HOOKS, n=1, cutoff=0.85)):
             problems.append(f"{name!r} looks like a misspelt {close[0]!r}")
+    return problems
+
+
+def _instructor_only_problems(module: ModuleType) -> list[str]:
+    names = getattr(module, "INSTRUCTOR_ONLY", ())
+    if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) for n in names):
+        return ["INSTRUCTOR_ONLY must be a tuple of dotted module names"]
+    problems = []
+    for name in names:
+        if name == module.__name__ or not name.startswith("graders.") or name.count(".") < 2:
+            problems.append(f"INSTRUCTOR_ONLY names {name!r}: it must be a grader-side module graders.PACKAGE.MODULE, "
+                            "not the grader itself")
+        elif importlib.util.find_spec(name) is None:
+            problems.append(f"INSTRUCTOR_ONLY names {name!r}, which does not exist")
     return problems
 
 
@@ -179,4 +231,4 @@ def from_module(name: str, module: ModuleType) -> Grader:
         raise GraderContractError(f"graders/{name}/grader.py breaks the grader contract (graders/contract.py): "
                                   + "; ".join(problems))
     return Grader(name, module, module.TITLE, dict(getattr(module, "DEFAULTS", {})), checks,
-                  getattr(module, "worker_readable", None))
+                  getattr(module, "worker_readable", None), tuple(getattr(module, "INSTRUCTOR_ONLY", ())))

@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, fields
 
-STATUSES = ("passed", "failed", "error", "timeout")
+# flagged: the check's own test passed, but the grader withheld its points for the instructor to review
+STATUSES = ("passed", "failed", "flagged", "error", "timeout")
+# A check a student kit cannot run (it needs the instructor's grader): zero points, not a failure.
+# Only `python -m graders release` kits produce it; an official grading never does.
+SKIPPED = "skipped"
+METRIC_ORDERS = ("asc", "desc")  # asc: lower is better (a loss); desc: higher is better (a return)
 
 
 @dataclass
@@ -18,6 +23,12 @@ class CheckResult:
     seconds: float = 0.0
     output: str = ""  # what the submission printed during this check
     kind: str = "unit"
+    flag: str = ""  # why the points were withheld (status flagged); an instructor may accept it
+    withheld: float = 0.0  # the points an accepted flag restores
+    accepted: bool = False  # the instructor accepted the flag: the points are given
+    # numbers the check measured and published (ctx.metric): {name: {"value": float, "order": "asc"|"desc"}},
+    # e.g. for a leaderboard; never parsed from messages
+    metrics: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -39,8 +50,31 @@ class Grading:
     def max_score(self) -> float:
         return round(sum(r.max_points for r in self.results), 6)
 
+    @property
+    def flags(self) -> list[str]:
+        """The flags still waiting for the instructor's review."""
+        return [f"{r.name}: {r.flag}" for r in self.results if r.flag and not r.accepted]
+
+    def accept_flags(self, checks: set[str] | None = None) -> bool:
+        """Give the withheld points of the flagged checks named (all when None); True when any changed."""
+        changed = False
+        for r in self.results:
+            if r.flag and not r.accepted and (checks is None or r.name in checks):
+                r.accepted, r.points, r.status = True, r.withheld, "passed"
+                r.message = f"FLAG accepted by the instructor: {r.flag}\n{r.message}"
+                changed = True
+        return changed
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "score": self.score, "max_score": self.max_score}
+        return {**asdict(self), "score": self.score, "max_score": self.max_score, "flags": self.flags}
+
+
+@dataclass(frozen=True)
+class NotGraded:
+    """An entry of a class's submissions folder that the batch did not grade, and why."""
+
+    entry: str  # its name as found, escaped where it is not printable UTF-8
+    reason: str
 
 
 STUDENT_STATUSES = ("passed", *STATUSES[1:], "crashed", "grader_error")  # best to worst
@@ -72,6 +106,6 @@ class Record:
     def from_dict(cls, data: dict) -> Record:
         g = dict(data["grading"])
         results = [CheckResult(**r) for r in g.pop("results")]
-        known = {f.name for f in fields(Grading)}
+        known = {f.name for f in fields(Grading)}  # (score, max_score, flags are derived)
         grading = Grading(**{k: v for k, v in g.items() if k in known}, results=results)
         return cls(data["student"], data["sha256"], data["status"], grading, data.get("graded_at", 0.0))

@@ -13,14 +13,18 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.util
+import os
 import sys
 import traceback
+
+import numpy as np
 
 from graders_worker import protocol
 
 GRADER_PACKAGE = "graders"
 
 _channel: tuple[protocol.Reader, int] | None = None  # (requests, reply fd)
+_max_json = protocol.MAX_JSON_BYTES  # the grader's cap on the JSON part of what this process sends
 
 
 def callback(name: str, *args):
@@ -31,7 +35,9 @@ def callback(name: str, *args):
     if _channel is None:
         raise RuntimeError("graders_worker.main.callback is only available inside a grading worker")
     requests, reply_fd = _channel
-    protocol.send(reply_fd, {"op": "callback", "name": name, "args": list(args)})
+    data = protocol.encode({"op": "callback", "name": name, "args": list(args)})
+    protocol.check_json_size(data, _max_json)
+    protocol.write(reply_fd, data)
     answer = requests.receive()
     if answer.get("op") != "answer":
         raise RuntimeError("the grader did not answer the callback")
@@ -50,6 +56,21 @@ def _student_traceback(exc: BaseException, submission_file: str) -> str:
         text += "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames[start:]))
     text += "".join(only)
     return text.replace(submission_file, "submission.py")
+
+
+def _compact(value):
+    """`value` with its lists (and tuples) of numbers as numpy arrays; other values as they are."""
+    if isinstance(value, dict):
+        return {k: _compact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and value:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError, OverflowError):  # ragged, or not numbers
+            array = None
+        if array is not None and array.dtype.kind in "biuf":
+            return array
+        return [_compact(v) for v in value]
+    return value
 
 
 def _load_submission(path: str):
@@ -96,15 +117,22 @@ def _adapter(assignment: str):
         return None
 
 
+def _shortened(message: str) -> str:
+    """A message whose JSON fits the grader's cap (which also cuts it, to its output cap, on receipt)."""
+    keep = _max_json // 16  # JSON may spend 12 bytes on a character
+    return message if len(message) <= keep else message[:keep] + f"\n[... {len(message) - keep} more characters]"
+
+
 def serve(assignment: str, submission_file: str, request_fd: int, reply_fd: int) -> None:
-    global _channel
-    requests = protocol.Reader(request_fd)
+    global _channel, _max_json
+    requests = protocol.Reader(request_fd, protocol.GRADER_MESSAGE_BYTES, protocol.GRADER_MESSAGE_BYTES)
     _channel = (requests, reply_fd)
+    _max_json = int(os.environ.get(protocol.MAX_JSON_ENV, _max_json))
     adapter = _adapter(assignment)
     try:
         submission = _load_submission(submission_file)
     except BaseException as exc:  # noqa: BLE001 - everything the import does is reported
-        protocol.send(reply_fd, {"op": "load_error", "message": _student_traceback(exc, submission_file)})
+        protocol.send(reply_fd, {"op": "load_error", "message": _shortened(_student_traceback(exc, submission_file))})
         return
     protocol.send(reply_fd, {"op": "ready"})
     while True:
@@ -114,15 +142,21 @@ def serve(assignment: str, submission_file: str, request_fd: int, reply_fd: int)
         try:
             fn = _resolve(request["name"], submission, adapter)
             value = fn(*request.get("args", []))
-            reply = {"op": "result", "value": value}
-            data = protocol.encode(reply)
+            data = protocol.encode({"op": "result", "value": value})
+            try:
+                protocol.check_json_size(data, _max_json)
+            except protocol.MessageTooLarge:  # numbers in Python lists: send them as arrays, the compact form
+                data = protocol.encode({"op": "result", "value": _compact(value)})
+                protocol.check_json_size(data, _max_json)
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too
-            kind = type(exc).__name__
+            kind = type(exc).__name__[:200]
             if isinstance(exc, SystemExit):
                 message = f"your code called sys.exit({exc.code!r}) during the call"
+            elif isinstance(exc, protocol.MessageTooLarge):
+                message = f"the value your code returned is too large to send to the grader: {exc}"
             else:
                 message = _student_traceback(exc, submission_file)
-            data = protocol.encode({"op": "error", "type": kind, "message": message})
+            data = protocol.encode({"op": "error", "type": kind, "message": _shortened(message)})
         sys.stdout.flush()
         sys.stderr.flush()
         protocol.write(reply_fd, data)

@@ -4,6 +4,13 @@ A message is plain data: None, bool, int, float, str, lists, dicts with str keys
 and numpy arrays of numeric or bool dtype. It travels as a length-prefixed JSON
 header followed by the raw bytes of its arrays. Nothing is pickled or evaluated,
 so a hostile worker can at worst send wrong plain data, which the grader checks.
+
+What a reader takes in is bounded before it is built, so that a message costs the
+grader about its own size and no more (a hostile worker can write anything to the
+pipe): the JSON part to `max_json` bytes (1 MB by default: parsing JSON costs tens of
+times its size, so bulk data must travel as arrays), nesting to `MAX_DEPTH`, the array
+buffers to `max_arrays` bytes in all, each read straight into the array it becomes,
+after its dtype and shape were checked against its byte size.
 """
 
 from __future__ import annotations
@@ -21,12 +28,22 @@ ALLOWED_DTYPES = frozenset(
     ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
      "float16", "float32", "float64"]
 )
-MAX_MESSAGE_BYTES = 256 << 20
+MAX_JSON_BYTES = 1 << 20  # the grader's default; Limits.message_kb
+MAX_ARRAY_BYTES = 256 << 20  # all the arrays of one message
+MAX_ARRAYS = 1 << 16  # arrays in one message
+MAX_DEPTH = 64  # nesting of lists and dicts
+MAX_DIMS = 32
+GRADER_MESSAGE_BYTES = 4 << 30  # what the worker takes from the (trusted) grader, JSON or arrays
+MAX_JSON_ENV = "GRADER_MAX_JSON_BYTES"  # tells the worker the grader's `max_json`, for a clear error
 _LENGTH = struct.Struct("<Q")
 
 
 class ProtocolError(Exception):
     """A message that is not plain data, or a broken stream."""
+
+
+class MessageTooLarge(ProtocolError):
+    """A message over the reader's caps."""
 
 
 class ReadTimeout(Exception):
@@ -72,21 +89,32 @@ def to_plain(value, buffers: list[bytes]):
     raise ProtocolError(f"a value of type {type(value).__name__} cannot be sent; use plain data or numpy arrays")
 
 
-def from_plain(value, buffers: list[bytes]):
-    """Inverse of `to_plain`; builds fresh, plain ndarrays (never subclasses)."""
+def _array(value: dict, buffers: list, used: set) -> np.ndarray:
+    dtype, shape, index = _DTYPES.get(value.get("dtype")), value.get("shape"), value["__array__"]
+    if dtype is None or type(index) is not int or not 0 <= index < len(buffers) or index in used:
+        raise ProtocolError("malformed array")
+    if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(
+            type(n) is int and 0 <= n <= MAX_ARRAY_BYTES for n in shape):
+        raise ProtocolError("malformed array shape")
+    buffer = buffers[index]
+    if len(buffer) != math.prod(shape) * dtype.itemsize:
+        raise ProtocolError("array size does not match its shape")
+    used.add(index)
+    array = buffer if isinstance(buffer, np.ndarray) else np.frombuffer(bytearray(buffer), dtype=np.uint8)
+    return array.view(dtype).reshape(shape)
+
+
+def from_plain(value, buffers: list, _depth: int = 0, _used: set | None = None):
+    """Inverse of `to_plain`; builds plain ndarrays (never subclasses) on `buffers` (each used once)."""
+    used = set() if _used is None else _used
+    if _depth > MAX_DEPTH:
+        raise ProtocolError(f"data nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, list):
-        return [from_plain(v, buffers) for v in value]
+        return [from_plain(v, buffers, _depth + 1, used) for v in value]
     if isinstance(value, dict):
         if "__array__" in value:
-            dtype, shape, index = _DTYPES.get(value.get("dtype")), value.get("shape"), value["__array__"]
-            if dtype is None or type(index) is not int or not 0 <= index < len(buffers):
-                raise ProtocolError("malformed array")
-            if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
-                raise ProtocolError("malformed array shape")
-            if len(buffers[index]) != math.prod(shape) * dtype.itemsize:
-                raise ProtocolError("array size does not match its shape")
-            return np.frombuffer(buffers[index], dtype=dtype).reshape(shape).copy()
-        return {k: from_plain(v, buffers) for k, v in value.items()}
+            return _array(value, buffers, used)
+        return {k: from_plain(v, buffers, _depth + 1, used) for k, v in value.items()}
     return value
 
 
@@ -95,6 +123,14 @@ def encode(message: dict) -> bytes:
     body = to_plain(message, buffers)
     header = json.dumps({"body": body, "sizes": [len(b) for b in buffers]}, allow_nan=True).encode()
     return b"".join([_LENGTH.pack(len(header)), header, *[_LENGTH.pack(len(b)) + b for b in buffers]])
+
+
+def check_json_size(data: bytes, max_json: int) -> None:
+    """MessageTooLarge when the JSON part of an encoded message is over `max_json` bytes (the reader's cap)."""
+    (size,) = _LENGTH.unpack_from(data)
+    if size > max_json:
+        raise MessageTooLarge(f"{size >> 10} KB of plain data (lists, numbers, text), over the "
+                              f"{max_json >> 10} KB limit; return bulk data as numpy arrays")
 
 
 def send(fd: int, message: dict, deadline: float | None = None) -> None:
@@ -125,19 +161,29 @@ class Reader:
 
     A message usually arrives whole, so reading it costs one select (with a deadline)
     and one read instead of one of each per part; bytes of the next message wait in
-    the buffer.
+    the buffer. Array buffers are read straight into their arrays.
     """
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, max_json: int = MAX_JSON_BYTES, max_arrays: int = MAX_ARRAY_BYTES):
         self.fd = fd
+        self.max_json, self.max_arrays = max_json, max_arrays
         self._buffer = bytearray()
+
+    def _wait(self, deadline: float | None) -> None:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, left))
+            if not ready or left <= 0:  # data always ready does not extend the deadline
+                raise ReadTimeout
+
+    @property
+    def buffered(self) -> bool:
+        """Whether bytes of a message are already read (a select on the fd would not see them)."""
+        return bool(self._buffer)
 
     def _take(self, n: int, deadline: float | None) -> bytes:
         while len(self._buffer) < n:
-            if deadline is not None:
-                ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
-                if not ready:
-                    raise ReadTimeout
+            self._wait(deadline)
             chunk = os.read(self.fd, max(n - len(self._buffer), 1 << 16))
             if not chunk:
                 raise EOFError("the other side closed the channel")
@@ -146,27 +192,51 @@ class Reader:
         del self._buffer[:n]
         return data
 
+    def _take_into(self, target: memoryview, deadline: float | None) -> None:
+        done = min(len(self._buffer), len(target))
+        target[:done] = self._buffer[:done]
+        del self._buffer[:done]
+        while done < len(target):
+            self._wait(deadline)
+            got = os.readv(self.fd, [target[done:]])
+            if not got:
+                raise EOFError("the other side closed the channel")
+            done += got
+
     def _take_length(self, deadline: float | None) -> int:
         (n,) = _LENGTH.unpack(self._take(_LENGTH.size, deadline))
-        if n > MAX_MESSAGE_BYTES:
-            raise ProtocolError(f"message of {n} bytes is over the limit")
         return n
 
     def receive(self, deadline: float | None = None) -> dict:
         """Read one message, by `deadline` (time.monotonic) if given.
 
-        Raises EOFError, ReadTimeout or ProtocolError.
+        Raises EOFError, ReadTimeout, ProtocolError or MessageTooLarge (the rest of the
+        message is then left unread: the stream cannot be used any more).
         """
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ReadTimeout
+        size = self._take_length(deadline)
+        if size > self.max_json:
+            raise MessageTooLarge(f"its JSON part has {size} bytes, over the {self.max_json >> 10} KB limit "
+                                  "(bulk data must travel as numpy arrays)")
         try:
-            header = json.loads(self._take(self._take_length(deadline), deadline))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ProtocolError(f"message is not JSON: {exc}") from None
+            header = json.loads(self._take(size, deadline))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ProtocolError(f"message is not JSON: {type(exc).__name__}") from None
         if not isinstance(header, dict) or not isinstance(header.get("sizes"), list):
             raise ProtocolError("malformed message header")
         sizes = header["sizes"]
-        if sum(s for s in sizes if type(s) is int) > MAX_MESSAGE_BYTES:
-            raise ProtocolError("message over the size limit")
-        buffers = [self._take(self._take_length(deadline), deadline) for _ in sizes]
+        if len(sizes) > MAX_ARRAYS or not all(type(s) is int and s >= 0 for s in sizes):
+            raise ProtocolError("malformed array sizes")
+        if sum(sizes) > self.max_arrays:
+            raise MessageTooLarge(f"its arrays have {sum(sizes)} bytes, over the {self.max_arrays >> 20} MB limit")
+        buffers = []
+        for declared in sizes:
+            if self._take_length(deadline) != declared:
+                raise ProtocolError("an array's length does not match the header")
+            buffer = np.empty(declared, dtype=np.uint8)
+            self._take_into(memoryview(buffer), deadline)
+            buffers.append(buffer)
         message = from_plain(header.get("body"), buffers)
         if not isinstance(message, dict):
             raise ProtocolError("a message must be a dict")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from graders.config import Config
@@ -22,3 +24,18 @@ def grade_source(tmp_path):
         return grade(assignment, path, device="cpu", config=config, **kwargs)
 
     return run
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return text.removeprefix("Skipped: ")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per reason for the skipped tests, saying what to install to run them (CI installs it all)."""
+    reasons = Counter(_skip_reason(r) for r in terminalreporter.stats.get("skipped", []))
+    if reasons:
+        terminalreporter.section("skipped: what to install to run them")
+        for reason, count in reasons.most_common():
+            terminalreporter.write_line(f"{count:4d} skipped, {reason}")

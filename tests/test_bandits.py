@@ -3,7 +3,7 @@ Sutton & Barto's figures (templates and variants: tests/test_assignments.py)."""
 
 from __future__ import annotations
 
-from helpers import solution_source
+from helpers import edited, failed, solution_source
 
 from graders import assignments
 
@@ -42,3 +42,38 @@ def test_reference_reproduces_sutton_barto_figures():
     assert _late(ref, "UCB", "reward", c=2.0) > eps_01  # figure 2.4
     with_baseline = _late(ref, "GradientBandit", "optimal", mean=4.0, step_size=0.1, baseline=True)
     assert with_baseline > _late(ref, "GradientBandit", "optimal", mean=4.0, step_size=0.1, baseline=False)
+
+
+def test_a_gradient_bandit_that_caches_its_policy_in_act_keeps_every_point(grade_source):
+    """Sutton & Barto's own code computes pi in act() and reuses it in update()."""
+    source = edited("bandits", "        cumulative = self.policy().cumsum(axis=1)\n",
+                    "        self.pi = self.policy()\n        cumulative = self.pi.cumsum(axis=1)\n")
+    source = source.replace("        pi = self.policy()\n        self.t += 1\n", "        pi = self.pi\n        self.t += 1\n")
+    grading = grade_source("bandits", source)
+    assert grading.score == grading.max_score, failed(grading)
+
+
+def test_a_ucb_that_breaks_ties_in_index_order_keeps_every_point(grade_source):
+    """Trying the untried arms in index order is a convention, not an error."""
+    source = edited("bandits", "        return argmax_random_ties(scores, self.rng)\n",
+                    "        return scores.argmax(axis=1)\n")
+    grading = grade_source("bandits", source)
+    assert grading.score == grading.max_score, failed(grading)
+
+
+def test_a_baseline_of_the_preceding_rewards_keeps_every_point(grade_source):
+    """Sutton & Barto's baseline read as the mean of the rewards before this one (R_1 at t = 1)."""
+    source = edited("bandits", """        if self.use_baseline:
+            self.baseline += (rewards - self.baseline) / self.t
+        one_hot = np.zeros_like(pi)
+        one_hot[np.arange(len(actions)), actions] = 1.0
+        self.H += self.step_size * (rewards - self.baseline)[:, None] * (one_hot - pi)
+""", """        baseline = (self.baseline if self.t > 1 else rewards) if self.use_baseline else 0.0
+        if self.use_baseline:
+            self.baseline += (rewards - self.baseline) / self.t
+        one_hot = np.zeros_like(pi)
+        one_hot[np.arange(len(actions)), actions] = 1.0
+        self.H += self.step_size * (rewards - baseline)[:, None] * (one_hot - pi)
+""")
+    grading = grade_source("bandits", source)
+    assert grading.score == grading.max_score, failed(grading)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -24,31 +25,31 @@ import pytest
 from helpers import ROOT, solution_source
 from test_batch import FAST_CONFIG, MAX_SCORE
 
-from graders import assignments, batch
+from graders import assignments
 from graders.batch import ray_executor
-from graders.batch.records import read_record
-from graders.batch.scheduler import Progress
+from graders.batch.records import crashed_record, read_record, write_outputs
+from graders.batch.scheduler import Job, Progress
 from graders.batch.submissions import Submission
-from graders.config import Config
-from graders.submission import MAX_BYTES, SubmissionFormatError
+from graders.results import CheckResult, Grading, Record
 
 CHECKS = assignments.grader("bandits").checks
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
 
-def _task(tmp_path: Path, source: str, config: str | None = FAST_CONFIG, student: str = "alice") -> dict:
+def _job(tmp_path: Path, source: str, config: str | None = FAST_CONFIG, student: str = "alice") -> tuple[Job, dict]:
+    """(the Job the batch makes for a student, the task sent for it), as graders.batch.run_batch makes them."""
     data = source.encode()
-    return {"assignment": "bandits", "student": student, "submission": str(tmp_path / f"{student}.py"),
-            "sha256": hashlib.sha256(data).hexdigest(), "file_name": f"{student}.py", "data": data,
-            "config_text": config, "device": "cpu", "preload": ["graders.batch", "graders.runner"],
-            "limit": 120.0, "code": ray_executor.code_fingerprint()}
+    student_dir = tmp_path / "students" / student
+    job = Job("bandits", student, str(student_dir / "submission" / "bandits.py"), str(student_dir),
+              hashlib.sha256(data).hexdigest(), "cpu", config, None, f"{student}.py")
+    return job, ray_executor.make_task(job, data, 120.0, ["graders.batch", "graders.runner"])
 
 
 @pytest.fixture(scope="module")
 def genuine(tmp_path_factory):
-    """(task, reply bytes) of a real grading of the reference, run as a Ray node runs it (without Ray)."""
-    task = _task(tmp_path_factory.mktemp("genuine"), solution_source("bandits"))
-    return task, ray_executor.grade_on_node(task, node="node-a")
+    """(job, reply bytes) of a real grading of the reference, run as a Ray node runs it (without Ray)."""
+    job, task = _job(tmp_path_factory.mktemp("genuine"), solution_source("bandits"))
+    return job, ray_executor.grade_on_node(task, node="node-a")
 
 
 def _forged(reply: bytes, edit) -> bytes:
@@ -57,135 +58,161 @@ def _forged(reply: bytes, edit) -> bytes:
     return json.dumps(data).encode()
 
 
+def test_the_reply_checks_know_every_field_of_a_record():
+    """A field added to the results must be checked (and kept) by read_reply, or Ray rows would lose it."""
+    assert ray_executor.RESULT_KEYS == {f.name for f in dataclasses.fields(CheckResult)}
+    assert ray_executor.GRADING_KEYS == set(Grading("a", "b", "cpu").to_dict())
+    assert ray_executor.RECORD_KEYS == set(Record("s", "", "passed", Grading("a", "b", "cpu")).to_dict())
+
+
 def test_a_genuine_reply_is_accepted_as_the_record_of_a_local_grading(genuine):
-    task, reply = genuine
-    got = ray_executor.read_reply(reply, task, CHECKS)
+    job, reply = genuine
+    got = ray_executor.read_reply(reply, job, CHECKS)
     assert got.record.status == "passed" and got.record.grading.score == MAX_SCORE and got.node == "node-a"
-    assert got.record.sha256 == task["sha256"] and got.record.grading.submission == task["submission"]
+    assert got.record.sha256 == job.sha256 and got.record.grading.submission == "alice.py"
+    assert got.record.to_dict() == json.loads(reply)["record"]  # nothing lost on the way
     assert "testbed_ucb" in got.log
 
 
-def _set_points(data, name, points):
-    next(r for r in data["record"]["grading"]["results"] if r["name"] == name)["points"] = points
+def _result(data, name):
+    return next(r for r in data["record"]["grading"]["results"] if r["name"] == name)
+
+
+def _flag(data, name="testbed_ucb"):
+    """The edit a grading that flagged `name` would have made (graders.runner)."""
+    r = _result(data, name)
+    r.update(status="flagged", points=0, flag="learning not seen", withheld=r["max_points"],
+             message="FLAG for the instructor: learning not seen")
+    g = data["record"]["grading"]
+    g["score"] -= r["max_points"]
+    g["flags"] = [f"{name}: learning not seen"]
+    data["record"]["status"] = "flagged"
 
 
 FORGERIES = {
-    "score above the maximum": lambda d: _set_points(d, "testbed_ucb", 100),
-    "points for a failed check": lambda d: next(r for r in d["record"]["grading"]["results"]
-                                                if r["name"] == "testbed_ucb").update(status="failed"),
-    "a check worth more": lambda d: next(r for r in d["record"]["grading"]["results"]
-                                         if r["name"] == "testbed_ucb").update(points=50, max_points=50),
+    "score above the maximum": lambda d: _result(d, "testbed_ucb").update(points=100),
+    "points for a failed check": lambda d: _result(d, "testbed_ucb").update(status="failed"),
+    "a check worth more": lambda d: _result(d, "testbed_ucb").update(points=50, max_points=50),
     "an unknown check": lambda d: d["record"]["grading"]["results"].append(
         dict(d["record"]["grading"]["results"][0], name="bonus")),
     "a missing check": lambda d: d["record"]["grading"]["results"].pop(),
     "another student": lambda d: d["record"].update(student="mallory"),
     "another file": lambda d: d["record"].update(sha256="0" * 64),
+    "another submission": lambda d: d["record"]["grading"].update(submission="mallory.py"),
     "a status that does not follow": lambda d: d["record"].update(status="failed"),
+    "a score that does not follow": lambda d: d["record"]["grading"].update(score=1000),
     "an extra field": lambda d: d["record"]["grading"].update(bonus=5),
     "a plot that is not a PNG": lambda d: (d["record"]["grading"]["artifacts"].append("curve.png"),
                                            d["artifacts"].update({"curve.png": base64.b64encode(b"<svg>").decode()})),
     "a plot it did not list": lambda d: d["artifacts"].update({"curve.png": base64.b64encode(PNG).decode()}),
     "a plot named with a path": lambda d: (d["record"]["grading"]["artifacts"].append("../grading.json"),),
     "a number that is not": lambda d: d["record"]["grading"]["results"][0].update(seconds=float("nan")),
+    "a flag it accepted itself": lambda d: (_flag(d), _result(d, "testbed_ucb").update(accepted=True)),
+    "a flag on a passed check": lambda d: _result(d, "testbed_ucb").update(flag="review me"),
+    "withheld points of no flag": lambda d: _result(d, "testbed_ucb").update(withheld=5),
+    "a metric that is not a number": lambda d: _result(d, "testbed_ucb").update(
+        metrics={"reward": {"value": "high", "order": "desc"}}),
 }
 
 
 @pytest.mark.parametrize("forgery", FORGERIES)
 def test_a_forged_reply_is_refused(genuine, forgery):
-    task, reply = genuine
+    job, reply = genuine
     with pytest.raises(ray_executor.Refused):
-        ray_executor.read_reply(_forged(reply, FORGERIES[forgery]), task, CHECKS)
+        ray_executor.read_reply(_forged(reply, FORGERIES[forgery]), job, CHECKS)
 
 
 def test_refused_garbage(genuine):
-    task, _ = genuine
+    job, _ = genuine
     for raw in (b"not json", b"[]", "a str", json.dumps({"record": None}).encode()):
         with pytest.raises(ray_executor.Refused):
-            ray_executor.read_reply(raw, task, CHECKS)
+            ray_executor.read_reply(raw, job, CHECKS)
 
 
-def test_plots_come_back_as_checked_bytes(genuine):
-    task, reply = genuine
+def test_plots_flags_and_metrics_come_back_as_a_local_grading_wrote_them(genuine):
+    job, reply = genuine
 
-    def add_plot(d):
+    def edit(d):
         d["record"]["grading"]["artifacts"].append("learning_curve_seed1.png")
         d["artifacts"]["learning_curve_seed1.png"] = base64.b64encode(PNG).decode()
+        _flag(d)
+        _result(d, "testbed_epsilon_greedy").update(metrics={"mean_reward": {"value": -1.5, "order": "desc"}})
 
-    got = ray_executor.read_reply(_forged(reply, add_plot), task, CHECKS)
+    got = ray_executor.read_reply(_forged(reply, edit), job, CHECKS)
     assert got.artifacts == {"learning_curve_seed1.png": PNG}
+    assert got.record.status == "flagged" and got.record.grading.flags == ["testbed_ucb: learning not seen"]
+    assert got.record.grading.results[[c.name for c in CHECKS].index("testbed_epsilon_greedy")].metrics == {
+        "mean_reward": {"value": -1.5, "order": "desc"}}
 
 
-def _executor(tmp_path: Path, replies: dict) -> tuple[ray_executor.RayExecutor, SimpleNamespace]:
-    """A RayExecutor whose `ray` hands back the given replies (or raises what they are)."""
-    (tmp_path / "students").mkdir(exist_ok=True)
-    executor = ray_executor.RayExecutor("local", Config.parse(FAST_CONFIG).effective("bandits"), FAST_CONFIG, "cpu",
-                                        tmp_path / "students", Progress(1), None, preload=[], margin=60)
+def _executor(tmp_path: Path, replies: dict) -> ray_executor.RayExecutor:
+    """A RayExecutor whose `ray` hands back the given replies (or raises what they are); crashed rows as the batch's."""
 
     def get(ref):
         if isinstance(replies[ref], Exception):
             raise replies[ref]
         return replies[ref]
 
-    return executor, SimpleNamespace(get=get, exceptions=SimpleNamespace(RayError=RuntimeError))
+    def crashed(s: Submission, sha: str, reason: str, seconds: float) -> Record:
+        record = crashed_record(s.student, sha, CHECKS, "bandits", s.shown, "cpu", reason, seconds)
+        write_outputs(tmp_path / "students" / s.student, record)
+        return record
+
+    ray = SimpleNamespace(get=get, exceptions=SimpleNamespace(RayError=RuntimeError), cluster_resources=dict,
+                          remote=lambda fn: SimpleNamespace(options=lambda **_: None))
+    return ray_executor.RayExecutor(ray, None, 120.0, crashed, Progress(1), None, [], CHECKS, device="cpu")
 
 
-def _collect(tmp_path, task, raw):
-    executor, ray = _executor(tmp_path, {"ref": raw})
-    (tmp_path / "students" / task["student"]).mkdir(parents=True, exist_ok=True)
-    record = executor._collect(ray, "ref", Submission(task["student"], Path(task["submission"])), task, time.monotonic())
-    assert read_record(tmp_path / "students" / task["student"]) == record  # written, grading.json last
+def _collect(tmp_path, job, raw):
+    Path(job.student_dir).mkdir(parents=True, exist_ok=True)
+    s = Submission(job.student, tmp_path, (job.source,), job.sha256)
+    record = _executor(tmp_path, {"ref": raw})._collect("ref", s, job.sha256, job, time.monotonic())
+    assert read_record(Path(job.student_dir)) == record  # written, grading.json last
     return record
 
 
-def test_a_refused_reply_is_a_grader_error_row_with_no_points(tmp_path, genuine):
-    task, reply = genuine
-    record = _collect(tmp_path, task, _forged(reply, FORGERIES["score above the maximum"]))
-    assert record.status == "grader_error" and record.grading.score == 0 and record.grading.internal_error
+def test_a_refused_reply_is_a_crashed_row_with_no_points(tmp_path, genuine):
+    job, reply = genuine
+    job = dataclasses.replace(job, student_dir=str(tmp_path / "students" / job.student))
+    record = _collect(tmp_path, job, _forged(reply, FORGERIES["score above the maximum"]))
+    assert record.status == "crashed" and record.grading.score == 0  # graded again on the next run
     assert "refused" in record.grading.results[0].message
 
 
 def test_a_genuine_reply_is_written_as_a_local_grading_writes_it(tmp_path, genuine):
-    task, reply = genuine
-    record = _collect(tmp_path, task, reply)
+    job, reply = genuine
+    job = dataclasses.replace(job, student_dir=str(tmp_path / "students" / job.student))
+    record = _collect(tmp_path, job, reply)
     assert record.status == "passed" and record.grading.score == MAX_SCORE
-    student = tmp_path / "students" / "alice"
+    student = Path(job.student_dir)
     assert {p.name for p in student.iterdir()} >= {"grading.json", "results.json", "feedback.html", "grading.log"}
     assert "graded on Ray node node-a" in (student / "grading.log").read_text()
 
 
 def test_a_task_that_failed_for_good_is_a_crashed_row(tmp_path, genuine):
-    task, _ = genuine
-    record = _collect(tmp_path, task, RuntimeError("node died"))
+    job, _ = genuine
+    job = dataclasses.replace(job, student_dir=str(tmp_path / "students" / job.student))
+    record = _collect(tmp_path, job, RuntimeError("node died"))
     assert record.status == "crashed" and record.grading.score == 0
     assert "Ray task failed" in record.grading.results[0].message
 
 
 def test_a_grading_process_that_dies_on_its_node_is_a_crashed_row(tmp_path):
-    task = _task(tmp_path, solution_source("bandits"), config="[bandits\nbroken = ")
+    job, task = _job(tmp_path, solution_source("bandits"), config="[bandits\nbroken = ")
     raw = ray_executor.grade_on_node(task)
-    reply = ray_executor.read_reply(raw, task, CHECKS)
+    reply = ray_executor.read_reply(raw, job, CHECKS)
     assert reply.record is None and "exited with code 1" in reply.reason
     assert "cannot read the instructor config" in reply.log
-    record = _collect(tmp_path, task, raw)
+    record = _collect(tmp_path, job, raw)
     assert record.status == "crashed" and "exited with code 1" in record.grading.results[0].message
+    assert "cannot read the instructor config" in (Path(job.student_dir) / "grading.log").read_text()
 
 
 def test_a_node_with_other_grader_code_grades_nothing(tmp_path):
-    task = dict(_task(tmp_path, solution_source("bandits")), code="0" * 64)
-    reply = ray_executor.read_reply(ray_executor.grade_on_node(task), task, CHECKS)
+    job, task = _job(tmp_path, solution_source("bandits"))
+    task["code"] = "0" * 64
+    reply = ray_executor.read_reply(ray_executor.grade_on_node(task), job, CHECKS)
     assert reply.record is None and "other grader code" in reply.reason
-
-
-def test_the_driver_reads_the_file_itself_never_a_link(tmp_path):
-    (tmp_path / "alice.py").write_text("x = 1\n")
-    assert ray_executor.read_submission(tmp_path / "alice.py", "bandits") == ("alice.py", b"x = 1\n")
-    (tmp_path / "bob").mkdir()
-    (tmp_path / "bob" / "bandits.py").symlink_to(tmp_path / "alice.py")
-    (tmp_path / "carol.py").symlink_to(tmp_path / "alice.py")
-    (tmp_path / "dave.py").write_bytes(b"#" * (MAX_BYTES + 1))
-    for name, message in [("bob", "symbolic link"), ("carol.py", "symbolic link"), ("dave.py", "larger than")]:
-        with pytest.raises(SubmissionFormatError, match=message):
-            ray_executor.read_submission(tmp_path / name, "bandits")
 
 
 def test_the_device_follows_the_cluster():
@@ -228,15 +255,16 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _gradings(pids: list[int]) -> dict[int, str]:
-    """{pid: student} of the grading processes among `pids` (a grading process's stdout is its grading.log)."""
+    """{pid: student} of the grading processes among `pids`: a grading process's stdout is its grading.log,
+    in students/<student>/ of the node's temporary folder."""
     found = {}
     for pid in pids:
         try:
-            log = os.readlink(f"/proc/{pid}/fd/1")
-            if log.endswith("/out/grading.log"):
-                found[pid] = Path(os.listdir(Path(log).parent.parent / "submission")[0]).stem
+            log = Path(os.readlink(f"/proc/{pid}/fd/1"))
         except OSError:
             continue
+        if log.name == "grading.log" and log.parent.parent.name == "students":
+            found[pid] = log.parent.name
     return found
 
 
@@ -300,15 +328,21 @@ def test_a_ray_cluster_that_loses_a_node_mid_batch_grades_like_the_local_batch(t
     for student in students[:-1]:
         (subs / f"{student}.py").write_text(solution_source("bandits"))
     (subs / "dave.py").write_text("import os\nos._exit(3)\n")  # kills its worker at import: an error row
+    (subs / "eve.py").symlink_to(subs / "s1.py")  # not graded: a row that says why, and NOT GRADED
     config = tmp_path / "config.toml"
     config.write_text(FAST_CONFIG)
-    local = batch.run_batch("bandits", subs, tmp_path / "local", jobs=2, device="cpu", config_path=config)
-    assert sorted(local.graded) == sorted(students)
+
+    def command(out: Path, *options: str) -> list[str]:
+        return [sys.executable, "-m", "graders", "batch", "bandits", str(subs), "--out", str(out), "--device", "cpu",
+                "--config", str(config), *options]
+
+    local = subprocess.run(command(tmp_path / "local", "-j", "2"), cwd=ROOT, capture_output=True, text=True,
+                           timeout=400)
+    assert local.returncode == 3 and "graded 5, skipped 0" in local.stdout, local.stdout + local.stderr
 
     out = tmp_path / "ray"
-    command = [sys.executable, "-m", "graders", "batch", "bandits", str(subs), "--out", str(out), "--device", "cpu",
-               "--config", str(config), "--ray", cluster.address]
-    driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    driver = subprocess.Popen(command(out, "--ray", cluster.address), cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
     try:
         raylet = second.all_processes["raylet"][0].process.pid
         deadline, killed, node = time.monotonic() + 400, {}, []
@@ -326,14 +360,20 @@ def test_a_ray_cluster_that_loses_a_node_mid_batch_grades_like_the_local_batch(t
     finally:
         if driver.poll() is None:
             driver.kill()
-    assert driver.returncode == 0, output
+    assert driver.returncode == local.returncode, output  # 3: eve is NOT GRADED, for the instructor to review
     assert "graded 5, skipped 0" in output
-    assert _rows(out) == _rows(tmp_path / "local")  # same points per check, total and status; timing aside
-    for student in students:
+    assert _rows(out) == _rows(tmp_path / "local")  # same points per check, total, status and flags; timing aside
+    assert (out / "summary.txt").read_text() == (tmp_path / "local" / "summary.txt").read_text()
+    for student in [*students, "eve"]:
         assert _checks(out, student) == _checks(tmp_path / "local", student), student
+        assert read_record(out / "students" / student).grading.submission == f"{student}.py"
+    for student in students:  # the copy graded, as the local batch keeps it
+        assert (out / "students" / student / "submission" / "bandits.py").read_bytes() == \
+            (subs / f"{student}.py").read_bytes()
     for student in killed.values():  # the grading lost with the node was run again, on the head
         log = (out / "students" / student / "grading.log").read_text()
         assert log.startswith(f"graded on Ray node {cluster.head_node.node_id}"), log[:200]
 
-    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "graded 0, skipped 5" in again.stdout  # resumes as the local batch does
+    again = subprocess.run(command(out, "--ray", cluster.address), cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 3 and "graded 0, skipped 5" in again.stdout  # resumes as the local batch does

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import solution_source
+from helpers import by_name, edited, solution_source
 
 from graders import assignments, templates
 from graders.policy_gradient import exact, mdps, stats
@@ -147,3 +147,14 @@ def test_constant_coordinates_must_match_exactly():
     assert stats.unbiasedness_test(samples, np.zeros((2, 2)), 1e-5).passed
     result = stats.unbiasedness_test(samples, np.array([[0.0, 0.0], [0.0, 0.3]]), 1e-5)
     assert not result.passed and result.constant_mismatch and result.worst == (1, 1)
+
+
+def test_constant_or_replayed_estimates_earn_nothing(grade_source):
+    """The mean of the correct estimates, returned for every episode, is unbiased and has no variance."""
+    source = edited("policy_gradient", "    ### END SOLUTION\n    return grads\n",
+                    "    ### END SOLUTION\n    return np.broadcast_to(grads.mean(axis=0), grads.shape).copy()\n")
+    results = by_name(grade_source("policy_gradient", source))
+    for name in ("reinforce_unbiased", "reinforce_baseline_unbiased", "baseline_lowers_variance"):
+        assert results[name].status == "failed" and results[name].points == 0, results[name].message
+        assert "differ from the grader's" in results[name].message
+    assert sum(r.points for r in results.values()) == 20

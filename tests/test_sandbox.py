@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from helpers import NEEDS_BUBBLEWRAP, NEEDS_FASHION_MNIST
 
 from graders.config import Config
 from graders.sandbox import Limits, StudentError, Worker, WorkerDied, WorkerTimeout, isolation
@@ -108,7 +109,7 @@ def worker(mode: str, **kwargs) -> Worker:
     try:
         isolation.plan(mode)
     except isolation.IsolationUnavailable as exc:
-        pytest.skip(str(exc))
+        pytest.skip(NEEDS_BUBBLEWRAP if "not installed" in str(exc) else f"bubblewrap does not work here: {exc}")
     limits = kwargs.pop("limits", Limits())
     limits.isolation = mode
     return Worker("bandits", PROBE, limits=limits, **kwargs)
@@ -227,7 +228,7 @@ def test_resident_memory_watchdog(mode, monkeypatch):
 def test_process_limit_applies_to_the_sandbox_user():
     plan = isolation.plan("auto")
     if plan.mode != "bubblewrap" and plan.uid is None and os.geteuid() == 0:
-        pytest.skip("root without a uid drop: RLIMIT_NPROC does not apply to uid 0")
+        pytest.skip(f"{NEEDS_BUBBLEWRAP} (as root without it, RLIMIT_NPROC does not apply to uid 0)")
     with worker(plan.mode, limits=Limits(processes=20)) as w:
         assert w.call("fork_until_refused") < 60
 
@@ -271,7 +272,7 @@ def test_gpu_devices_are_passed_only_for_cuda():
     assert "--unshare-net" in cpu and "--die-with-parent" in cpu and "--unshare-pid" in cpu
 
 
-@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets"), reason="no Debian datasets here")
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets"), reason=NEEDS_FASHION_MNIST)
 def test_bubblewrap_hides_debians_datasets_the_test_split_included():
     with worker("bubblewrap") as w:
         assert w.call("listdir", "/usr/share/datasets") == []

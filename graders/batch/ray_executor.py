@@ -2,20 +2,23 @@
 
     python -m graders batch ASSIGNMENT SUBMISSIONS --out RESULTS --ray ADDRESS
 
-The driver (the batch's process) reads each submission once, the file itself and never
-through a link, and sends its bytes with the instructor's config text to a Ray task that
+Everything but where the grading runs is the local batch's (graders.batch): discovery,
+the copy of the bytes hashed (`job_for`, which writes `submission/` in the results
+folder), the `Job`, crashed rows, the class's outputs. The executor sends the Job with
+the copy's bytes (and the instructor's config text, inside the Job) to a Ray task that
 asks for the grading's resources: `threads` CPUs, and 1/`gpu_jobs` of a GPU when the
-device is CUDA. No shared filesystem is assumed. On its node the task writes the file
+device is CUDA. No shared filesystem is assumed. On its node the task writes the bytes
 into a private temporary folder and runs `scheduler.grade_one` there, in a process of
 its own under the same wall-clock limit as a local grading (`scheduler.supervise`), and
 returns plain JSON: the record, the grading's log, the plots.
 
 The driver trusts that reply no more than a local grading's record: `read_reply` checks
-it against the driver's own effective checks (student, digest, check names, kinds and
-points, statuses, scores within bounds, PNG plots of bounded size); a reply that fails
-is refused and the student gets a `grader_error` row, never its numbers. The driver then
-writes the student's files as a local grading does, `grading.json` last, so resuming,
-`--regrade`, the class's outputs, the gradebook and the exit code are those of a local batch.
+it against the Job and the driver's own effective checks (student, digest, check names,
+kinds and points, statuses, flags, scores within bounds, PNG plots of bounded size); a
+reply that fails is refused and the student gets a `crashed` row (graded again on the
+next run), never its numbers. The driver then writes the student's files as a local
+grading process does, `grading.json` last, so resuming, `--regrade`, the class's
+outputs, the gradebook and the exit code are those of a local batch.
 
 Faults: a node lost mid-batch costs only the gradings in flight on it, which Ray runs
 again elsewhere (at most `RAY_RETRIES` more times); a grading process that dies or
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -35,7 +39,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import stat
 import sys
 import tempfile
 import time
@@ -44,14 +47,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from graders.batch.records import crashed_record, write_outputs
-from graders.batch.scheduler import Job, Progress, available_cpus, grade_one, supervise
+from graders.batch.records import SNAPSHOT, write_outputs
+from graders.batch.scheduler import Job, Progress, available_cpus, could_not_run, grade_one, supervise
 from graders.batch.submissions import BatchError, Submission
 from graders.checks import Check
-from graders.config import Effective
 from graders.files import atomic_write
-from graders.results import STATUSES, CheckResult, Grading, Record, student_status
-from graders.submission import MAX_BYTES, SubmissionFormatError, find_file
+from graders.results import METRIC_ORDERS, STATUSES, CheckResult, Grading, Record, student_status
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,18 @@ RAY_RETRIES = 2  # runs of a grading after the first, when its node or worker pr
 MAX_LOG_CHARS = 1 << 20  # the end of a node's grading.log that comes back
 MAX_ARTIFACTS = 16
 MAX_ARTIFACT_BYTES = 8 << 20
+MAX_METRICS = 64
 MAX_REPLY_BYTES = 4 * MAX_ARTIFACTS * MAX_ARTIFACT_BYTES
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ARTIFACT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.png")
+# The fields of a reply, a record (Record.to_dict), a grading (Grading.to_dict) and a check's result
+# (CheckResult): each is checked by name below; tests/test_batch_ray.py fails when the dataclasses grow.
 REPLY_KEYS = {"record", "reason", "log", "artifacts", "node", "seconds"}
 RECORD_KEYS = {"student", "sha256", "status", "graded_at", "grading"}
 GRADING_KEYS = {"assignment", "submission", "device", "results", "seconds", "isolation", "artifacts",
-                "internal_error", "score", "max_score"}
-RESULT_KEYS = {"name", "points", "max_points", "status", "message", "seconds", "output", "kind"}
+                "internal_error", "score", "max_score", "flags"}
+RESULT_KEYS = {"name", "points", "max_points", "status", "message", "seconds", "output", "kind", "flag", "withheld",
+               "accepted", "metrics"}
 
 
 class Refused(ValueError):
@@ -92,25 +97,33 @@ def _grade_task(task: dict) -> bytes:
     """The Ray task: `grade_on_node` with the node's id and the GPU Ray gave it."""
     import ray
 
-    gpus = ray.get_gpu_ids() if task["device"] == "cuda" else []
+    gpus = ray.get_gpu_ids() if task["job"]["device"] == "cuda" else []
     return grade_on_node(task, ray.get_runtime_context().get_node_id(), gpus[0] if gpus else None)
 
 
+def make_task(job: Job, data: bytes, limit: float, preload: Sequence[str]) -> dict:
+    """What travels to a node: the Job (its config text inside), the bytes of the copy to grade, the limit."""
+    return {"job": dataclasses.asdict(job), "data": data, "limit": limit, "preload": list(preload),
+            "code": code_fingerprint()}
+
+
 def grade_on_node(task: dict, node: str = "", gpu: int | str | None = None) -> bytes:
-    """Grade one submission as a local batch does, in a private temporary folder; the reply as JSON bytes."""
+    """Grade one submission as a local batch does, in a private temporary folder; the reply as JSON bytes.
+
+    The folder mirrors the results folder: students/<student>/ with the copy in submission/.
+    """
     began = time.monotonic()
     if task["code"] != code_fingerprint():
         return _reply(None, "this Ray node runs other grader code than the batch's driver "
                       "(install the same version on every node)", "", {}, node, began)
+    sent = Job(**task["job"])
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
-        file = Path(tmp, "submission", task["file_name"])
-        file.parent.mkdir()
+        out = Path(tmp, "students", sent.student)
+        file = out / SNAPSHOT / Path(sent.submission).name  # ASSIGNMENT.py or .ipynb, as the driver named it
+        file.parent.mkdir(parents=True)
         file.write_bytes(task["data"])
-        out = Path(tmp, "out")
-        out.mkdir()
         # grade_one sets CUDA_VISIBLE_DEVICES from job.gpu: the forkserver keeps the environment it started with
-        job = Job(task["assignment"], task["student"], str(file), str(out), task["sha256"], task["device"],
-                  task["config_text"], gpu)
+        job = dataclasses.replace(sent, submission=str(file), student_dir=str(out), gpu=gpu)
         proc = _grading_processes(tuple(task["preload"])).Process(target=grade_one, args=(job,),
                                                                     name=f"grade-{job.student}")
         _start_without_main(proc)
@@ -184,28 +197,12 @@ def _reply(record: dict | None, reason: str, text: str, artifacts: dict[str, byt
 # ---------------------------------------------------------------- on the driver
 
 
-def read_submission(path: Path, assignment: str) -> tuple[str, bytes]:
-    """(the file's name, its bytes): the file `find_file` picks, opened without following a link."""
-    if path.is_symlink():
-        raise SubmissionFormatError(f"{path.name} is a symbolic link: submit the file itself")
-    file = find_file(path, assignment)
-    try:
-        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        if file.is_symlink():
-            raise SubmissionFormatError(f"{file.name} is a symbolic link: submit the file itself") from None
-        raise SubmissionFormatError(f"cannot read {file.name}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise SubmissionFormatError(f"{file.name} is not a regular file")
-        data = f.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise SubmissionFormatError(f"{file.name} is larger than {MAX_BYTES >> 20} MB")  # as submission.load says
-    return file.name, data
+
+# ---------------------------------------------------------------- on the driver
 
 
-def read_reply(raw: object, task: dict, checks: Sequence[Check]) -> Reply:
-    """A node's reply, checked against what the driver sent and its own checks; Refused when it does not hold."""
+def read_reply(raw: object, job: Job, checks: Sequence[Check]) -> Reply:
+    """A node's reply, checked against the Job sent and the driver's own checks; Refused when it does not hold."""
     if not isinstance(raw, bytes) or len(raw) > MAX_REPLY_BYTES:
         raise Refused("the reply is not JSON bytes of a bounded size")
     try:
@@ -221,20 +218,22 @@ def read_reply(raw: object, task: dict, checks: Sequence[Check]) -> Reply:
     if data["record"] is None:
         _expect(bool(reason) and not artifacts, "no record and no reason")
         return Reply(None, reason[:1000], text[-MAX_LOG_CHARS:], {}, node[:100], data["seconds"])
-    record = _record(data["record"], task, checks)
+    record = _record(data["record"], job, checks)
     _expect(set(artifacts) <= set(record.grading.artifacts), "a plot the grading did not list")
     return Reply(record, "", text[-MAX_LOG_CHARS:], artifacts, node[:100], data["seconds"])
 
 
-def _record(data: object, task: dict, checks: Sequence[Check]) -> Record:
-    """The record, rebuilt field by field: only what a local grading of this task could have written."""
+def _record(data: object, job: Job, checks: Sequence[Check]) -> Record:
+    """The record, rebuilt field by field: only what a local grading of this Job could have written."""
     _expect(isinstance(data, dict) and set(data) == RECORD_KEYS, "the record has other fields")
-    _expect(data["student"] == task["student"] and data["sha256"] == task["sha256"],
+    _expect(data["student"] == job.student and data["sha256"] == job.sha256,
             "the record is for another student or another file")
+    _expect(_number(data["graded_at"]), "graded_at must be a number")
     g = data["grading"]
     _expect(isinstance(g, dict) and set(g) == GRADING_KEYS, "the grading has other fields")
-    _expect(g["assignment"] == task["assignment"] and g["device"] == task["device"], "another assignment or device")
-    _expect(isinstance(g["submission"], str) and isinstance(g["isolation"], str), "submission and isolation are text")
+    _expect(g["assignment"] == job.assignment and g["device"] == job.device and g["submission"] == job.source,
+            "another assignment, device or submission")
+    _expect(isinstance(g["isolation"], str), "isolation is text")
     _expect(g["internal_error"] is None or isinstance(g["internal_error"], str), "internal_error is text or null")
     _expect(_number(g["seconds"]), "the grading's seconds must be a number")
     _expect(isinstance(g["artifacts"], list) and len(g["artifacts"]) <= MAX_ARTIFACTS
@@ -242,11 +241,13 @@ def _record(data: object, task: dict, checks: Sequence[Check]) -> Record:
     results = g["results"]
     _expect(isinstance(results, list) and [r.get("name") if isinstance(r, dict) else None for r in results]
             == [c.name for c in checks], "the checks are not this assignment's checks, in its order")
-    grading = Grading(task["assignment"], task["submission"], task["device"], seconds=g["seconds"],
+    grading = Grading(job.assignment, job.source, job.device, seconds=g["seconds"],
                       isolation=g["isolation"], artifacts=list(g["artifacts"]), internal_error=g["internal_error"],
                       results=[_result(r, c) for r, c in zip(results, checks)])
+    _expect(g["score"] == grading.score and g["max_score"] == grading.max_score and g["flags"] == grading.flags,
+            "score, max_score or flags do not follow from the checks")
     _expect(data["status"] == student_status(grading), "the status does not follow from the checks")
-    return Record(task["student"], task["sha256"], data["status"], grading)
+    return Record(job.student, job.sha256, data["status"], grading, data["graded_at"])
 
 
 def _result(r: dict, check: Check) -> CheckResult:
@@ -256,11 +257,25 @@ def _result(r: dict, check: Check) -> CheckResult:
     _expect(r["status"] in STATUSES, f"check {check.name}: unknown status")
     _expect(_number(r["points"]) and r["points"] == (check.points if r["status"] == "passed" else 0),
             f"check {check.name}: {r['points']!r} points for a {r['status']!r} check worth {check.points}")
+    # A flag withholds the check's points until the instructor accepts it, which only the driver does.
+    flagged = r["status"] == "flagged"
+    _expect(r["accepted"] is False and isinstance(r["flag"], str) and bool(r["flag"]) == flagged
+            and _number(r["withheld"]) and r["withheld"] == (check.points if flagged else 0),
+            f"check {check.name}: a flag that a grading does not raise")
     _expect(_number(r["seconds"]) and isinstance(r["message"], str) and isinstance(r["output"], str),
             f"check {check.name}: seconds, message or output of the wrong type")
     return CheckResult(check.name, r["points"], check.points, r["status"], r["message"], r["seconds"], r["output"],
-                       check.kind)
+                       check.kind, r["flag"], r["withheld"], False, _metrics(r["metrics"], check))
 
+
+def _metrics(metrics: object, check: Check) -> dict:
+    """{name: {"value": number, "order": "asc" | "desc"}}, as graders.contract's `metric` publishes them."""
+    _expect(isinstance(metrics, dict) and len(metrics) <= MAX_METRICS, f"check {check.name}: bad metrics")
+    for name, m in metrics.items():
+        _expect(len(name) <= 100 and isinstance(m, dict) and set(m) == {"value", "order"}
+                and isinstance(m["value"], (int, float)) and not isinstance(m["value"], bool)
+                and m["order"] in METRIC_ORDERS, f"check {check.name}: bad metric {name[:100]!r}")
+    return {name: {"value": float(m["value"]), "order": m["order"]} for name, m in metrics.items()}
 
 def _png(name: object, b64: object) -> bytes:
     _expect(isinstance(name, str) and ARTIFACT_NAME.fullmatch(name) is not None, "a plot's name is not a PNG file name")
@@ -358,50 +373,61 @@ def lean_python_path(stubs: Path, python_path: str) -> str:
     return os.pathsep.join([str(stubs), *([python_path] if python_path else [])])
 
 
-class RayExecutor:
-    """The batch's gradings as Ray tasks: `run(pending)` as the local `Scheduler` does it."""
 
-    def __init__(self, address: str, effective: Effective, config_text: str | None, device: str, students_dir: Path,
-                 bar: Progress, on_record: Callable[[Record], None] | None, *, preload: list[str],
-                 margin: float, jobs: int | None = None, gpu_jobs: int = 1):
-        self.address, self.effective, self.config_text, self.requested = address, effective, config_text, device
-        self.students_dir, self.bar, self.on_record, self.preload = students_dir, bar, on_record, preload
-        self.margin, self.window, self.gpu_jobs = margin, jobs, max(1, gpu_jobs)
-        self.device = "cpu"
+
+class RayExecutor:
+    """The batch's gradings as Ray tasks: `run(pending)` as the local `Scheduler` does it.
+
+    `job_for` and `crashed` are the batch's own (graders.batch.run_batch), as for the
+    Scheduler: the copy graded and its Job, and a row of zeros. `ray` is connected
+    (`connected`); `window` (-j) bounds the gradings in flight, None: all queued.
+    """
+
+    def __init__(self, ray, job_for: Callable[[Submission, str, int | None], Job], limit: float,
+                 crashed: Callable[[Submission, str, str, float], Record], bar: Progress,
+                 on_record: Callable[[Record], None] | None, preload: list[str], checks: Sequence[Check], *,
+                 device: str, threads: int = 1, gpu_jobs: int = 1, window: int | None = None):
+        self.ray, self.job_for, self.limit, self.crashed, self.bar = ray, job_for, limit, crashed, bar
+        self.on_record, self.preload, self.checks, self.window = on_record, preload, checks, window
+        gpu = 1 / max(1, gpu_jobs) if device == "cuda" else 0
+        self.remote = ray.remote(_grade_task).options(num_cpus=threads, num_gpus=gpu, max_retries=RAY_RETRIES,
+                                                      retry_exceptions=False)
+        log.info("Ray cluster: %s; each grading asks for %d CPU%s", ray.cluster_resources(), threads,
+                 f" and {gpu:g} GPU" if gpu else "")
 
     def run(self, pending: list[tuple[Submission, str]]) -> list[Record]:
-        if not pending:
-            return []
-        with connected(self.address) as ray:
-            self.device = cluster_device(self.requested, ray.cluster_resources().get("GPU", 0))
-            threads = int(self.effective.settings["threads"])
-            remote = ray.remote(_grade_task).options(
-                num_cpus=threads, num_gpus=1 / self.gpu_jobs if self.device == "cuda" else 0,
-                max_retries=RAY_RETRIES, retry_exceptions=False)
-            log.info("Ray cluster at %s: %s; each grading asks for %d CPU%s", self.address,
-                     ray.cluster_resources(), threads, f" and 1/{self.gpu_jobs} GPU" if self.device == "cuda" else "")
-            return self._grade(ray, remote, pending)
+        self.bar.begin(min(len(pending), self.window or len(pending)))
+        try:
+            return self._grade(pending)
+        finally:
+            self.bar.end()
 
-    def _grade(self, ray, remote, pending: list[tuple[Submission, str]]) -> list[Record]:
+    def _grade(self, pending: list[tuple[Submission, str]]) -> list[Record]:
         queue, inflight, done = list(pending), {}, []
         try:
             while queue or inflight:
                 while queue and (self.window is None or len(inflight) < self.window):
                     s, sha = queue.pop(0)
-                    task = self._task(s, sha)
-                    if isinstance(task, Record):  # an unreadable submission: its row is written without a task
-                        self._finished(task, done, len(inflight))
-                    else:
-                        inflight[remote.remote(task)] = (s, task, time.monotonic())
+                    began = time.monotonic()
+                    try:
+                        job = self.job_for(s, sha, None)  # the GPU is the one Ray gives the task
+                        data = Path(job.submission).read_bytes()  # the copy job_for wrote: the bytes hashed
+                        ref = self.remote.remote(make_task(job, data, self.limit, self.preload))
+                    except Exception as exc:  # as in the Scheduler: this student's row says why, the rest go on
+                        self._finished(self.crashed(s, sha, could_not_run(s, exc), time.monotonic() - began), done,
+                                       len(inflight))
+                        continue
+                    inflight[ref] = (s, sha, job, began)
                 if not inflight:
                     continue
-                ready, _ = ray.wait(list(inflight), num_returns=1)
+                ready, _ = self.ray.wait(list(inflight), num_returns=1)
                 for ref in ready:
-                    s, task, began = inflight.pop(ref)
-                    self._finished(self._collect(ray, ref, s, task, began), done, len(inflight))
+                    s, sha, job, began = inflight.pop(ref)
+                    self._finished(self._collect(ref, s, sha, job, began), done, len(inflight))
         except BaseException:  # Ctrl-C (or a bug): stop the gradings in flight, record nothing for them
             for ref in inflight:
-                ray.cancel(ref, force=True)
+                with contextlib.suppress(Exception):
+                    self.ray.cancel(ref, force=True)
             raise
         return done
 
@@ -411,62 +437,44 @@ class RayExecutor:
             self.on_record(record)
         done.append(record)
 
-    def _task(self, s: Submission, sha: str) -> dict | Record:
-        """What travels to the node; or, for a submission the driver cannot read, that student's error row."""
-        student_dir = self.students_dir / s.student
-        student_dir.mkdir(exist_ok=True)
-        submission = str(s.path.resolve())
-        assignment = self.effective.name
+    def _collect(self, ref, s: Submission, sha: str, job: Job, began: float) -> Record:
+        """The student's row from the task's reply, written as a local grading process writes it."""
         try:
-            name, data = read_submission(s.path, assignment)
-        except SubmissionFormatError as exc:  # the row a local grading writes when load() fails
-            grading = Grading(assignment, submission, self.device, results=[
-                CheckResult(c.name, 0.0, c.points, "error", str(exc), kind=c.kind) for c in self.effective.checks])
-            record = Record(s.student, sha, student_status(grading), grading)
-            self._write(student_dir, record, f"not sent to a node: {exc}\n", {})
-            return record
-        return {"assignment": assignment, "student": s.student, "submission": submission,
-                "sha256": hashlib.sha256(data).hexdigest(), "file_name": name, "data": data,
-                "config_text": self.config_text, "device": self.device, "preload": self.preload,
-                "limit": self.effective.total_seconds(self.device) + self.margin, "code": code_fingerprint()}
-
-    def _collect(self, ray, ref, s: Submission, task: dict, began: float) -> Record:
-        """The student's row from the task's reply; written as a local grading writes it."""
-        student_dir = self.students_dir / s.student
-        try:
-            reply = read_reply(ray.get(ref), task, self.effective.checks)
+            reply = read_reply(self.ray.get(ref), job, self.checks)
         except Refused as exc:
             log.error("%s: the reply from its Ray node was refused: %s", s.student, exc)
-            return self._zero(s, task, "grader_error", f"the result sent back by its Ray node was refused ({exc})",
-                              time.monotonic() - began, f"refused reply: {exc}\n")
-        except ray.exceptions.RayError as exc:
+            return self._crashed(s, sha, job, f"the result sent back by its Ray node was refused ({exc})",
+                                 time.monotonic() - began, f"refused reply: {exc}\n")
+        except self.ray.exceptions.RayError as exc:
             reason = f"its Ray task failed ({type(exc).__name__}, after at most {RAY_RETRIES} retries)"
             log.warning("%s: %s", s.student, reason)
-            return self._zero(s, task, "crashed", reason, time.monotonic() - began, f"{exc}\n")
-        header = f"graded on Ray node {reply.node}\n"
+            return self._crashed(s, sha, job, reason, time.monotonic() - began, f"{exc}\n")
+        text = f"graded on Ray node {reply.node}\n{reply.log}"
         if reply.record is None:
-            log.warning("%s: %s (on Ray node %s; see %s/grading.log)", s.student, reply.reason, reply.node, student_dir)
-            return self._zero(s, task, "crashed", reply.reason, reply.seconds, header + reply.log)
-        self._write(student_dir, reply.record, header + reply.log, reply.artifacts)
+            log.warning("%s: %s (on Ray node %s; see %s/grading.log)", s.student, reply.reason, reply.node,
+                        job.student_dir)
+            return self._crashed(s, sha, job, reply.reason, reply.seconds, text)
+        try:
+            write_student(Path(job.student_dir), reply.record, text, reply.artifacts)
+        except Exception as exc:  # as when a local grading process cannot write its outputs
+            return self.crashed(s, sha, could_not_run(s, exc), reply.seconds)
         return reply.record
 
-    def _zero(self, s: Submission, task: dict, status: str, reason: str, seconds: float, text: str) -> Record:
-        """A row of zeros: `crashed` (the grading died, overran or was lost) or `grader_error` (a refused reply)."""
-        record = crashed_record(s.student, task["sha256"], self.effective.checks, task["assignment"],
-                                Path(task["submission"]), task["device"], reason, seconds)
-        if status == "grader_error":
-            record.status, record.grading.internal_error = status, reason
-        self._write(self.students_dir / s.student, record, text, {})
-        return record
+    def _crashed(self, s: Submission, sha: str, job: Job, reason: str, seconds: float, text: str) -> Record:
+        """The batch's `crashed` row, with the node's log (a local grading process leaves its own)."""
+        with contextlib.suppress(OSError):
+            write_student(Path(job.student_dir), None, text, {})
+        return self.crashed(s, sha, reason, seconds)
 
-    @staticmethod
-    def _write(student_dir: Path, record: Record, text: str, artifacts: dict[str, bytes]) -> None:
-        """The plots and the log, then the outputs with grading.json last (which marks the student done)."""
-        shutil.rmtree(student_dir / "artifacts", ignore_errors=True)  # a regrade must not show the old plots
-        if artifacts:
-            (student_dir / "artifacts").mkdir()
-            for name, data in artifacts.items():
-                atomic_write(student_dir / "artifacts" / name, data)
-        atomic_write(student_dir / "grading.log", text)
+
+def write_student(student_dir: Path, record: Record | None, text: str, artifacts: dict[str, bytes]) -> None:
+    """What a grading process leaves in a student's folder: the plots, the log, then the outputs
+    with grading.json last (which marks the student done; none when `record` is None)."""
+    shutil.rmtree(student_dir / "artifacts", ignore_errors=True)  # a regrade must not show the old plots
+    if artifacts:
+        (student_dir / "artifacts").mkdir()
+        for name, data in artifacts.items():
+            atomic_write(student_dir / "artifacts" / name, data)
+    atomic_write(student_dir / "grading.log", text)
+    if record is not None:
         write_outputs(student_dir, record)
-

@@ -27,6 +27,7 @@ from pathlib import Path
 from graders.batch.records import read_record, write_outputs
 from graders.batch.submissions import BatchError, Submission
 from graders.config import Config
+from graders.outputs.table import printable
 from graders.results import Record, student_status
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,13 @@ log = logging.getLogger(__name__)
 class Job:
     assignment: str
     student: str
-    submission: str
+    submission: str  # the copy to grade (graders.batch.records.write_snapshot)
     student_dir: str
     sha256: str
     device: str
     config_text: str | None  # the instructor TOML itself: it travels with the job
     gpu: int | None = None
+    source: str = ""  # the submission as found in the class's folder, for the record
 
 
 def _die_with_parent() -> None:
@@ -74,36 +76,70 @@ def grade_one(job: Job) -> None:
     shutil.rmtree(artifacts, ignore_errors=True)  # a regrade must not show the old plots
     config = Config.parse(job.config_text, "the instructor config") if job.config_text else Config()
     grading = grade(job.assignment, job.submission, device=job.device, config=config, artifacts_dir=artifacts)
+    grading.submission = job.source or job.submission
     write_outputs(student_dir, Record(job.student, job.sha256, student_status(grading), grading))
 
 
 @dataclass
 class Progress:
-    """A one-line progress bar with ETA on a terminal; a line per student otherwise."""
+    """A one-line progress bar with ETA on a terminal, drawn from the first second and redrawn every
+    second (so that a long first grading never looks stuck); a line per student otherwise."""
 
     total: int
     stream: io.TextIOBase | None = None
     done: int = 0
     problems: int = 0
+    running: int = 0
+    last: str = ""
     start: float = field(default_factory=time.monotonic)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def begin(self, workers: int) -> None:
+        if self.stream is None or not self.total:
+            return
+        if not self.stream.isatty():
+            self.stream.write(f"grading {self.total} submissions, {workers} at a time\n")
+            self.stream.flush()
+            return
+        self._draw()
+        threading.Thread(target=self._tick, name="batch-progress", daemon=True).start()
+
+    def end(self) -> None:
+        self._stop.set()
 
     def update(self, record: Record, running: int) -> None:
-        self.done += 1
-        self.problems += record.status not in ("passed", "failed")
+        with self._lock:
+            self.done += 1
+            self.running = running
+            self.problems += record.status not in ("passed", "failed")
+            self.last = (f"  last: {printable(record.student)} {record.grading.score:g}/{record.grading.max_score:g} "
+                         f"{record.status}")
         if self.stream is None:
             return
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / self.done * (self.total - self.done)
-        width = 30
-        bar = "#" * round(width * self.done / self.total)
-        line = (f"[{bar:{width}}] {self.done}/{self.total}  {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
-                f"  ({running} running, {self.problems} with errors)  last: {record.student} "
-                f"{record.grading.score:g}/{record.grading.max_score:g} {record.status}")
         if self.stream.isatty():
-            self.stream.write("\r\x1b[2K" + line + ("\n" if self.done == self.total else ""))
+            self._draw()
         else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+            self.stream.write(self._line() + "\n")
+            self.stream.flush()
+
+    def _line(self) -> str:
+        elapsed = time.monotonic() - self.start
+        eta = _clock(elapsed / self.done * (self.total - self.done)) if self.done else "?"
+        width = 30
+        bar = "#" * round(width * self.done / max(self.total, 1))
+        return (f"[{bar:{width}}] {self.done}/{self.total}  {_clock(elapsed)} elapsed, ETA {eta}"
+                f"  ({self.running} running, {self.problems} with errors){self.last}")
+
+    def _draw(self) -> None:
+        with self._lock:
+            end = "\n" if self.done == self.total else ""
+            self.stream.write("\r\x1b[2K" + self._line() + end)
+            self.stream.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0) and self.done < self.total:
+            self._draw()
 
 
 def _clock(seconds: float) -> str:
@@ -151,9 +187,11 @@ class Scheduler:
     def run(self, pending: list[tuple[Submission, str]]) -> list[Record]:
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="grade")
         futures = [pool.submit(self._one, s, sha) for s, sha in pending]
+        self.bar.begin(min(self.workers, len(pending)))
         try:
             records = [f.result() for f in futures]
-        except BaseException:  # Ctrl-C (or a bug): stop the gradings, record nothing for them
+        except BaseException:
+            self.bar.end()  # Ctrl-C (or a bug): stop the gradings, record nothing for them
             self.stopping.set()
             for f in futures:
                 f.cancel()
@@ -163,6 +201,7 @@ class Scheduler:
             pool.shutdown(wait=True)
             raise
         pool.shutdown(wait=True)
+        self.bar.end()
         return [r for r in records if r is not None]
 
     def _one(self, s: Submission, sha: str) -> Record | None:
@@ -172,6 +211,8 @@ class Scheduler:
         began = time.monotonic()
         try:
             record, reason = self._supervise(self.job_for(s, sha, slot))
+        except Exception as exc:  # e.g. this student's results cannot be written: their row says so, the rest go on
+            record, reason = None, could_not_run(s, exc)
         finally:
             self.slots.put(slot)
         if self.stopping.is_set():
@@ -192,6 +233,7 @@ class Scheduler:
                 return None, "the batch was stopped"
             proc.start()
             self.procs[job.student] = proc
+            self.bar.running = len(self.procs)
         try:
             record, reason = supervise(proc, job, self.limit)
         finally:
@@ -200,6 +242,12 @@ class Scheduler:
         if record is None and not self.stopping.is_set():
             log.warning("%s: %s (see %s/grading.log)", job.student, reason, job.student_dir)
         return record, reason
+
+
+def could_not_run(s: Submission, exc: Exception) -> str:
+    """Log why the batch could not run a student's grading (their file gone, their folder unwritable); the reason."""
+    log.error("%s: the grading could not be run", s.student, exc_info=exc)
+    return f"the batch could not run it ({type(exc).__name__}: {exc})"
 
 
 def supervise(proc: multiprocessing.process.BaseProcess, job: Job, limit: float) -> tuple[Record | None, str]:

@@ -21,7 +21,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left}
 td.num,th.num{text-align:right}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
-.passed{color:#17702a}.failed{color:#b35c00}.error,.timeout,.crashed,.grader_error{color:#b00020}
+.passed{color:#17702a}.failed,.flagged{color:#b35c00}.error,.timeout,.crashed,.grader_error{color:#b00020}
 img{max-width:100%;border:1px solid #ddd}
 """
 
@@ -83,11 +83,18 @@ def histogram_png(checks, records) -> bytes:
     return save_png(fig)
 
 
-def summary_page(checks, records) -> str:
-    """The class page: histogram, failures per check, a row per student linking to their page."""
+def summary_page(checks, records, not_graded=()) -> str:
+    """The class page: what was not graded, histogram, failures per check, a row per student linking to their page."""
     e = html.escape
     assignment = records[0].grading.assignment if records else ""
-    body = [f"<h1>{e(assignment)}: {len(records)} students</h1>", '<img alt="score histogram" src="summary.png">',
+    body = [f"<h1>{e(assignment)}: {len(records)} students</h1>"]
+    if not_graded:
+        body += [f'<h2 class="error">Not graded: {len(not_graded)} entries</h2>',
+                 "<p>These entries of the submissions folder were not graded; fix them and run the batch again.</p>",
+                 "<table><tr><th>entry</th><th>why</th></tr>"]
+        body += [f"<tr><td>{e(n.entry)}</td><td>{e(n.reason)}</td></tr>" for n in not_graded]
+        body.append("</table>")
+    body += ['<img alt="score histogram" src="summary.png">',
             "<h2>Failures per check</h2>", "<table><tr><th>check</th><th class=\"num\">points</th>"
             + "".join(f'<th class="num">{s}</th>' for s in STATUSES) + "</tr>"]
     points = {c.name: c.points for c in checks}
@@ -95,11 +102,13 @@ def summary_page(checks, records) -> str:
         body.append(f"<tr><td>{e(name)}</td><td class=\"num\">{points[name]:g}</td>"
                     + "".join(f'<td class="num">{counts[s]}</td>' for s in STATUSES) + "</tr>")
     body += ["</table>", "<h2>Students</h2>",
-             '<table><tr><th>student</th><th class="num">score</th><th>status</th><th class="num">seconds</th></tr>']
+             '<table><tr><th>student</th><th class="num">score</th><th>status</th><th class="num">seconds</th>'
+             '<th>flags</th></tr>']
     for r in records:
         link = e(f"students/{quote(r.student)}/feedback.html")
         body.append(f'<tr><td><a href="{link}">{e(r.student)}</a></td>'
                     f'<td class="num">{r.grading.score:g} / {r.grading.max_score:g}</td>'
-                    f'<td class="{e(r.status)}">{e(r.status)}</td><td class="num">{r.grading.seconds:.1f}</td></tr>')
+                    f'<td class="{e(r.status)}">{e(r.status)}</td><td class="num">{r.grading.seconds:.1f}</td>'
+                    f'<td>{e("; ".join(r.grading.flags))}</td></tr>')
     body.append("</table>")
     return _page(f"{assignment}: class summary", body)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from graders.checks import CheckFailed, as_array
-from graders.rl.cartpole import CartPoles, env_seeds
+from graders.rl.cartpole import CartPole, cos_sin, env_seeds
 
 
 def evaluate(worker, seed: int, episodes: int = 100, timeout: float | None = None) -> np.ndarray:
@@ -18,8 +18,9 @@ def evaluate(worker, seed: int, episodes: int = 100, timeout: float | None = Non
     running (one `act(observations)` call per step).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    envs = CartPoles(episodes)
-    obs = np.stack([envs.reset(i, s) for i, s in enumerate(env_seeds(seed, "evaluate", episodes))])
+    envs = [CartPole() for _ in range(episodes)]
+    obs = np.array([env.reset(s) for env, s in zip(envs, env_seeds(seed, "evaluate", episodes), strict=True)],
+                   dtype=np.float32)
     returns, running = np.zeros(episodes), np.ones(episodes, dtype=bool)
     while running.any():
         index = np.flatnonzero(running)
@@ -28,8 +29,12 @@ def evaluate(worker, seed: int, episodes: int = 100, timeout: float | None = Non
         actions = as_array(got, f"act() on {len(index)} observations", (len(index),))
         if not np.all((actions == 0) | (actions == 1)):
             raise CheckFailed(f"act() must return actions 0 or 1, got {sorted(set(actions.tolist()))[:5]}")
-        obs[index], terminated, truncated = envs.step(actions, index)
-        returns[index] += 1.0
-        running[index] = ~(terminated | truncated)
+        running_envs = [envs[i] for i in index.tolist()]
+        for i, env, action, angle in zip(index.tolist(), running_envs, actions.tolist(), cos_sin(running_envs),
+                                         strict=True):
+            terminated, truncated = env.step(action, angle)
+            obs[i] = envs[i].state()
+            returns[i] += 1.0
+            running[i] = not (terminated or truncated)
     return returns
 

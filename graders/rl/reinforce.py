@@ -17,8 +17,9 @@ import numpy as np
 
 from graders_worker.torch_utils import PARAM_NAMES
 
-__all__ = ["PARAM_NAMES", "binomial_chi_squared", "chi_squared_sf_even", "mlp_forward", "mse_gradient",
-           "output_gradient", "random_mlp", "reinforce_estimator", "softmax"]
+__all__ = ["PARAM_NAMES", "binomial_chi_squared", "chi_squared_sf_even", "entropy_gradient", "mlp_forward",
+           "mse_gradient", "output_gradient", "random_mlp", "reinforce_estimator", "softmax",
+           "softmax_twice_estimator", "standardized"]
 
 
 def random_mlp(rng: np.random.Generator, n_in: int, hidden: int, n_out: int, scale: float = 1.0) -> dict:
@@ -58,6 +59,35 @@ def reinforce_estimator(weights: dict, obs: np.ndarray, actions: np.ndarray, wei
     one_hot = np.eye(logits.shape[1])[np.asarray(actions, dtype=np.int64)]
     d_logits = (one_hot - softmax(logits)) * np.asarray(weights_per_step, dtype=np.float64)[:, None]
     return output_gradient(weights, obs, d_logits / len(obs))
+
+
+def softmax_twice_estimator(weights: dict, obs: np.ndarray, actions: np.ndarray, weights_per_step: np.ndarray) -> dict:
+    """The estimator a loss gets from log_softmax(softmax(logits)): softmax applied to probabilities.
+
+    With p = softmax(l) and q = softmax(p): d log q_a / d p = e_a - q, and the softmax's
+    Jacobian diag(p) - p p^T (symmetric) carries it back to the logits.
+    """
+    _, logits = mlp_forward(weights, obs)
+    p = softmax(logits)
+    one_hot = np.eye(logits.shape[1])[np.asarray(actions, dtype=np.int64)]
+    d_p = one_hot - softmax(p)
+    d_logits = (p * d_p - p * np.sum(p * d_p, axis=1, keepdims=True)) * np.asarray(weights_per_step, np.float64)[:, None]
+    return output_gradient(weights, obs, d_logits / len(obs))
+
+
+def entropy_gradient(weights: dict, obs: np.ndarray) -> dict:
+    """Gradient of the mean policy entropy (1/B) sum_t H(pi(.|s_t)): an entropy bonus's term."""
+    _, logits = mlp_forward(weights, obs)
+    p = softmax(logits)
+    log_p = np.log(p)
+    entropy = -np.sum(p * log_p, axis=1, keepdims=True)
+    return output_gradient(weights, obs, -p * (log_p + entropy) / len(obs))
+
+
+def standardized(values: np.ndarray, ddof: int = 0) -> np.ndarray:
+    """(x - mean) / std: the per-batch normalisation of returns or advantages."""
+    values = np.asarray(values, dtype=np.float64)
+    return (values - values.mean()) / values.std(ddof=ddof)
 
 
 def mse_gradient(weights: dict, obs: np.ndarray, returns: np.ndarray) -> tuple[float, dict]:

@@ -20,6 +20,7 @@ uid 0 from it) and no capability is left.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import logging
@@ -32,10 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graders.paths import GRADERS_DIR, WORKER_PACKAGE_DIR
+from graders.sandbox import cgroups
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "bubblewrap", "process")
+CGROUP_MODES = ("auto", "required", "off")
 SANDBOX_UID = SANDBOX_GID = 65534  # nobody/nogroup on Debian
 # Each worker started by root gets a uid of its own, drawn from this range (no passwd
 # entry needed): workers cannot signal each other, and RLIMIT_NPROC, which counts all
@@ -45,7 +48,7 @@ SCRATCH = "/scratch"  # the worker's cwd, HOME and TMPDIR inside the sandbox
 SUBMISSION_DIR = "/submission"
 PACKAGE_ROOT = "/grader"  # holds the worker package, the worker's first import path
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
-# Folders under /usr the worker must not see: Debian's datasets hold the VAE test split.
+# Folders under /usr the worker must not see: Debian's datasets hold the images the VAE grader holds out.
 HIDDEN_UNDER_USR = ("/usr/share/datasets",)
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "passwd", "group",
              "nsswitch.conf", "mime.types")
@@ -62,6 +65,8 @@ class Plan:
     mode: str  # "bubblewrap" or "process"
     uid: int | None  # SANDBOX_UID: each worker drops to a uid of its own (fresh_uid); None: the grader's own
     note: str = ""  # why, when it is weaker than it could be
+    cgroups: cgroups.Support | None = None  # a cgroup per worker, where the grader can make one
+    no_cgroup: str = ""  # why there is none
 
     def describe(self) -> str:
         user = "an unprivileged uid per worker" if self.uid is not None else f"the grader's uid {os.geteuid()}"
@@ -69,6 +74,10 @@ class Plan:
             text = f"bubblewrap (no network, read-only system, private scratch, new pid namespace, {user})"
         else:
             text = f"process limits only (no bubblewrap: no filesystem or network isolation; {user})"
+        if self.cgroups is not None:
+            text += f"; {self.cgroups.describe()}"
+        else:
+            text += f"; no cgroup ({self.no_cgroup}): shared memory and the CPU of its children are not bounded"
         return f"{text}; {self.note}" if self.note else text
 
 
@@ -117,10 +126,28 @@ def _bwrap_works(bwrap: str, as_root: bool) -> str:
     return "" if done.returncode == 0 else done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
 
 
-def plan(requested: str = "auto") -> Plan:
-    """Decide the mode: `auto` takes bubblewrap when it works, else process limits with a warning."""
+def plan(requested: str = "auto", cgroup: str = "auto") -> Plan:
+    """Decide the mode: `auto` takes bubblewrap when it works, else process limits with a warning;
+    and a cgroup per worker (`cgroup`: auto, required or off)."""
     if requested not in MODES:
         raise ValueError(f"[limits] isolation must be one of {MODES}, not {requested!r}")
+    if cgroup not in CGROUP_MODES:
+        raise ValueError(f"[limits] cgroup must be one of {CGROUP_MODES}, not {cgroup!r}")
+    return dataclasses.replace(_plan(requested), **_cgroups(cgroup))
+
+
+def _cgroups(requested: str) -> dict:
+    found = cgroups.support() if requested != "off" else "turned off by [limits] cgroup = 'off'"
+    if isinstance(found, cgroups.Support):
+        return {"cgroups": found}
+    if requested == "required":
+        raise IsolationUnavailable(f"cgroup = 'required' was configured, but: {found}")
+    if requested == "auto":
+        _warn_once(f"grading without a cgroup per worker ({found}): shared memory and CPU are bounded per process only")
+    return {"no_cgroup": found}
+
+
+def _plan(requested: str) -> Plan:
     as_root = os.geteuid() == 0
     bwrap = shutil.which("bwrap")
     why_not = "bubblewrap (bwrap) is not installed" if bwrap is None else _bwrap_works(bwrap, as_root)

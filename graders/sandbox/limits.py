@@ -10,15 +10,17 @@ from dataclasses import dataclass
 class Limits:
     """Resource limits of one worker; every field can be set in the instructor config ([limits])."""
 
-    memory_mb: int | None = 6144  # per process address space (not on CUDA) and resident memory of all its processes
+    memory_mb: int | None = 6144  # per process address space (not on CUDA), resident memory of all its processes, its cgroup
     cpu_seconds: int | None = 3600  # CPU time per process (RLIMIT_CPU)
-    processes: int | None = 256  # processes + threads the worker may add (RLIMIT_NPROC, per uid)
+    processes: int | None = 256  # processes + threads the worker may add (RLIMIT_NPROC, per uid; its cgroup's pids.max)
     file_size_mb: int = 64  # largest file it may write (RLIMIT_FSIZE)
     disk_mb: int = 512  # size of each private tmpfs (scratch, /tmp, /dev/shm) under bubblewrap; scratch otherwise
     open_files: int = 256  # RLIMIT_NOFILE
-    output_kb: int = 64  # captured stdout+stderr kept for feedback
+    output_kb: int = 64  # captured stdout+stderr kept for feedback; and of each error message
     import_seconds: float = 60.0  # wall clock for importing the submission
     isolation: str = "auto"  # auto: bubblewrap when it works, else process limits; or force one of them
+    cgroup: str = "auto"  # a cgroup per worker (memory incl. shared memory, CPU quota, tasks): auto, required, off
+    message_kb: int = 1024  # the JSON part of one message from the worker (bulk data travels as arrays)
 
 
 

@@ -7,9 +7,14 @@ import time
 from collections.abc import Callable
 
 from graders.sandbox import procfs
+from graders.sandbox.cgroups import Group
 from graders.sandbox.limits import Limits
 
 WATCH_SECONDS = 0.2
+
+
+def oom_reason(limits: Limits) -> str:
+    return f"the memory limit: its processes held over {limits.memory_mb} MB (shared memory and tmpfs count)"
 
 
 class Watchdog(threading.Thread):
@@ -19,15 +24,18 @@ class Watchdog(threading.Thread):
       needs it off: the driver maps far more address space than it uses);
     - the size of the scratch directory, when one is given (the fallback mode's:
       bubblewrap's tmpfs has its own size);
+    - an OOM kill in the worker's cgroup, when it has one: the kernel kills one process,
+      the watchdog the rest, and says why;
     - it remembers every process of the tree it saw, so that the worker's stop can kill
       those that left the process group (setsid) when there is no pid namespace.
 
     When a limit is passed it records why in `reason` and calls `kill`.
     """
 
-    def __init__(self, pid: int, limits: Limits, kill: Callable[[], None], scratch: str | None = None):
+    def __init__(self, pid: int, limits: Limits, kill: Callable[[], None], scratch: str | None = None,
+                 cgroup: Group | None = None):
         super().__init__(daemon=True)
-        self.pid, self.limits, self.kill, self.scratch = pid, limits, kill, scratch
+        self.pid, self.limits, self.kill, self.scratch, self.cgroup = pid, limits, kill, scratch, cgroup
         self.stopped = threading.Event()
         self.seen: dict[int, str] = {}
         self.reason: str | None = None
@@ -41,6 +49,8 @@ class Watchdog(threading.Thread):
         return pids
 
     def _over_limit(self, pids: list[int], check_scratch: bool) -> str | None:
+        if self.cgroup is not None and self.cgroup.oom_killed():
+            return oom_reason(self.limits)
         if self.limits.memory_mb:
             resident = sum(procfs.resident_mb(pid) for pid in pids)
             if resident > self.limits.memory_mb:

@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 from graders.paths import WORKER_PACKAGE_DIR
-from graders.sandbox import isolation, procfs
+from graders.sandbox import cgroups, fastpath, isolation, procfs
 from graders.sandbox.capture import OutputCapture
 from graders.sandbox.errors import CallbackRefused, StudentError, SubmissionLoadError, WorkerDied, WorkerTimeout
 from graders.sandbox.limits import Limits, rlimits
-from graders.sandbox.watchdog import Watchdog
+from graders.sandbox.watchdog import Watchdog, oom_reason
 from graders_worker import protocol
 
 log = logging.getLogger(__name__)
@@ -59,17 +59,26 @@ def describe_exit(returncode: int | None, limits: Limits, bubblewrap: bool = Fal
     return f"the worker process exited with code {returncode} (os._exit or a crash in native code?)"
 
 
-def _preexec(limits: list, uid: int | None):
+def _preexec(limits: list, uid: int | None, cgroup_procs: list[int]):
     libc = ctypes.CDLL(None, use_errno=True)
 
+    linux = sys.platform.startswith("linux")
+
     def run() -> None:  # in the child, between fork and exec
+        for fd in cgroup_procs:  # enter the worker's cgroup: all it starts is inside from the start
+            os.write(fd, b"0")
         for which, values in limits:
-            resource.setrlimit(which, values)
+            try:
+                resource.setrlimit(which, values)
+            except (ValueError, OSError):
+                if linux:
+                    raise  # elsewhere (a student's Mac) some limits do not exist: check what can be checked
         if uid is not None:  # the fallback mode's uid drop (bubblewrap mode drops with setpriv)
             os.setgroups([])
             os.setgid(isolation.SANDBOX_GID)
             os.setuid(uid)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader (reset by setuid)
+        if linux:
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader (reset by setuid)
 
     return run
 
@@ -88,7 +97,7 @@ class Worker:
         self.readable = [str(Path(p).absolute()) for p in readable or []]
         if missing := [p for p in self.readable if not os.path.exists(p)]:
             raise FileNotFoundError(f"paths the worker should read do not exist: {missing}")
-        self.plan = isolation.plan(self.limits.isolation)
+        self.plan = isolation.plan(self.limits.isolation, self.limits.cgroup)
         self.starts = 0
         self._proc: subprocess.Popen | None = None
         self._load_error: str | None = None
@@ -99,6 +108,8 @@ class Worker:
         self._package_root: str | None = None
         self._token = ""
         self._uid: int | None = None  # this start's uid, when the grader runs as root
+        self._cgroup: cgroups.Group | None = None  # this start's cgroup, where the plan has them
+        self._fast: fastpath.FastChannel | None = None  # shared-memory callbacks (graders/sandbox/fastpath.py)
 
     @property
     def isolation(self) -> str:
@@ -129,6 +140,7 @@ class Worker:
             "OPENBLAS_NUM_THREADS": threads,
             "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "0") if self.device == "cuda" else "",
             TOKEN_ENV: self._token,
+            protocol.MAX_JSON_ENV: str(self.limits.message_kb << 10),
         }
         env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
         return env
@@ -150,6 +162,14 @@ class Worker:
         return ([sys.executable, "-I", "-B", "-c", BOOTSTRAP, self._package_root, self.assignment, submission,
                  str(request_r), str(reply_w)], self._host_dir)
 
+    def start(self) -> None:
+        """Start the worker if it is not running: import the submission, within `import_seconds`.
+
+        The runner calls it before each check, so a check's time never pays for the import.
+        """
+        if self._proc is None:
+            self._start(None)
+
     def _start(self, deadline: float | None) -> None:
         if self._load_error is not None:
             raise SubmissionLoadError(self._load_error)
@@ -166,22 +186,34 @@ class Worker:
         command, scratch = self._command(request_r, reply_w)
         uid = self._uid if self._uid is not None else os.geteuid()
         chosen = rlimits(self.limits, cuda=self.device == "cuda", tasks_already=procfs.tasks_of_uid(uid))
+        self._cgroup = self._make_cgroup()
+        cgroup_procs = self._cgroup.open_procs() if self._cgroup else []
+        self._fast = fastpath.FastChannel.create()
+        fast_fds, fast_env = (self._fast.fds(), self._fast.environment()) if self._fast else ((), {})
         try:
             self._proc = subprocess.Popen(
-                command, cwd=self._host_dir, env=self._environment(scratch), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(request_r, reply_w),
-                start_new_session=True, preexec_fn=_preexec(chosen, drop_uid),
+                command, cwd=self._host_dir, env={**self._environment(scratch), **fast_env},
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=(request_r, reply_w, *fast_fds), start_new_session=True,
+                preexec_fn=_preexec(chosen, drop_uid, cgroup_procs),
             )
+        except BaseException:
+            if self._cgroup:
+                self._cgroup.remove()
+            if self._fast is not None:
+                self._fast.close()
+                self._fast = None
+            raise
         finally:
-            os.close(request_r)
-            os.close(reply_w)
+            for fd in (request_r, reply_w, *cgroup_procs):
+                os.close(fd)
         os.set_blocking(request_w, False)
         self._request_fd, self._reply_fd = request_w, reply_r
-        self._replies = protocol.Reader(reply_r)
+        self._replies = protocol.Reader(reply_r, max_json=self.limits.message_kb << 10)
         self._capture = OutputCapture(self._proc.stdout, self.limits.output_kb * 1024)
         self._capture.start()
         scratch_watched = self._host_dir if self.plan.mode == "process" else None
-        self._watchdog = Watchdog(self._proc.pid, self.limits, self._kill_all, scratch_watched)
+        self._watchdog = Watchdog(self._proc.pid, self.limits, self._kill_all, scratch_watched, self._cgroup)
         self._watchdog.start()
         self.starts += 1
         import_deadline = time.monotonic() + self.limits.import_seconds
@@ -197,25 +229,33 @@ class Worker:
             self._load_error = f"the submission could not be imported: {exc}"
             raise SubmissionLoadError(self._load_error) from None
         if message.get("op") == "load_error":
-            self._load_error = f"could not import your submission: {message.get('message', '')}"
+            self._load_error = f"could not import your submission: {self._shortened(message.get('message'))}"
             self._stop()
             raise SubmissionLoadError(self._load_error)
         if message.get("op") != "ready":
             self._stop()
             raise WorkerDied("the worker broke the protocol while starting")
 
+    def _make_cgroup(self) -> cgroups.Group | None:
+        if self.plan.cgroups is None:
+            return None
+        return cgroups.Group(self.plan.cgroups, memory_mb=self.limits.memory_mb, cpus=self.threads,
+                             tasks=self.limits.processes)
+
     def _kill_all(self) -> None:
-        """SIGKILL the worker's process group (bubblewrap's pid namespace dies with it)."""
+        """SIGKILL the worker's process group (bubblewrap's pid namespace dies with it) and its cgroup."""
         try:
             os.killpg(self._proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if self._cgroup is not None:
+            self._cgroup.kill()
 
     def _kill_strays(self) -> None:
         """Without a pid namespace: kill what left the process group (seen by the watchdog, or
         carrying this worker's token in its environment)."""
         candidates = dict(self._watchdog.seen) if self._watchdog else {}
-        for entry in os.scandir("/proc"):
+        for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():  # no /proc: not Linux
             if entry.name.isdigit() and int(entry.name) not in candidates:
                 if procfs.has_environment_entry(int(entry.name), f"{TOKEN_ENV}={self._token}"):
                     candidates[int(entry.name)] = procfs.start_time(int(entry.name))
@@ -237,8 +277,14 @@ class Worker:
             self._watchdog.join(timeout=5)
         if self.plan.mode == "process":
             self._kill_strays()
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
         for fd in (self._request_fd, self._reply_fd):
             os.close(fd)
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
         self._capture.join(timeout=5)
         self._proc.stdout.close()
         self._output_parts.append(self._capture_text())
@@ -251,6 +297,8 @@ class Worker:
     def _exit_reason(self) -> str:
         if self._watchdog is not None and self._watchdog.reason:
             return f"the worker was killed for {self._watchdog.reason}"
+        if self._cgroup is not None and self._cgroup.oom_killed():
+            return f"the worker was killed for {oom_reason(self.limits)}"
         return describe_exit(self._proc.returncode, self.limits, self.plan.mode == "bubblewrap")
 
     def close(self) -> None:
@@ -293,22 +341,30 @@ class Worker:
             reason = self._exit_reason()
             self._stop()
             raise WorkerDied(f"{reason} while {during}") from None
-        except (protocol.ProtocolError, RecursionError, MemoryError) as exc:  # deep nesting, absurd sizes
+        except protocol.MessageTooLarge as exc:
             self._stop()
-            raise WorkerDied(f"the worker sent malformed data while {during}: {type(exc).__name__}") from None
+            raise WorkerDied(f"the worker sent a message over the size limit while {during}: {exc}") from None
+        except (protocol.ProtocolError, RecursionError, MemoryError) as exc:  # forged arrays, deep nesting
+            self._stop()
+            raise WorkerDied(f"the worker sent malformed data while {during}: {type(exc).__name__} {exc}") from None
 
     def call(self, name: str, *args, timeout: float | None = None, deadline: float | None = None,
-             callbacks: dict | None = None):
+             callbacks: dict | None = None, clock=None):
         """Call `name` in the worker (adapter first, then the submission) and return its value.
 
         The call must end within `timeout` seconds and before `deadline` (a
-        `time.monotonic()` value, e.g. the end of the current check).
+        `time.monotonic()` value, e.g. the end of the current check), and before
+        `clock.deadline()` when a clock is given (graders/sandbox/student_clock.py).
+        Callbacks are served over the pipes and, for small arrays, the shared-memory
+        fast path (graders/sandbox/fastpath.py).
         """
         end = time.monotonic() + (timeout if timeout is not None else NO_DEADLINE_S)
         if deadline is not None:
             end = min(end, deadline)
         if self._proc is None:
             self._start(end)
+        if clock is not None:
+            clock.watch(self._proc.pid)
         during = f"running {name}()"
         try:
             protocol.send(self._request_fd, {"op": "call", "name": name, "args": list(args)}, end)
@@ -321,12 +377,15 @@ class Worker:
             self._stop()
             raise WorkerDied(f"{reason} before {during}") from None
         while True:
-            message = self._receive(end, during)
+            until = end
+            if self._fast is not None or clock is not None:  # serve the fast path until a pipe message is ready
+                until = fastpath.wait_for_message(self._fast, self._replies, callbacks, end, clock)
+            message = self._receive(until, during)
             op = message.get("op")
             if op == "result":
                 return message.get("value")
             if op == "error":
-                raise StudentError(str(message.get("message", "")))
+                raise StudentError(self._shortened(message.get("message")))
             if op == "callback" and callbacks and message.get("name") in callbacks:
                 answer = self._run_callback(callbacks[message["name"]], message.get("args"))
                 try:
@@ -336,6 +395,12 @@ class Worker:
                 continue
             self._stop()
             raise WorkerDied(f"the worker sent an unexpected message while {during}")
+
+    def _shortened(self, message) -> str:
+        """A message of the worker, cut to the output cap (`output_kb`) on receipt."""
+        text = message if isinstance(message, str) else "" if message is None else str(message)
+        cap = self.limits.output_kb << 10
+        return text if len(text) <= cap else text[:cap] + f"\n[... {len(text) - cap} more characters dropped]"
 
     @staticmethod
     def _run_callback(fn, args) -> dict:

@@ -44,9 +44,11 @@ def agent_update(submission, agent: int, actions, rewards) -> None:
 
 
 def scripted_run(submission, agent: int, actions, rewards) -> list[dict]:
-    """Feed a scripted sequence of (actions, rewards) steps; the state after each."""
+    """Feed a scripted sequence of steps, each as a real run plays it: act() (its actions are
+    replaced by the script's), then update(script's actions, rewards); the state after each."""
     states = []
     for a, r in zip(actions, rewards):
+        _agents[agent].act()
         agent_update(submission, agent, a, r)
         states.append({k: np.array(v, copy=True) for k, v in agent_state(submission, agent).items()})
     return states

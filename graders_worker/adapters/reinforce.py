@@ -1,51 +1,29 @@
 """Worker-side glue of the REINFORCE grader (untrusted: the grader checks what comes back).
 
-- `train` gives the submission's `train` a `make_envs` that builds a `ServedVectorEnv`
-  (the CartPoles live in the grader, graders/rl/server.py) and keeps the trained policy in this process for
-  the `act` calls of the grader's evaluation.
+- `train` gives the submission's `train` the grader's environments (`ServedEnvs`:
+  `make_envs(num_envs)` a vector environment, `make_envs.make_env()` one environment;
+  the CartPoles live in the grader, graders/rl/server.py), tells the grader when the
+  student's code starts (`clock_start`: imports before it are not the student's time),
+  and keeps the trained policy in this process for the `act` calls of the grader's
+  evaluation.
 - `loss_gradient` and `sample_with_weights` run the submission's functions on the
   grader's own network, built from the weights the grader sent.
-- At import (before the submission is imported) gymnasium's `make`, `make_vec` and
-  the CartPole step functions are wrapped to count environments the submission builds
-  itself; `train` reports the counts and the grader flags them. A submission that
-  writes its own simulator escapes this, which is why the grader also compares the
-  steps it served with what learning CartPole takes.
+- Nothing counted here decides anything: the grader judges training from the episodes it
+  served itself (graders/rl/certify.py).
 """
 
 from __future__ import annotations
 
 import random
-import time
 
 import numpy as np
 
 from graders_worker.arrays import to_numpy
-from graders_worker.rl.served_env import ServedVectorEnv
+from graders_worker.main import callback
+from graders_worker.rl.served_env import ServedEnvs
 from graders_worker.torch_utils import gradients, scalar_loss, torch_mlp
 
 _state: dict = {"policy": None}
-own_env = {"make": 0, "make_vec": 0, "steps": 0}
-
-
-def _wrap_gymnasium() -> None:
-    import gymnasium
-    from gymnasium.envs.classic_control import cartpole
-
-    def counted(fn, key):
-        def wrapper(*args, **kwargs):
-            own_env[key] += 1
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    gymnasium.make = counted(gymnasium.make, "make")
-    gymnasium.make_vec = counted(gymnasium.make_vec, "make_vec")
-    for cls in (cartpole.CartPoleEnv, getattr(cartpole, "CartPoleVectorEnv", None)):
-        if cls is not None:
-            cls.step = counted(cls.step, "steps")
-
-
-_wrap_gymnasium()
 
 
 def _seed_everything(seed: int) -> None:
@@ -59,27 +37,19 @@ def _seed_everything(seed: int) -> None:
 def train(submission, seed: int, time_budget_s: float, device: str) -> dict:
     """Run the submission's train() on served environments; keep the policy for act()."""
     import torch
+    import torch._dynamo  # noqa: F401 - the first torch optimizer imports it (1-7 s): not the submission's time
 
     _state["policy"] = None
-    made: list[ServedVectorEnv] = []
-
-    def make_envs(num_envs: int = 1) -> ServedVectorEnv:
-        made.append(ServedVectorEnv(num_envs))
-        return made[-1]
-
-    import torch._dynamo  # noqa: F401 - the first torch optimizer imports it (about 1 s): not the submission's time
-
-    before = dict(own_env)
+    make_envs = ServedEnvs()
     _seed_everything(seed)
-    start, cpu = time.monotonic(), time.process_time()
+    callback("clock_start")  # the grader's clock of the student's time starts now
     policy = submission.train(make_envs, seed=seed, time_budget_s=time_budget_s, device=device)
-    seconds, cpu = time.monotonic() - start, time.process_time() - cpu
     if policy is None:
         raise ValueError("train() must return the trained policy network (it returned None)")
     if isinstance(policy, torch.nn.Module):
         policy.eval()
     _state["policy"] = policy
-    return {"seconds": seconds, "cpu_seconds": cpu, "own_env": {k: own_env[k] - before[k] for k in own_env}}
+    return {}
 
 
 def act(submission, observations: np.ndarray):

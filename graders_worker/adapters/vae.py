@@ -1,10 +1,12 @@
 """Glue the VAE grader calls inside the (untrusted) worker process.
 
 Every function is called as ``fn(submission_module, *plain_args)`` and returns plain
-data (numpy arrays, numbers). The trained model lives in this process between the
-``train`` call and the later ``encode`` / ``decode`` calls. Nothing returned here
-is trusted by the grader: it only uses encoder and decoder outputs and recomputes
-every number that decides a grade itself.
+data (numpy arrays, numbers). ``train`` returns the trained model's weights as arrays;
+the grader loads them (``load_model``) into two fresh workers, one that only encodes the
+held-out images and one that only decodes the grader's z, so nothing but z passes from
+the code that sees an image to the code that reconstructs it. Nothing returned here is
+trusted by the grader: it only uses encoder and decoder outputs and recomputes every
+number that decides a grade itself.
 """
 
 from __future__ import annotations
@@ -96,9 +98,10 @@ def model_outputs(sub, seed, x, eps, latent_dim, hidden_dim):
 
 
 def train(sub, images, seed, epochs, time_budget_s, device, threads):
-    """Train the student's VAE on the grader's training images (uint8 (N, 28, 28)) and keep it here.
+    """Train the student's VAE on the grader's training images (uint8 (N, 28, 28)).
 
-    Returns what the student's code reports (epochs, seconds); the grader only shows it.
+    Returns the weights (the state dict as arrays), the sizes to rebuild the model with,
+    and the seconds train() took (the grader only shows them).
     """
     torch.set_num_threads(int(threads))
     x = np.asarray(images, dtype=np.float32).reshape(len(images), -1) / np.float32(255.0)
@@ -109,10 +112,20 @@ def train(sub, images, seed, epochs, time_budget_s, device, threads):
     seconds = time.monotonic() - start
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"train() must return the trained VAE (a torch.nn.Module), not {type(model).__name__}")
-    model.eval()
+    weights = {name: to_numpy(value.detach().cpu()) for name, value in model.state_dict().items()}
+    return {"seconds": seconds, "latent_dim": int(getattr(model, "latent_dim", args.latent_dim)),
+            "hidden_dim": int(getattr(model, "hidden_dim", args.hidden_dim)), "weights": weights}
+
+
+def load_model(sub, latent_dim, hidden_dim, weights, device, threads):
+    """A fresh VAE(latent_dim, hidden_dim) of the submission with the trained weights, kept here."""
+    torch.set_num_threads(int(threads))
+    model = sub.VAE(latent_dim=int(latent_dim), hidden_dim=int(hidden_dim))
+    model.load_state_dict({name: torch.as_tensor(np.asarray(value)) for name, value in weights.items()}, strict=True)
+    model.to(str(device)).eval()
     _STATE["model"] = model
-    _STATE["device"] = next(model.parameters()).device
-    return {"seconds": seconds, "latent_dim": int(getattr(model, "latent_dim", args.latent_dim))}
+    _STATE["device"] = torch.device(str(device))
+    return True
 
 
 def _model():

@@ -55,6 +55,30 @@ VARIANTS = [
                 "        next_states = np.concatenate([states[:, 1:], states[:, -1:]], axis=1)\n        returns = returns - baseline[np.arange(T)[None, :], next_states]  # b_t(S_{t+1})\n",
             )
         ],
-        loses=("reinforce_baseline_unbiased",),
+        loses=("reinforce_baseline_unbiased", "baseline_lowers_variance"),
+    ),
+    Variant(
+        "whole_return_at_every_step",
+        "weights every step by the whole-episode return G_0 instead of G_t",
+        edits=[
+            (
+                "    returns = np.cumsum(rewards[:, ::-1], axis=1)[:, ::-1]  # G_t\n",
+                "    returns = np.repeat(rewards.sum(axis=1, keepdims=True), T, axis=1)  # G_0 at every t\n",
+            )
+        ],
+        loses=("reinforce_unbiased", "reinforce_baseline_unbiased", "baseline_lowers_variance"),
+        messages={"reinforce_unbiased": "whole episode's return G_0"},
+    ),
+    Variant(
+        "time_zero_baseline_at_every_step",
+        "subtracts the time-0 baseline b_0(S_t) at every step instead of b_t(S_t)",
+        edits=[
+            (
+                "        returns = returns - baseline[np.arange(T)[None, :], states]  # G_t - b_t(S_t)\n",
+                "        returns = returns - baseline[0][states]  # b_0(S_t)\n",
+            )
+        ],
+        loses=("reinforce_baseline_unbiased", "baseline_lowers_variance"),
+        messages={"reinforce_baseline_unbiased": "baseline of time 0"},
     ),
 ]

@@ -67,6 +67,19 @@ VARIANTS = [
                 'return F.binary_cross_entropy(logits, x, reduction="none").sum(dim=-1)',
             ),
         ],
-        loses=("bernoulli_nll_from_logits", "negative_elbo_is_reconstruction_plus_kl"),
+        loses=("bernoulli_nll_from_logits", "bernoulli_nll_is_stable_at_large_logits",
+               "negative_elbo_is_reconstruction_plus_kl"),
+    ),
+    Variant(
+        "bce_on_probabilities",
+        "BCE on sigmoid(logits): right at moderate logits, log(0) at large ones in float32",
+        edits=[
+            (
+                'return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)',
+                'return F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="none").sum(dim=-1)',
+            ),
+        ],
+        loses=("bernoulli_nll_is_stable_at_large_logits",),
+        messages={"bernoulli_nll_is_stable_at_large_logits": "log(0)"},
     ),
 ]
