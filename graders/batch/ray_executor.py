@@ -392,11 +392,12 @@ class RayExecutor:
         gpu = 1 / max(1, gpu_jobs) if device == "cuda" else 0
         self.remote = ray.remote(_grade_task).options(num_cpus=threads, num_gpus=gpu, max_retries=RAY_RETRIES,
                                                       retry_exceptions=False)
-        log.info("Ray cluster: %s; each grading asks for %d CPU%s", ray.cluster_resources(), threads,
-                 f" and {gpu:g} GPU" if gpu else "")
+        resources = ray.cluster_resources()
+        self.room = max(1, int(resources.get("CPU", 0) // threads))  # gradings at once, now (for the progress line)
+        log.info("Ray cluster: %s; each grading asks for %d CPU%s", resources, threads, f" and {gpu:g} GPU" if gpu else "")
 
     def run(self, pending: list[tuple[Submission, str]]) -> list[Record]:
-        self.bar.begin(min(len(pending), self.window or len(pending)))
+        self.bar.begin(min(len(pending), self.window or self.room))
         try:
             return self._grade(pending)
         finally:
