@@ -197,6 +197,20 @@ def test_a_task_that_failed_for_good_is_a_crashed_row(tmp_path, genuine):
     assert "Ray task failed" in record.grading.results[0].message
 
 
+def test_a_file_gone_since_discovery_is_a_crashed_row_as_in_the_local_batch(tmp_path):
+    executor = _executor(tmp_path, {})
+
+    def job_for(s, sha, gpu):
+        raise FileNotFoundError(2, "No such file or directory")  # what run_batch's job_for raises then
+
+    executor.job_for = job_for
+    (tmp_path / "students" / "bob").mkdir(parents=True)
+    s = Submission("bob", tmp_path, ("bob.py",), "0" * 64)
+    [record] = executor.run([(s, s.sha256)])
+    assert record.status == "crashed" and "could not run it (FileNotFoundError" in record.grading.results[0].message
+    assert read_record(tmp_path / "students" / "bob") == record
+
+
 def test_a_grading_process_that_dies_on_its_node_is_a_crashed_row(tmp_path):
     job, task = _job(tmp_path, solution_source("bandits"), config="[bandits\nbroken = ")
     raw = ray_executor.grade_on_node(task)
