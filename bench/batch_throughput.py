@@ -88,14 +88,16 @@ def cli(*args: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds of its whole process tree) of one `python -m graders batch ...`,
     run as an instructor would: a fresh process."""
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "graders", "batch", "bandits", *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sampler = TreeCPU(proc.pid)
-    proc.wait()
-    wall = time.monotonic() - start
-    cpu = sampler.stop()
-    if proc.returncode != 0:
-        raise RuntimeError(f"batch {args} exited with {proc.returncode}")
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen([sys.executable, "-m", "graders", "batch", "bandits", *args], cwd=REPO,
+                                stdout=output, stderr=subprocess.STDOUT)
+        sampler = TreeCPU(proc.pid)
+        proc.wait()
+        wall = time.monotonic() - start
+        cpu = sampler.stop()
+        if proc.returncode != 0:
+            output.seek(0)
+            raise RuntimeError(f"batch {args} exited with {proc.returncode}:\n{output.read()[-3000:].decode()}")
     return wall, cpu
 
 
