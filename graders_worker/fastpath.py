@@ -16,9 +16,9 @@ request's sequence number), then rings the reply eventfd. Each side writes a slo
 sequence number last, and each side polls the other's sequence number for a short
 while before it blocks on the eventfd (x86 keeps stores in order, so a new sequence
 number means the whole slot is written): the worker while the grader serves, the
-grader while the worker's next request comes quickly (a loop that only steps). Nothing the worker writes into the memory is trusted by the grader: it
-reads only its own copy of a slot, and keeps its counters and records in its own
-memory.
+grader while the worker's next request comes quickly (a loop that only steps).
+Nothing the worker writes into the memory is trusted by the grader: it reads only
+its own copy of a slot, and keeps its counters and records in its own memory.
 """
 
 from __future__ import annotations
