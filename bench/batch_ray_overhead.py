@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from batch_throughput import FAST, TreeCPU, cli  # noqa: E402
+from batch_throughput import TreeCPU, cli, write_class  # noqa: E402
 
 from graders.batch import records  # noqa: E402
 from graders.batch.scheduler import available_cpus  # noqa: E402
@@ -74,17 +74,11 @@ def main() -> None:
     args = parser.parse_args()
 
     jobs = available_cpus()
-    solution = (REPO / "solutions" / "bandits" / "bandits.py").read_text()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="ray-bench-") as tmp:
         root = Path(tmp)
-        (root / "submissions").mkdir()
-        for i in range(args.n):
-            (root / "submissions" / f"student{i:02d}.py").write_text(solution + f"\n# copy {i}\n")
-        config = []
-        if args.fast:
-            (root / "fast.toml").write_text(FAST)
-            config = ["--config", str(root / "fast.toml")]
+        fast = write_class(root, args.n, args.fast)
+        config = ["--config", str(fast)] if fast else []
         local = run("local", args.n, root, ["-j", str(jobs), *config])
         ray = run("ray", args.n, root, ["--ray", "local", *config])
         fixed_wall, fixed_cpu = ray_fixed()
