@@ -12,7 +12,12 @@ bench/reinforce_reference.py.
         --set policy_learning_rate=0.02 --set num_envs=4 --jobs 2 --out bench/results/sweep.jsonl
 
 `--set name=value` overrides a field of the reference's `Args` (its default line in the
-source); `--patch OLD=>NEW` replaces other text of the source (each must occur once).
+source); `--patch OLD=>NEW` replaces other text of the source (each must occur once);
+`--idea NAME` applies a named set of patches from bench/reinforce_baseline_ideas.py first.
+`--rows FILE` appends one JSON line per seed as it finishes (pass/fail, evaluation mean,
+CPU s, steps and the grader-recorded return of every training episode,
+`server.episode_returns`); seeds already there under the same label and budget are
+skipped, so an interrupted run resumes, and the summary covers all of them.
 """
 
 from __future__ import annotations
@@ -31,10 +36,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def patched_source(assignment: str, settings: list[str], patches: list[str]) -> str:
+def patched_source(assignment: str, settings: list[str], patches: list[str], idea: str | None = None) -> str:
     from graders import assignments
 
     source = assignments.solution_path(assignment).read_text()
+    if idea:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from reinforce_baseline_ideas import apply_idea
+
+        source = apply_idea(source, idea)
     for setting in settings:
         name, value = setting.split("=", 1)
         pattern = re.compile(rf"^(    {name}: \w+ = ).*$", re.M)
@@ -79,36 +89,65 @@ def run_seed(assignment: str, source: str, seed: int, budget: int | None = None)
     mean = float(np.mean(returns))
     return {"seed": seed, "passed": mean >= defaults["thresholds"]["mean_return"], "eval_mean": mean,
             "cpu_s": cpu, "steps": server.steps, "episodes": len(server.episode_returns),
-            "last20_train_mean": float(np.mean(server.episode_returns[-20:]))}
+            "episodes_started": server.started, "episode_budget": server.episode_budget,
+            "last20_train_mean": float(np.mean(server.episode_returns[-20:])),
+            "episode_returns": [int(r) for r in server.episode_returns]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("assignment", choices=["reinforce", "reinforce_baseline"])
-    parser.add_argument("--seeds", default="0-39", help="a range a-b (inclusive)")
-    parser.add_argument("--set", action="append", default=[], help="Args field override, name=value")
-    parser.add_argument("--patch", action="append", default=[], help="source replacement OLD=>NEW")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--episode-budget", type=int, default=None, help="instead of the grader's default")
-    parser.add_argument("--label", default="", help="a name for this setting in --out")
-    parser.add_argument("--out", default=None, help="append one JSON summary line here")
-    args = parser.parse_args()
-    source = patched_source(args.assignment, args.set, args.patch)
-    first, last = map(int, args.seeds.split("-"))
-    seeds = list(range(first, last + 1))
-    with ProcessPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(run_seed, [args.assignment] * len(seeds), [source] * len(seeds), seeds,
-                             [args.episode_budget] * len(seeds)))
+def seed_list(text: str) -> list[int]:
+    """'a-b' (inclusive) or a comma list."""
+    if "-" in text:
+        first, last = map(int, text.split("-"))
+        return list(range(first, last + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def summarize(rows: list[dict]) -> dict:
     passed = [r for r in rows if r["passed"]]
-    summary = {
-        "assignment": args.assignment, "label": args.label, "set": args.set, "patch": args.patch,
-        "episode_budget": args.episode_budget,
-        "seeds": args.seeds, "pass_rate": len(passed) / len(rows),
+    return {
+        "pass_rate": len(passed) / len(rows), "n": len(rows),
         "failed_seeds": [r["seed"] for r in rows if not r["passed"]],
         "eval_means_of_failures": [round(r["eval_mean"]) for r in rows if not r["passed"]],
         "median_cpu_s": float(np.median([r["cpu_s"] for r in rows])),
         "median_steps": float(np.median([r["steps"] for r in rows])),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("assignment", choices=["reinforce", "reinforce_baseline"])
+    parser.add_argument("--seeds", default="0-39", help="a range a-b (inclusive) or a comma list")
+    parser.add_argument("--set", action="append", default=[], help="Args field override, name=value")
+    parser.add_argument("--patch", action="append", default=[], help="source replacement OLD=>NEW")
+    parser.add_argument("--idea", default=None, help="a named patch set of bench/reinforce_baseline_ideas.py")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--episode-budget", type=int, default=None, help="instead of the grader's default")
+    parser.add_argument("--label", default="", help="a name for this setting in --out and --rows")
+    parser.add_argument("--out", default=None, help="append one JSON summary line here")
+    parser.add_argument("--rows", default=None, help="append one JSON line per seed here (resumable)")
+    args = parser.parse_args()
+    source = patched_source(args.assignment, args.set, args.patch, args.idea)
+    seeds = seed_list(args.seeds)
+    setting = {"assignment": args.assignment, "label": args.label, "idea": args.idea, "set": args.set,
+               "patch": args.patch, "episode_budget": args.episode_budget}
+    rows = []
+    if args.rows and Path(args.rows).exists():
+        for line in Path(args.rows).read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if row and all(row.get(k) == v for k, v in setting.items()) and row["seed"] in seeds:
+                rows.append(row)
+    todo = [s for s in seeds if s not in {r["seed"] for r in rows}]
+    n = len(todo)
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for row in pool.map(run_seed, [args.assignment] * n, [source] * n, todo, [args.episode_budget] * n):
+            row = {**setting, **row}
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "episode_returns"}), flush=True)
+            if args.rows:
+                with open(args.rows, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+    rows.sort(key=lambda r: r["seed"])
+    summary = {**setting, "seeds": args.seeds, **summarize(rows)}
     print(json.dumps(summary))
     if args.out:
         with open(args.out, "a") as f:
