@@ -128,8 +128,11 @@ def main() -> None:
     args = parser.parse_args()
     source = patched_source(args.assignment, args.set, args.patch, args.idea)
     seeds = seed_list(args.seeds)
+    from graders import assignments
+
+    budget = args.episode_budget or assignments.grader_module(args.assignment).DEFAULTS.get("episode_budget")
     setting = {"assignment": args.assignment, "label": args.label, "idea": args.idea, "set": args.set,
-               "patch": args.patch, "episode_budget": args.episode_budget}
+               "patch": args.patch, "episode_budget": budget}
     rows = []
     if args.rows and Path(args.rows).exists():
         for line in Path(args.rows).read_text().splitlines():
