@@ -19,7 +19,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --durations=15
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check graders tests bench solutions
+	$(PY) -m ruff check graders graders_worker tests bench solutions datasets
 
 templates: $(VENV)/.installed
 	$(PY) -m graders templates

@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from graders import batch  # noqa: E402
+from graders.batch import records  # noqa: E402
 from graders.sandbox import Worker  # noqa: E402
 
 FAST = "[bandits]\ntestbed_runs = 200\ntestbed_steps = 300\n"
@@ -103,7 +103,7 @@ def run(n: int, jobs: int, root: Path, config: Path | None) -> dict:
     out = root / f"out-j{jobs}"
     options = ["--device", "cpu", "--regrade", "-j", str(jobs)] + (["--config", str(config)] if config else [])
     wall, cpu = cli(str(root / "submissions"), "--out", str(out), *options)
-    records = [batch.read_record(p) for p in sorted((out / "students").iterdir())]
+    records = [records.read_record(p) for p in sorted((out / "students").iterdir())]
     assert len(records) == n and all(r is not None for r in records)
     gradings = [r.grading.seconds for r in records]
     return {"jobs": jobs, "n": n, "wall_s": round(wall, 2), "per_minute": round(60 * n / wall, 2),

@@ -1,22 +1,33 @@
-"""What one served-environment step costs: a worker that only steps, nothing else.
+"""What one served-environment step costs next to a gymnasium step: a loop that only steps.
 
-A submission whose `train()` calls `envs.step` in a loop for a few seconds (actions
-all 0, so episodes end and reset often) on the grader's `CartPoleServer`. Per round
-trip: wall time, and the grader's CPU time (user and system) from getrusage.
+For each environment shape: a grading worker's `train()` steps the grader's served
+environment in a loop for a few seconds (actions all 0, so episodes end after about
+10 steps and reset often), exactly as a submission would (the adapter, the shared-memory
+fast path, `CartPoleServer`); then this process runs the same loop on gymnasium's own
+environment. The loop times each step itself (`step`, and the `reset` that follows an
+episode's end): percentiles 50/90/99 of those, served and raw; and per round trip
+(one `step` or `reset` callback) the served wall time and the grader's and the
+worker's CPU time. Raw and served run side by side, alternating, in one run; the load
+average is recorded with each line.
 
-    PYTHONPATH=. .venv/bin/python bench/callback_round_trip.py --num-envs 8 32
+    PYTHONPATH=. nice -n 5 .venv/bin/python bench/callback_round_trip.py --envs single 1 8 32 --repeat 3
+
+`single` is `make_envs.make_env()` (a gymnasium Env, the classic loop) against
+`gym.make("CartPole-v1")`; a number n is `make_envs(n)` against gymnasium's
+`SyncVectorEnv(autoreset_mode=SAME_STEP)` of n environments.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
+from pathlib import Path
 
-import numpy as np
+from served import served_train
 
-SOURCE = """
+LOOP = """
+import json
 import time
 import numpy as np
 
@@ -24,42 +35,86 @@ def discounted_returns(rewards, gamma):
     return rewards
 
 def train(make_envs, seed, time_budget_s, device="cpu"):
-    envs = make_envs({num_envs})
-    envs.reset()
-    actions = np.zeros(envs.num_envs, dtype=np.int64)
+    shape, clock = {shape!r}, time.perf_counter
+    took, n = np.zeros(10**7), 0
     start = time.monotonic()
-    while time.monotonic() - start < time_budget_s:
-        envs.step(actions)
-    return None
+    if shape == "single":
+        env = make_envs.make_env()
+        env.reset()
+        while time.monotonic() - start < time_budget_s:
+            t = clock()
+            _, _, terminated, truncated, _ = env.step(0)
+            if terminated or truncated:
+                env.reset()
+            took[n], n = clock() - t, n + 1
+    else:
+        envs = make_envs(shape)
+        envs.reset()
+        actions = np.zeros(shape, dtype=np.int64)
+        while time.monotonic() - start < time_budget_s:
+            t = clock()
+            envs.step(actions)
+            took[n], n = clock() - t, n + 1
+    print("STEP_US", json.dumps((1e6 * np.percentile(took[:n], [50, 90, 99])).round(1).tolist()))
+    return "a policy"
 """
+SOURCE = LOOP  # the grader's worker runs it on make_envs; `raw` below runs it on gymnasium's
 
 
-def measure(num_envs: int, seconds: float) -> dict:
-    from graders.cartpole import CartPoleServer
-    from graders.sandbox import StudentError, Worker
+def served(shape, seconds: float) -> dict:
+    from graders.rl.server import CartPoleServer
 
     server = CartPoleServer(0)
-    with Worker("reinforce", SOURCE.format(num_envs=num_envs), threads=1) as worker:
-        worker.call("discounted_returns", np.ones(2), 0.5)  # start the worker outside the timing
-        before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-        try:
-            worker.call("train", 0, seconds, "cpu", callbacks=server.callbacks())
-        except StudentError:
-            pass  # "train() must return the trained policy": expected, it returns None
-        wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF)
-    n = server.vector_steps
-    return {"num_envs": num_envs, "round_trips": n, "wall_us": 1e6 * seconds / n,
-            "grader_user_us": 1e6 * (after.ru_utime - before.ru_utime) / n,
-            "grader_sys_us": 1e6 * (after.ru_stime - before.ru_stime) / n}
+    cost = served_train("reinforce", SOURCE.format(shape=shape), server, 0, seconds)
+    trips = server.vector_steps + (server.started if shape == "single" else 1)
+    p50, p90, p99 = json.loads(cost["output"].split("STEP_US", 1)[1].splitlines()[0])
+    return {"round_trips": trips, "served_wall_us": 1e6 * cost["wall"] / trips, "served_step_p50_us": p50,
+            "served_step_p90_us": p90, "served_step_p99_us": p99,
+            "grader_cpu_us": 1e6 * cost["grader_cpu"] / trips, "worker_cpu_us": 1e6 * cost["worker_cpu"] / trips}
+
+
+def raw(shape, seconds: float) -> dict:
+    """The same loop in this process, on gymnasium's own environments."""
+    import contextlib
+    import io
+    import types
+
+    import gymnasium as gym
+
+    def make_envs(n):
+        return gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="sync",
+                            vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+
+    make_envs.make_env = lambda: gym.make("CartPole-v1")
+    module = types.ModuleType("loop")
+    exec(compile(LOOP.format(shape=shape), "loop.py", "exec"), module.__dict__)
+    printed = io.StringIO()
+    wall, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(printed):
+        module.train(make_envs, 0, seconds)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    p50, p90, p99 = json.loads(printed.getvalue().split("STEP_US", 1)[1].splitlines()[0])
+    return {"raw_step_p50_us": p50, "raw_step_p90_us": p90, "raw_step_p99_us": p99}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-envs", type=int, nargs="+", default=[8, 32])
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--envs", nargs="+", default=["single", "1", "8", "32"])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--out", default=None, help="append the results as JSON lines here")
     args = parser.parse_args()
-    for n in args.num_envs:
-        print(json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in measure(n, args.seconds).items()}))
+    for _ in range(args.repeat):
+        for shape in args.envs:
+            shape = shape if shape == "single" else int(shape)
+            load = Path("/proc/loadavg").read_text().split()[:3]
+            row = {"envs": shape, **served(shape, args.seconds), **raw(shape, args.seconds), "load_average": load}
+            row["served_over_raw_p50"] = row["served_step_p50_us"] / row["raw_step_p50_us"]
+            line = json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()})
+            print(line, flush=True)
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(line + "\n")
 
 
 if __name__ == "__main__":

@@ -73,9 +73,10 @@ def clopper_pearson_upper(failures: int, trials: int, confidence: float = 0.95) 
 @functools.cache
 def _modules():
     """The reference and the action-dependent-baseline variant, loaded once per process."""
+    from graders import variants
+
     ref = load(ROOT / "solutions/policy_gradient/policy_gradient.py", "reference")
-    variants = load(ROOT / "tests/submissions/policy_gradient/variants.py", "variants")
-    return ref, load_source(variants.variant_source("action_dependent_baseline"), "buggy")
+    return ref, load_source(variants.by_name("policy_gradient", "action_dependent_baseline").source(), "buggy")
 
 
 def run_seed(seed: int, n_episodes: int, alpha: float, with_bug: bool) -> list[dict]:

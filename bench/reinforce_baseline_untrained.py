@@ -41,17 +41,17 @@ def load_reference():
 def first_returns(module, seed: int, episodes: int) -> list[int]:
     import torch
 
-    import graders.worker
     from graders import assignments
-    from graders.cartpole import CartPoleServer, ServedVectorEnv
+    from graders.rl.server import CartPoleServer
+    from graders_worker.rl.served_env import ServedVectorEnv
 
-    budget = assignments.grader_module(ASSIGNMENT).DEFAULTS["episode_budget"]
+    budget = assignments.grader(ASSIGNMENT).defaults["episode_budget"]
     server = CartPoleServer(seed, episode_budget=budget)
     callbacks = server.callbacks()
-    graders.worker.callback = lambda name, *args: callbacks[name](*args)
     args = module.Args()
     torch.manual_seed(seed)
-    envs = ServedVectorEnv(args.num_envs)
+    envs = ServedVectorEnv(args.num_envs, callback=lambda name, *a: callbacks[name](*a),
+                           call_array=lambda name, array: callbacks[name](array))
     obs_dim = envs.single_observation_space.shape[0]
     policy = module.Policy(obs_dim, envs.single_action_space.n, args.hidden_size)
     module.ValueNetwork(obs_dim, args.hidden_size)  # as train() does, so the sampling stream is the same

@@ -18,7 +18,7 @@ import json
 
 import numpy as np
 
-from graders.reinforce.common import chi_squared_sf_even
+from graders.rl.reinforce import chi_squared_sf_even
 
 DRAWS, STATES = 2500, 8
 

@@ -7,10 +7,12 @@ served CartPoles are gymnasium's dynamics bit for bit; the bench checks that bot
 runs served the same number of steps):
 - raw: in this process on gymnasium's own `SyncVectorEnv` (same-step autoreset);
 - served: in a grading worker on the grader's `ServedVectorEnv`, one callback per
-  vector step, exactly as the grader runs it (graders/cartpole.py).
+  vector step through the shared-memory fast path, exactly as the training check
+  runs it (bench/served.py).
 The overhead factor is served time / raw time, in wall seconds and in CPU seconds of
-all processes involved. Runs alternate (raw, served, raw, ...) so that load on a
-shared machine hits both alike. Imports happen before the clocks start on both sides.
+all processes involved, from the start of train(). Runs alternate (raw, served, raw,
+...) so that load on a shared machine hits both alike. Imports happen before the
+clocks start on both sides.
 
     PYTHONPATH=. nice -n 10 .venv/bin/python bench/reinforce_env_overhead.py --seeds 0-4 --num-envs 8
 """
@@ -18,7 +20,6 @@ shared machine hits both alike. Imports happen before the clocks start on both s
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import resource
 import sys
@@ -26,7 +27,7 @@ import time
 import types
 from pathlib import Path
 
-import numpy as np
+from served import report, served_train
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "reinforce" / "reinforce.py"
@@ -50,7 +51,7 @@ def raw_run(seed: int, num_envs: int | None) -> dict:
     import torch
     import torch._dynamo  # noqa: F401 - imported before the clock starts, as the grader's adapter does
 
-    from graders.cartpole import env_seeds
+    from graders.rl.cartpole import env_seeds
 
     torch.set_num_threads(1)
     ref = types.ModuleType("reference")
@@ -77,19 +78,11 @@ def raw_run(seed: int, num_envs: int | None) -> dict:
 
 
 def served_run(seed: int, num_envs: int | None) -> dict:
-    from graders.cartpole import CartPoleServer
-    from graders.sandbox import Worker
+    from graders.rl.server import CartPoleServer
 
     server = CartPoleServer(seed)
-    with Worker("reinforce", bench_source(num_envs), threads=1) as worker:
-        worker.call("discounted_returns", np.ones(2), 0.5)  # start the worker outside the timing
-        cpu = cpu_seconds()
-        report = worker.call("train", seed, 600, "cpu", callbacks=server.callbacks())
-        cpu = cpu_seconds() - cpu
-    # train()'s own time and the worker's CPU time in it, as the adapter measured them (the
-    # adapter's imports before train() starts are not training work); the grader is idle then
-    return {"steps": server.steps, "wall": report["seconds"], "cpu": cpu + report["cpu_seconds"],
-            "vector_steps": server.vector_steps}
+    cost = served_train("reinforce", bench_source(num_envs), server, seed, 600)
+    return {"steps": server.steps, "wall": cost["wall"], "cpu": cost["cpu"], "vector_steps": server.vector_steps}
 
 
 def main() -> None:
@@ -116,10 +109,7 @@ def main() -> None:
         "overhead_cpu": rate["raw"]["cpu"] / rate["served"]["cpu"],
         "load_average": Path("/proc/loadavg").read_text().split()[:3],
     }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(json.dumps(result) + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

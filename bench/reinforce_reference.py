@@ -2,10 +2,12 @@
 
 For each seed: the reference solution trains in a grading worker on CartPole-v1
 served by the grader (`CartPoleServer`, with the assignment's episode budget), then
-the grader's evaluation plays 100 episodes (`graders.cartpole.evaluate`), exactly
-as `graders/reinforce/training.py` does. One JSON line per seed: pass/fail, the
+the grader's evaluation plays 100 episodes (`graders.rl.evaluation.evaluate`), exactly
+as `graders/rl/training.py` does. One JSON line per seed: pass/fail, the
 evaluation mean, wall time of training and of training + evaluation (the grader's
-overhead included), CPU seconds (grader + worker), steps and episodes served.
+overhead included), CPU seconds (grader + worker), steps and episodes served, and the
+figures the learning flags test (graders/rl/certify.py): the mean of the first
+`start_episodes` served returns and the best mean of `learning_window` in a row.
 
     PYTHONPATH=. nice -n 10 .venv/bin/python bench/reinforce_reference.py reinforce --seeds 0-99 \
         --out bench/results/reinforce_reference.jsonl
@@ -20,47 +22,45 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import time
 from pathlib import Path
 
 import numpy as np
+from served import served_train
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_seed(assignment: str, seed: int, time_limit: float) -> dict:
     from graders import assignments
-    from graders.cartpole import CartPoleServer, evaluate
-    from graders.sandbox import Worker
+    from graders.rl.evaluation import evaluate
+    from graders.rl.server import CartPoleServer
 
-    defaults = assignments.grader_module(assignment).DEFAULTS
+    defaults = assignments.grader(assignment).defaults
     budget = defaults.get("episode_budget")
     threshold = defaults["thresholds"]["mean_return"]
     source = assignments.solution_path(assignment).read_text()
     server = CartPoleServer(seed, episode_budget=budget)
-    with Worker(assignment, source, threads=1) as worker:
-        worker.call("discounted_returns", np.ones(2), 0.5)  # import the submission outside the timing
-        wall, cpu = time.perf_counter(), cpu_seconds()
-        report = worker.call("train", seed, time_limit, "cpu", timeout=time_limit + 30,
-                             callbacks=server.callbacks())
-        train_wall = time.perf_counter() - wall
-        train_cpu = cpu_seconds() - cpu + report["cpu_seconds"]
-        returns = evaluate(worker, seed, int(defaults["eval_episodes"]))
-        total_wall = time.perf_counter() - wall
+
+    def evaluated(worker):
+        start = time.perf_counter()
+        return evaluate(worker, seed, int(defaults["eval_episodes"])), time.perf_counter() - start
+
+    cost = served_train(assignment, source, server, seed, time_limit, after=evaluated)
+    returns, eval_wall = cost["after"]
+    train_wall, train_cpu, total_wall = cost["wall"], cost["cpu"], cost["wall"] + eval_wall
     mean = float(np.mean(returns))
+    from graders.rl.certify import learning_figures
+
+    start, best = learning_figures(server.episode_returns, start_episodes=int(defaults["start_episodes"]),
+                                   window=int(defaults["learning_window"]))
     return {
         "assignment": assignment, "seed": seed, "passed": mean >= threshold, "eval_mean": mean,
         "eval_std": float(np.std(returns)), "train_wall_s": train_wall, "train_cpu_s": train_cpu,
         "total_wall_s": total_wall, "steps": server.steps, "episodes_started": server.started,
         "episodes_finished": len(server.episode_returns),
         "last100_train_mean": float(np.mean(server.episode_returns[-100:])) if server.episode_returns else 0.0,
-        "load_average": float(os.getloadavg()[0]),
+        "load_average": float(os.getloadavg()[0]), "start_mean": start, "best_window_mean": best,
     }
 
 
@@ -72,6 +72,9 @@ def summarize(rows: list[dict], figure: str | None = None) -> dict:
         values = np.array([r[key] for r in rows], dtype=float)
         summary[key] = {"median": float(np.median(values)), "p10": float(np.percentile(values, 10)),
                         "p90": float(np.percentile(values, 90)), "max": float(values.max())}
+    if all("start_mean" in r for r in rows):  # the learning flags' figures (graders/rl/certify.py)
+        summary["start_mean_max"] = max(r["start_mean"] for r in rows)
+        summary["best_window_mean_min_of_passed"] = min((r["best_window_mean"] for r in rows if r["passed"]), default=None)
     summary["median_load_average"] = float(np.median([r.get("load_average", 0.0) for r in rows]))
     if figure:
         import matplotlib

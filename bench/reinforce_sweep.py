@@ -87,15 +87,18 @@ def run_seed(assignment: str, source: str, seed: int, budget: int | None = None,
 
     import torch
 
-    import graders.worker
     from graders import assignments
-    from graders.cartpole import CartPoleServer, ServedVectorEnv, evaluate
+    from graders.rl.evaluation import evaluate
+    from graders.rl.server import CartPoleServer
+    from graders_worker.rl.served_env import ServedVectorEnv
 
     torch.set_num_threads(1)
-    defaults = assignments.grader_module(assignment).DEFAULTS
+    defaults = assignments.grader(assignment).defaults
     server = CartPoleServer(seed, episode_budget=budget or defaults.get("episode_budget"))
     callbacks = server.callbacks()
-    graders.worker.callback = lambda name, *args: callbacks[name](*args)
+
+    def in_process(name, *args):
+        return callbacks[name](*args)
     module = types.ModuleType("reference")
     sys.modules["reference"] = module  # dataclasses look their module up
     if forks:
@@ -108,7 +111,7 @@ def run_seed(assignment: str, source: str, seed: int, budget: int | None = None,
     real_step = callbacks["env_step"]
 
     def make_envs(n):
-        envs_made.append(ServedVectorEnv(n))
+        envs_made.append(ServedVectorEnv(n, callback=in_process, call_array=lambda name, array: callbacks[name](array)))
         return envs_made[-1]
 
     def step(actions):
@@ -138,6 +141,8 @@ def run_seed(assignment: str, source: str, seed: int, budget: int | None = None,
         # run early (rows of runs cut short by the old 600 s wall-clock limit were dropped); each row's
         # cpu_s is compared with the grader's time limit instead.
         policy = module.train(make_envs, seed=seed, time_budget_s=float("inf"))
+        if isinstance(policy, tuple):  # reinforce_baseline: (policy, value_net)
+            policy = policy[0]
         cpu = time.process_time() - start if not child else child["cpu_before"] + time.process_time()
 
         class InProcess:  # evaluate() asks a worker for actions; here the reference answers directly
@@ -204,7 +209,7 @@ def main() -> None:
     seeds = seed_list(args.seeds)
     from graders import assignments
 
-    default = assignments.grader_module(args.assignment).DEFAULTS.get("episode_budget")
+    default = assignments.grader(args.assignment).defaults.get("episode_budget")
     budgets = sorted(int(b) for b in args.budgets.split(",")) if args.budgets else [args.episode_budget or default]
     setting = {"assignment": args.assignment, "label": args.label, "idea": args.idea, "set": args.set,
                "patch": args.patch}

@@ -1,9 +1,11 @@
-"""Measure the reference VAE as the grader measures it: test-set negative ELBO over seeds, and time per epoch.
+"""Measure the reference VAE as the grader measures it: held-out negative ELBO over seeds, and time per epoch.
 
 The reference solution is trained in this process through the grader's own adapter
-functions (the same code the worker runs, without the process boundary), and the
-test NELBO and importance-weighted bound are computed with graders/vae/elbo.py and
-the grader's noise, exactly as the training check does. One JSON line per seed goes
+functions (the same code the worker runs, without the process boundary) on the
+training split less a held-out part (`elbo.holdout`, drawn per seed as the grader
+draws it from its hidden seed); the weights train() returns are loaded into a fresh
+model (`load_model`), and the held-out NELBO and importance-weighted bound are
+computed with graders/vae/elbo.py and the grader's noise, as the training check does. One JSON line per seed goes
 to stdout (and to --out), then a summary with the threshold rule of docs/vae.md.
 
     nice -n 10 .venv/bin/python bench/vae_reference.py --seeds 0-19 --epochs 3 --threads 2 \
@@ -28,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from graders import datasets  # noqa: E402
-from graders.vae import adapter, elbo  # noqa: E402
+from graders.vae import elbo  # noqa: E402
+from graders_worker.adapters import vae as adapter  # noqa: E402
 
 
 def load_module(path: Path):
@@ -47,12 +50,15 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
-def measure(sub, train_images, test_x, seed: int, epochs: int, threads: int, device: str,
-            iw_images: int, iw_samples: int) -> dict:
+def measure(sub, images, seed: int, epochs: int, threads: int, device: str,
+            iw_images: int, iw_samples: int, holdout_fraction: float) -> dict:
+    train_idx, held_idx = elbo.holdout(len(images), np.random.default_rng([seed, 2]), holdout_fraction)
+    test_x = datasets.to_unit_interval(images[held_idx])
     start = time.monotonic()
-    info = adapter.train(sub, train_images, seed, epochs, 1e9, device, threads)
+    info = adapter.train(sub, images[train_idx], seed, epochs, 1e9, device, threads)
     train_seconds = time.monotonic() - start
     latent_dim = info["latent_dim"]
+    adapter.load_model(sub, latent_dim, info["hidden_dim"], info["weights"], device, threads)
 
     def enc(x):
         return adapter.encode(sub, x)
@@ -68,7 +74,8 @@ def measure(sub, train_images, test_x, seed: int, epochs: int, threads: int, dev
     return {
         "seed": seed,
         "epochs": epochs,
-        "test_nelbo": float(nelbo.mean()),
+        "test_nelbo": float(nelbo.mean()),  # of the held-out training images
+        "held_out": len(test_x),
         "test_nelbo_subset": float(nelbo[:iw_images].mean()),
         f"iw{iw_samples}_subset": float(iw.mean()),
         "train_seconds": round(train_seconds, 2),
@@ -82,7 +89,7 @@ def measure(sub, train_images, test_x, seed: int, epochs: int, threads: int, dev
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--solution", type=Path, default=ROOT / "solutions/vae/vae.py", help="a submission file to measure")
-    p.add_argument("--variant", help="a buggy variant of tests/submissions/vae/variants.py instead of --solution")
+    p.add_argument("--variant", help="a buggy variant of solutions/vae/variants.py instead of --solution")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--seeds", default="0-19", help="e.g. 0-19 or 0,5,7")
     p.add_argument("--epochs", type=int, default=3)
@@ -90,6 +97,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--iw-images", type=int, default=1000)
     p.add_argument("--iw-samples", type=int, default=32)
+    p.add_argument("--holdout-fraction", type=float, default=1 / 6, help="the grader's holdout_fraction")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
 
@@ -98,19 +106,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     solution = args.solution
     if args.variant:
-        sys.path.insert(0, str(ROOT / "tests" / "submissions" / "vae"))
-        import variants
+        from graders import variants
 
         solution = Path(tempfile.mkdtemp()) / f"vae_{args.variant}.py"
-        solution.write_text(variants.source(args.variant))
+        solution.write_text(variants.by_name("vae", args.variant).source())
     sub = load_module(solution)
-    train_images = np.asarray(datasets.load(args.dataset, "train").images)
-    test_x = datasets.load(args.dataset, "test").flat_float()
+    images = np.asarray(datasets.load(args.dataset, "train").images)
     rows = []
     out = args.out.open("a") if args.out else None
     for seed in seed_list(args.seeds):
-        row = measure(sub, train_images, test_x, seed, args.epochs, args.threads, args.device,
-                      args.iw_images, args.iw_samples)
+        row = measure(sub, images, seed, args.epochs, args.threads, args.device,
+                      args.iw_images, args.iw_samples, args.holdout_fraction)
         row["dataset"] = args.dataset
         row["submission"] = args.variant or str(args.solution.relative_to(ROOT) if args.solution.is_relative_to(ROOT)
                                                 else args.solution)

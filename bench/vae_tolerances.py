@@ -18,12 +18,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "submissions" / "vae"))
-
-import variants  # noqa: E402
 
 from bench.vae_reference import load_module  # noqa: E402
-from graders.vae import adapter, elbo, grader  # noqa: E402
+from graders import variants  # noqa: E402
+from graders.vae import elbo, grader  # noqa: E402
+from graders_worker.adapters import vae as adapter  # noqa: E402
 
 
 def fd_errors(sub, seed: int) -> tuple[float, float]:
@@ -69,7 +68,7 @@ def main() -> None:
     }
     for name in ("sigma_as_log_sigma", "z_equals_mu"):
         path = Path("/tmp") / f"vae_variant_{name}.py"
-        path.write_text(variants.source(name))
+        path.write_text(variants.by_name("vae", name).source())
         sub = load_module(path)
         report[f"{name}_fd_min_abs_error"] = float(min(fd_errors(sub, s)[0] for s in range(min(args.seeds, 50))))
     print(json.dumps(report, indent=1))

@@ -1,35 +1,31 @@
-"""Where each assignment's parts live; an assignment is a package graders/NAME with a grader.py."""
+"""Where each assignment's parts live: solutions/NAME, assignments/NAME, graders/NAME, graders_worker/adapters."""
 
 from __future__ import annotations
 
-import importlib
+import functools
 from pathlib import Path
 
-from graders.submission import top_level_assigned_names
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-GRADERS_DIR = REPO_ROOT / "graders"
+from graders import contract
+from graders.paths import GRADERS_DIR, SOLUTIONS_DIR, TEMPLATES_DIR
 
 
 def names() -> list[str]:
     return sorted(p.parent.name for p in GRADERS_DIR.glob("*/grader.py"))
 
 
-def grader_module(name: str):
+@functools.cache
+def grader(name: str) -> contract.Grader:
+    """The assignment's grader module, checked against the contract (graders/contract.py)."""
     if name not in names():
         raise KeyError(f"unknown assignment '{name}'; known: {', '.join(names())}")
-    return importlib.import_module(f"graders.{name}.grader")
+    return contract.load(name)
 
 
 def solution_path(name: str) -> Path:
-    return REPO_ROOT / "solutions" / name / f"{name}.py"
+    return SOLUTIONS_DIR / name / f"{name}.py"
 
 
 def template_paths(name: str) -> list[Path]:
-    folder = REPO_ROOT / "assignments" / name
+    folder = TEMPLATES_DIR / name
     return [folder / f"{name}.py", folder / f"{name}.ipynb"]
 
-
-def template_names(name: str) -> set[str]:
-    """Top-level names the template assigns; a notebook keeps assignments to these."""
-    return top_level_assigned_names(template_paths(name)[0].read_text())

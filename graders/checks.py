@@ -1,14 +1,15 @@
 """What a grader module is written with: the `check` decorator and expectations.
 
 A grader reads like a pytest module: functions decorated with `@check`, whose
-parameters are fixtures injected by name (`worker`, `ctx`), that pass by returning
-and fail by raising `CheckFailed` (or AssertionError).
+parameters are fixtures injected by name (`graders.contract.FIXTURES`), that pass by
+returning and fail by raising `CheckFailed` (or AssertionError).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -19,17 +20,37 @@ class CheckFailed(AssertionError):
     """The submission's answer is wrong; the message says expected vs got and a hint."""
 
 
-@dataclass
+class SetupError(Exception):
+    """The grader's machine lacks something a check needs (a dataset): not the student's doing; the message
+    says how to fix it. The check's row is an error and the grading has an internal error (validate fails)."""
+
+
+class CheckFlagged(Exception):
+    """The check's test passed, but the grader did not see the work it certifies: the points are
+    withheld and the row is flagged for the instructor (who may accept it, graders/config.py)."""
+
+    def __init__(self, flag: str, message: str = ""):
+        super().__init__(message or flag)
+        self.flag = flag
+
+
+@dataclass(frozen=True)
 class Check:
+    """A check as declared; an instructor's overrides make a new one (`dataclasses.replace`)."""
+
     name: str
     fn: Callable
     points: float
-    timeout: float | dict[str, float]
+    timeout: float | Mapping[str, float]
     kind: str
     doc: str
 
+    def __post_init__(self):
+        if isinstance(self.timeout, Mapping):
+            object.__setattr__(self, "timeout", MappingProxyType(dict(self.timeout)))
+
     def timeout_for(self, device: str) -> float:
-        if isinstance(self.timeout, dict):
+        if isinstance(self.timeout, Mapping):
             return float(self.timeout.get(device, self.timeout.get("cpu")))
         return float(self.timeout)
 
@@ -47,42 +68,71 @@ def check(*, points: float, timeout: float | dict[str, float] = 10, kind: str = 
     return mark
 
 
-def collect(module) -> list[Check]:
-    """The checks of a grader module: unit checks in file order, then training checks."""
-    found = [v.__check__ for v in vars(module).values() if hasattr(v, "__check__")]
-    found.sort(key=lambda c: (KINDS.index(c.kind), c.fn.__code__.co_firstlineno))
-    return found
-
-
 def _summary(value) -> str:
     text = np.array2string(np.asarray(value), precision=6, threshold=20) if not isinstance(value, str) else value
     return text if len(text) < 400 else text[:400] + "..."
 
 
-def as_array(got, what: str, shape: tuple | None = None, dtype=np.float64) -> np.ndarray:
-    """The student's value as a finite numeric array of the expected shape, or CheckFailed."""
+MAX_ELEMENTS = 1 << 24  # of an array whose shape the check leaves open (16M: 128 MB as float64)
+
+
+def as_array(got, what: str, shape: tuple | None = None, dtype=np.float64, hint: str = "") -> np.ndarray:
+    """The student's value as a finite numeric array of the expected shape, or CheckFailed.
+
+    The shape (or, when open, the size) is checked before the conversion: a reply is
+    bounded in bytes, not in what converting it costs (bool to float64 is 8x).
+    """
     try:
-        array = np.asarray(got, dtype=dtype)
+        array = got if isinstance(got, np.ndarray) else np.asarray(got)  # lists: bounded by the JSON cap
     except (TypeError, ValueError):
-        raise CheckFailed(f"{what}: expected numbers, got {_summary(repr(got))}") from None
+        array = None
+    if array is None or array.dtype.kind not in "biuf":
+        raise CheckFailed(_with_hint(f"{what}: expected numbers, got {_summary(repr(got)[:1000])}", hint))
     if shape is not None and array.shape != tuple(shape):
-        raise CheckFailed(f"{what}: expected shape {tuple(shape)}, got shape {array.shape}")
+        raise CheckFailed(_with_hint(f"{what}: expected shape {tuple(shape)}, got shape {array.shape}", hint))
+    if shape is None and array.size > MAX_ELEMENTS:
+        raise CheckFailed(_with_hint(f"{what}: expected at most {MAX_ELEMENTS} numbers, got {array.size}", hint))
+    try:
+        array = array.astype(dtype, copy=False)
+    except (TypeError, ValueError, OverflowError):
+        raise CheckFailed(_with_hint(f"{what}: expected numbers convertible to {np.dtype(dtype)}", hint)) from None
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        raise CheckFailed(f"{what}: got NaN or inf: {_summary(array)}")
+        raise CheckFailed(_with_hint(f"{what}: got NaN or inf: {_summary(array)}", hint))
     return array
 
 
-def expect_close(got, want, what: str, *, rtol: float = 1e-6, atol: float = 1e-8, hint: str = "") -> np.ndarray:
-    """Compare numerically (shape first); raise CheckFailed with expected vs got and a hint."""
+def as_dict(got, what: str, keys=(), hint: str = "") -> dict:
+    """The student's reply as a dict holding `keys`, or CheckFailed (a worker's reply is untrusted)."""
+    if not isinstance(got, dict):
+        raise CheckFailed(_with_hint(f"{what}: expected a dict, got {type(got).__name__}", hint))
+    if missing := [k for k in keys if k not in got]:
+        raise CheckFailed(_with_hint(f"{what}: the reply lacks {', '.join(map(str, missing))}", hint))
+    return got
+
+
+def _with_hint(message: str, hint: str) -> str:
+    return message + (f"\nHint: {hint}" if hint else "")
+
+
+def expect_close(got, want, what: str, *, rtol: float = 1e-6, atol: float = 1e-8, hint: str = "",
+                 shown_tolerance: str | None = None) -> np.ndarray:
+    """Compare numerically (shape first); raise CheckFailed with expected vs got and a hint.
+
+    `shown_tolerance`: the tolerance as the message may show it (one an instructor set is not shown)."""
     want = np.asarray(want, dtype=np.float64)
-    array = as_array(got, what, want.shape)
+    array = as_array(got, what, want.shape, hint=hint)
     if not np.allclose(array, want, rtol=rtol, atol=atol):
-        message = f"{what}: expected {_summary(want)}, got {_summary(array)}"
-        raise CheckFailed(message + (f"\nHint: {hint}" if hint else ""))
+        excess = np.abs(array - want) - (atol + rtol * np.abs(want))  # > 0 where out of tolerance
+        worst = np.unravel_index(int(np.argmax(excess)), want.shape) if want.ndim else ()
+        where = f" at index {tuple(int(i) for i in worst)}" if want.size > 1 else ""
+        raise CheckFailed(_with_hint(
+            f"{what}: expected {_summary(want)}, got {_summary(array)}; largest difference "
+            f"{abs(float(array[worst]) - float(want[worst])):.3g}{where} (expected {float(want[worst]):.10g}, got "
+            f"{float(array[worst]):.10g}; tolerance {shown_tolerance or f'{atol:g} + {rtol:g} x |expected|'})", hint))
     return array
 
 
 def expect(condition: bool, message: str, hint: str = "") -> None:
     """A readable assert that also carries a hint."""
     if not condition:
-        raise CheckFailed(message + (f"\nHint: {hint}" if hint else ""))
+        raise CheckFailed(_with_hint(message, hint))

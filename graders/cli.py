@@ -1,9 +1,14 @@
-"""The command line: `python -m graders {list,grade,validate,templates,batch,nbgrader-source}`.
+"""The command line: `python -m graders {list,grade,validate,templates,batch,nbgrader-source,release,gradescope}`.
+
+In a student kit (graders/release/kit.py) only `list` and `grade` exist.
 
 Exit codes: 0 when the command did its job; 1 when `validate` found a reference
 without full marks or a template with points; 2 when grading itself could not be
 done (bad arguments, unreadable config, an internal grader error; for `batch`, a
-student whose grading process crashed or overran: see their row).
+layout it cannot tell, or a student whose grading process crashed or overran: see
+their row); 3 (`batch`) when the class was graded but some entries of the submissions
+folder were not graded or some rows are flagged for review (listed in summary.txt and on the
+class page; gradebook problems are printed); 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,39 +18,69 @@ import logging
 import sys
 from pathlib import Path
 
-from graders import assignments, templates
+from graders import assignments, outputs, templates
 from graders.config import Config, ConfigError
-from graders.isolation import IsolationUnavailable
-from graders.results import table, write_json
+from graders.contract import GraderContractError
+from graders.files import atomic_write
+from graders.outputs import gradescope
+from graders.outputs.table import printable, table
+from graders.paths import REPO_ROOT
+from graders.progress import TerminalProgress
+from graders.release import replay
+from graders.results import Record, student_status
 from graders.runner import DeviceError, grade
+from graders.sandbox import IsolationUnavailable
 
 USAGE_ERROR = 2
+NEEDS_REVIEW = 3  # batch: every student graded, but some rows are flagged for the instructor's review
+
+
+def _version() -> str:
+    if replay.in_kit():
+        return replay.kit()["version"]
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("rl-vae-graders")
+    except PackageNotFoundError:  # a student kit is not installed
+        return "kit" if replay.in_kit() else "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m graders", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    # -v is also accepted after the subcommand (python -m graders grade -v ...)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="list the assignments")
+    sub.add_parser("list", help="list the assignments", parents=[common])
 
-    g = sub.add_parser("grade", help="grade one submission (.py, .ipynb, or a folder holding one)")
+    g = sub.add_parser("grade", help="grade one submission (.py, .ipynb, or a folder holding one)", parents=[common])
     g.add_argument("assignment")
     g.add_argument("submission", type=Path)
-    g.add_argument("--json", type=Path, metavar="PATH", help="write Gradescope results.json here")
-    g.add_argument("--feedback", type=Path, metavar="DIR", help="write feedback files (plots) here")
+    g.add_argument("--json", metavar="PATH", help="write Gradescope's results.json here ('-': to stdout, "
+                   "instead of the table)")
+    g.add_argument("--feedback", type=Path, metavar="DIR",
+                   help="write the feedback page, results.json and the plots here")
     _device_and_config(g)
+    if replay.in_kit():
+        return parser
 
-    v = sub.add_parser("validate", help="grade every reference (full marks expected) and template (zero expected)")
+    v = sub.add_parser("validate", parents=[common],
+                       help="grade every reference (full marks expected) and template (zero expected)")
     v.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
     _device_and_config(v)
 
-    t = sub.add_parser("templates", help="regenerate assignments/ from solutions/ (or --check they are current)")
+    t = sub.add_parser("templates", parents=[common],
+                       help="regenerate assignments/ from solutions/ (or --check they are current)")
     t.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
     t.add_argument("--check", action="store_true", help="only report templates that are out of date")
 
-    b = sub.add_parser("batch", help="grade a folder of submissions (flat, or nbgrader's submitted/): resumable",
+    b = sub.add_parser("batch", parents=[common],
+                       help="grade a folder of submissions (flat, or nbgrader's submitted/): resumable",
                        description="Grade every submission in SUBMISSIONS (a .py/.ipynb file or a folder per "
                        "student, or nbgrader's submitted/<student>/<assignment>/) into OUT; a re-run skips "
                        "students already graded (same file), so an interrupted batch resumes. See docs/instructor.md.")
@@ -56,14 +91,41 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--gpu-jobs", type=int, default=1, metavar="N",
                    help="gradings sharing each GPU when the device is CUDA (default 1)")
     b.add_argument("--regrade", action="store_true", help="grade everyone again, even students already graded")
+    b.add_argument("--layout", choices=["auto", "flat", "nbgrader"], default="auto",
+                   help="flat: a file or folder per student; nbgrader: submitted/<student>/ASSIGNMENT/; auto "
+                   "(default): nbgrader only when the whole folder has its shape, flat when nothing has it, "
+                   "else stop and ask")
     b.add_argument("--gradebook", metavar="DB",
                    help="nbgrader gradebook (path or SQLAlchemy URL) to write the scores into; default with "
                    "the nbgrader layout: COURSE/gradebook.db when it exists")
+    b.epilog = ("exit status: 0 every entry graded; 2 bad arguments or config, a layout it cannot tell, or some row "
+                "crashed/grader_error; 3 graded, but some entries were not graded or some rows need review "
+                "(see summary.txt); 130 interrupted (run it again to resume)")
     _device_and_config(b)
 
-    n = sub.add_parser("nbgrader-source", help="write an assignment's nbgrader source notebook into a course folder")
+    n = sub.add_parser("nbgrader-source", parents=[common],
+                       help="write an assignment's nbgrader source notebook into a course folder")
     n.add_argument("assignment")
     n.add_argument("course", type=Path, help="the nbgrader course folder (holds source/)")
+
+    r = sub.add_parser("release", parents=[common], help="build the student kit: template, public checks, engine "
+                       "(no solutions, no instructor-only grader code)")
+    r.add_argument("assignment")
+    r.add_argument("--out", type=Path, required=True, metavar="DIR", help="the kit's folder (new or empty)")
+
+    z = sub.add_parser("gradescope", parents=[common], help="build Gradescope's autograder.zip for an assignment")
+    z.add_argument("assignment")
+    z.add_argument("--config", type=Path, metavar="FILE", help="instructor TOML (hidden seeds...), packed inside")
+    z.add_argument("--out", type=Path, required=True, metavar="ZIP", help="e.g. autograder.zip")
+    z.add_argument("--torch-index", default=None, metavar="URL",
+                   help="pip index for torch in setup.sh (default: the CPU wheels; Gradescope has no GPU)")
+    z.add_argument("--hidden", default="", metavar="CHECK,...",
+                   help="checks whose results students see only after the due date")
+    z.add_argument("--stdout-visibility", default="hidden", choices=["hidden", "visible", "after_due_date",
+                                                                     "after_published"],
+                   help="who sees the autograder's own output (default hidden)")
+    z.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="the assignment's autograder timeout on Gradescope (default 2400); gradings end before it")
     return parser
 
 
@@ -75,16 +137,26 @@ def _device_and_config(p: argparse.ArgumentParser) -> None:
 
 def _list() -> int:
     for name in assignments.names():
-        print(f"{name:20} {assignments.grader_module(name).TITLE}")
+        print(f"{name:20} {assignments.grader(name).title}")
     return 0
 
 
 def _grade(args) -> int:
+    assignments.grader(args.assignment)  # an unknown assignment is a usage error before anything else
+    if not args.submission.exists():
+        print(f"error: {args.submission} does not exist (give the path of your .py or .ipynb file)", file=sys.stderr)
+        return USAGE_ERROR
     grading = grade(args.assignment, args.submission, device=args.device, config=Config.load(args.config),
-                    artifacts_dir=args.feedback)
-    if args.json:
-        write_json(grading, args.json)
-    print(table(grading))
+                    artifacts_dir=args.feedback / "artifacts" if args.feedback else None,
+                    listener=TerminalProgress.for_stream(sys.stderr))
+    if args.json == "-":
+        print(gradescope.render(grading))
+    else:
+        if args.json:
+            atomic_write(args.json, gradescope.render(grading))
+        print(table(grading))
+    if args.feedback:
+        outputs.write_student(Record(args.submission.stem, "", student_status(grading), grading), args.feedback)
     return USAGE_ERROR if grading.internal_error else 0
 
 
@@ -93,13 +165,14 @@ def _validate(args) -> int:
     config = Config.load(args.config)
     rows, ok = [], True
     for name in names:
+        effective = config.effective(name)
         runs = [(assignments.solution_path(name), "full")] + [(p, "zero") for p in assignments.template_paths(name)]
         for path, expected in runs:
-            grading = grade(name, path, device=args.device, config=config)
+            grading = grade(effective, path, device=args.device)
             good = not grading.internal_error and (
                 grading.score == grading.max_score if expected == "full" else grading.score == 0)
             ok &= good
-            rows.append((name, path.relative_to(assignments.REPO_ROOT), grading, expected, good))
+            rows.append((name, path.relative_to(REPO_ROOT), grading, expected, good))
             if not good:
                 print(table(grading), file=sys.stderr)
     print(f"{'assignment':20} {'submission':58} {'score':>13} {'expected':9} {'seconds':>8}  result")
@@ -117,43 +190,87 @@ def _templates(args) -> int:
             stale += [p for p, text in templates.render(name).items() if not p.exists() or p.read_text() != text]
         else:
             for path in templates.write(name):
-                print(f"wrote {path.relative_to(assignments.REPO_ROOT)}")
+                print(f"wrote {path.relative_to(REPO_ROOT)}")
     for path in stale:
-        print(f"out of date: {path.relative_to(assignments.REPO_ROOT)} (run: python -m graders templates)")
+        print(f"out of date: {path.relative_to(REPO_ROOT)} (run: python -m graders templates)")
     return 1 if stale else 0
 
 
 def _batch(args) -> int:
-    from graders import batch, gradebook
+    from graders import batch
+    from graders.outputs import gradebook
 
     try:
         report = batch.run_batch(args.assignment, args.submissions, args.out, jobs=args.jobs, device=args.device,
                                  config_path=args.config, regrade=args.regrade, gpu_jobs=args.gpu_jobs,
-                                 progress=sys.stderr)
+                                 layout=args.layout, progress=sys.stderr)
     except batch.BatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted: the students graded so far are kept; run the same command again to resume",
               file=sys.stderr)
         return 130
-    print(f"graded {len(report.graded)}, skipped {len(report.skipped)} already graded, in {report.seconds:.1f} s")
-    print((args.out / "summary.txt").read_text(), end="")
+    print(f"graded {len(report.graded)}, skipped {len(report.skipped)} already graded, in {report.seconds:.1f} s "
+          f"({report.layout} layout)")
+    print(printable((args.out / "summary.txt").read_text(encoding="utf-8", errors="replace")), end="")
     print(f"grades: {args.out / 'grades.csv'}; class page: {args.out / 'index.html'}")
-    db = args.gradebook or gradebook.default_gradebook(args.submissions, args.assignment)
+    review = bool(report.not_graded)
+    nbgrader = report.layout == "nbgrader"
+    db = args.gradebook or (gradebook.default_gradebook(args.submissions) if nbgrader else None)
     if db:
         try:
-            written = gradebook.record(db, args.assignment, report.records,
-                                       course=gradebook.course_of(args.submissions))
+            written = gradebook.record(db, args.assignment, report.records, results=args.out,
+                                       submitted=args.submissions if nbgrader else None,
+                                       course=gradebook.course_of(args.submissions) if nbgrader else None,
+                                       review=set(report.refused))
         except gradebook.GradebookError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return USAGE_ERROR
-        print(f"gradebook: wrote {written} students into {db}")
-    return USAGE_ERROR if any(r.status in ("crashed", "grader_error") for r in report.records) else 0
+        print(f"gradebook: wrote {len(written.recorded)} students into {db}")
+        if written.problems:
+            print(f"gradebook: {len(written.problems)} students NEED REVIEW (flagged in formgrader; why: the "
+                  f"errors above): {printable(', '.join(written.problems))}")
+        review |= bool(written.problems)
+    if any(r.status in ("crashed", "grader_error") for r in report.records):
+        return USAGE_ERROR
+    review |= any(r.grading.flags for r in report.records)
+    return NEEDS_REVIEW if review else 0
+
+
+def _release(args) -> int:
+    from graders.release import kit
+
+    try:
+        out = kit.build(args.assignment, args.out)
+    except kit.ReleaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"wrote the student kit of {args.assignment} into {out}; hand out the whole folder (see its README.md)")
+    return 0
+
+
+def _gradescope(args) -> int:
+    from graders.release import gradescope as autograder
+
+    effective = Config.load(args.config).effective(args.assignment)  # a bad config stops here
+    timeout = args.timeout or autograder.GRADESCOPE_TIMEOUT_S
+    try:
+        out = autograder.build(args.assignment, args.out, config=args.config, torch_index=args.torch_index,
+                               hidden=tuple(filter(None, args.hidden.split(","))),
+                               stdout_visibility=args.stdout_visibility, timeout_s=timeout)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    worst = effective.total_seconds("cpu") + autograder.STARTUP_MARGIN_S
+    print(f"wrote {out}: upload it as the assignment's autograder (Configure Autograder > Zip file upload).\n"
+          f"Set its autograder timeout to {timeout / 60:.0f} minutes or more (the gradings stop "
+          f"{autograder.STARTUP_MARGIN_S} s before); the slowest grading here takes up to {worst / 60:.0f} minutes.")
+    return 0
 
 
 def _nbgrader_source(args) -> int:
-    from graders import gradebook
+    from graders.outputs import gradebook
 
     print(f"wrote {gradebook.write_source(args.assignment, args.course)}; now run, in {args.course}: "
           f"nbgrader generate_assignment {args.assignment}")
@@ -165,9 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         command = {"list": _list, "grade": _grade, "validate": _validate, "templates": _templates,
-                   "batch": _batch, "nbgrader-source": _nbgrader_source}[args.command]
+                   "batch": _batch, "nbgrader-source": _nbgrader_source, "release": _release,
+                   "gradescope": _gradescope}[args.command]
         return command(args) if args.command != "list" else command()
-    except (ConfigError, DeviceError, IsolationUnavailable, KeyError) as exc:
+    except (ConfigError, DeviceError, IsolationUnavailable, GraderContractError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
 

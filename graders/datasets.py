@@ -38,14 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
+from graders.paths import DATASETS_DIR
+
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATASETS_DIR = REPO_ROOT / "datasets"
 MANIFEST_PATH = DATASETS_DIR / "manifest.json"
 CACHE_ENV = "GRADERS_DATA_DIR"
 DOWNLOAD_ENV = "GRADERS_DATA_DOWNLOAD"
-SPLITS = ("train", "test")
 _CHUNK = 1 << 20
 _MAX_DOWNLOAD_BYTES = 200 * (1 << 20)
 

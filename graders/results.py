@@ -1,12 +1,16 @@
-"""Results of one grading, and their outputs: a terminal table and Gradescope JSON."""
+"""Results: of one check, of one grading, of one student in a batch (plain data, JSON-able)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+import time
+from dataclasses import asdict, dataclass, field, fields
 
-STATUSES = ("passed", "failed", "error", "timeout")
+# flagged: the check's own test passed, but the grader withheld its points for the instructor to review
+STATUSES = ("passed", "failed", "flagged", "error", "timeout")
+# A check a student kit cannot run (it needs the instructor's grader): zero points, not a failure.
+# Only `python -m graders release` kits produce it; an official grading never does.
+SKIPPED = "skipped"
+METRIC_ORDERS = ("asc", "desc")  # asc: lower is better (a loss); desc: higher is better (a return)
 
 
 @dataclass
@@ -19,6 +23,12 @@ class CheckResult:
     seconds: float = 0.0
     output: str = ""  # what the submission printed during this check
     kind: str = "unit"
+    flag: str = ""  # why the points were withheld (status flagged); an instructor may accept it
+    withheld: float = 0.0  # the points an accepted flag restores
+    accepted: bool = False  # the instructor accepted the flag: the points are given
+    # numbers the check measured and published (ctx.metric): {name: {"value": float, "order": "asc"|"desc"}},
+    # e.g. for a leaderboard; never parsed from messages
+    metrics: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -40,58 +50,62 @@ class Grading:
     def max_score(self) -> float:
         return round(sum(r.max_points for r in self.results), 6)
 
+    @property
+    def flags(self) -> list[str]:
+        """The flags still waiting for the instructor's review."""
+        return [f"{r.name}: {r.flag}" for r in self.results if r.flag and not r.accepted]
+
+    def accept_flags(self, checks: set[str] | None = None) -> bool:
+        """Give the withheld points of the flagged checks named (all when None); True when any changed."""
+        changed = False
+        for r in self.results:
+            if r.flag and not r.accepted and (checks is None or r.name in checks):
+                r.accepted, r.points, r.status = True, r.withheld, "passed"
+                r.message = f"FLAG accepted by the instructor: {r.flag}\n{r.message}"
+                changed = True
+        return changed
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "score": self.score, "max_score": self.max_score}
+        return {**asdict(self), "score": self.score, "max_score": self.max_score, "flags": self.flags}
 
 
-def _cell(text: str, width: int) -> str:
-    text = text.splitlines()[0] if text else ""
-    return text if len(text) <= width else text[: width - 1] + "…"
+@dataclass(frozen=True)
+class NotGraded:
+    """An entry of a class's submissions folder that the batch did not grade, and why."""
+
+    entry: str  # its name as found, escaped where it is not printable UTF-8
+    reason: str
 
 
-def table(grading: Grading, *, details: bool = True) -> str:
-    """A plain-text report: one row per check, then the messages of those that lost points."""
-    rows = [f"{grading.assignment}: {grading.submission} (device {grading.device})",
-            f"{'check':40} {'status':8} {'points':>11} {'seconds':>8}  message"]
-    for r in grading.results:
-        rows.append(f"{r.name:40} {r.status:8} {r.points:>5g} / {r.max_points:<4g}"
-                    f"{r.seconds:>8.1f}  {_cell(r.message, 60)}")
-    rows.append(f"{'total':40} {'':8} {grading.score:>5g} / {grading.max_score:<4g}{grading.seconds:>8.1f}")
-    if details:
-        for r in grading.results:
-            if r.message and (r.status != "passed" or "\n" in r.message):
-                rows += ["", f"--- {r.name} ({r.status})", r.message.rstrip()]
-            if r.output and r.status != "passed":
-                rows += ["  your code printed:", r.output.rstrip()[-2000:]]
+STUDENT_STATUSES = ("passed", *STATUSES[1:], "crashed", "grader_error")  # best to worst
+
+
+def student_status(grading: Grading) -> str:
+    """`passed` for full marks; else the worst check status; `grader_error` for a grader bug."""
     if grading.internal_error:
-        rows += ["", f"INTERNAL GRADER ERROR: {grading.internal_error}"]
-    return "\n".join(rows)
+        return "grader_error"
+    worst = max((STUDENT_STATUSES.index(r.status) for r in grading.results if r.status in STATUSES), default=0)
+    return STUDENT_STATUSES[worst]
 
 
-def gradescope(grading: Grading) -> dict:
-    """Gradescope's results.json schema (score, execution_time, tests[])."""
-    tests = []
-    for r in grading.results:
-        output = r.message
-        if r.status in ("error", "timeout"):
-            output = f"[{r.status}] {output}"
-        if r.output:
-            output += f"\n\nYour code printed:\n{r.output}"
-        tests.append({
-            "name": r.name, "score": r.points, "max_score": r.max_points,
-            "status": "passed" if r.status == "passed" else "failed",
-            "output": output, "visibility": "visible", "extra_data": {"status": r.status, "seconds": r.seconds},
-        })
-    return {
-        "score": grading.score, "max_score": grading.max_score, "execution_time": round(grading.seconds, 3),
-        "output": f"{grading.assignment} graded on {grading.device}; isolation: {grading.isolation}",
-        "visibility": "visible", "tests": tests,
-    }
+@dataclass
+class Record:
+    """One student's outcome in a batch, as stored in their grading.json."""
 
+    student: str
+    sha256: str
+    status: str
+    grading: Grading
+    graded_at: float = field(default_factory=time.time)
 
-def write_json(grading: Grading, path: str | Path) -> None:
-    """Write Gradescope JSON atomically (a reader never sees half a file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(gradescope(grading), indent=2))
-    tmp.replace(path)
+    def to_dict(self) -> dict:
+        return {"student": self.student, "sha256": self.sha256, "status": self.status,
+                "graded_at": self.graded_at, "grading": self.grading.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Record:
+        g = dict(data["grading"])
+        results = [CheckResult(**r) for r in g.pop("results")]
+        known = {f.name for f in fields(Grading)}  # (score, max_score, flags are derived)
+        grading = Grading(**{k: v for k, v in g.items() if k in known}, results=results)
+        return cls(data["student"], data["sha256"], data["status"], grading, data.get("graded_at", 0.0))

@@ -1,30 +1,27 @@
 """One grading, as a pipeline: load the submission, run the checks, score.
 
-Each check runs with the worker proxy and the grading context injected by
-parameter name; whatever happens in the student's process becomes that check's
-result, and the next check runs regardless.
+Each check runs with the fixtures it asks for (graders/contract.py); whatever happens
+in the student's process becomes that check's result, and the next check runs
+regardless.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 import time
 import traceback
-import zlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
-from graders import assignments
-from graders.checks import Check, CheckFailed, collect
-from graders.config import Config
-from graders.isolation import plan as plan_isolation
-from graders.results import CheckResult, Grading
-from graders.sandbox import Worker, WorkerError
-from graders.submission import SubmissionFormatError, load
+from graders.checks import Check, CheckFailed, CheckFlagged, SetupError
+from graders.config import Config, Effective
+from graders.contract import FIXTURES, CheckWorker, Context
+from graders.progress import Listener
+from graders.release.replay import NeedsInstructorGrader, skipped_in_kit
+from graders.results import SKIPPED, CheckResult, Grading
+from graders.sandbox import SubmissionLoadError, Worker, WorkerError
+from graders.submission import Submission, SubmissionFormatError, load
 
 log = logging.getLogger(__name__)
 
@@ -49,125 +46,141 @@ def resolve_device(device: str) -> str:
     return "cuda" if available else "cpu"
 
 
-@dataclass
-class Context:
-    """What a check knows about this grading besides the worker: the `ctx` fixture."""
-
-    assignment: str
-    device: str
-    settings: dict
-    artifacts_dir: Path | None = None
-    notes: list[str] = field(default_factory=list)
-    artifacts: list[str] = field(default_factory=list)
-    internal_errors: list[str] = field(default_factory=list)
-
-    @property
-    def seeds(self) -> list[int]:
-        return list(self.settings["seeds"])
-
-    @property
-    def threads(self) -> int:
-        return int(self.settings["threads"])
-
-    def rng(self, purpose: str, seed_index: int = 0) -> np.random.Generator:
-        """A random stream for one purpose, derived one-way from a grading seed.
-
-        Streams of different purposes are independent, so a value a student sees (a
-        scripted input, the seed of their agent) reveals nothing about another stream
-        (the testbed, the evaluation episodes) unless the seed itself can be guessed:
-        hidden seeds should be large random numbers (see graders/config.py).
-        """
-        key = zlib.crc32(purpose.encode())
-        return np.random.default_rng(np.random.SeedSequence(self.seeds[seed_index], spawn_key=(key,)))
-
-    def worker_seed(self, purpose: str, seed_index: int = 0) -> int:
-        """A seed to hand to the student's code (their own RNG), from its own stream."""
-        return int(self.rng(f"worker:{purpose}", seed_index).integers(2**31))
-
-    def threshold(self, name: str) -> float:
-        return self.settings["thresholds"][name]
-
-    def option(self, name: str):
-        return self.settings[name]
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def artifact(self, filename: str) -> Path | None:
-        """A path for a feedback file (a PNG), or None when no feedback folder was asked for."""
-        if self.artifacts_dir is None:
-            return None
-        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        self.artifacts.append(filename)
-        return self.artifacts_dir / filename
+NOT_LOADED = "not graded: the submission does not load (the reason is under {first})"
 
 
-def _apply_overrides(checks: list[Check], overrides: dict) -> list[Check]:
-    known = {c.name for c in checks}
-    if unknown := set(overrides) - known:
-        raise KeyError(f"config overrides unknown checks {sorted(unknown)}; known: {sorted(known)}")
-    # copies: the module's own Check objects are shared by every grading in this process
-    return [dataclasses.replace(c, **overrides.get(c.name, {})) for c in checks]
+def _not_loaded(check: Check, first: str) -> CheckResult:
+    """The row of a check after the first one already reported that the submission does not load."""
+    return CheckResult(check.name, 0.0, check.points, "error", NOT_LOADED.format(first=first), kind=check.kind)
 
 
-def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float) -> CheckResult:
-    fixtures = {"worker": worker, "ctx": ctx}
-    kwargs = {name: fixtures[name] for name in inspect.signature(check.fn).parameters}
-    timeout = check.timeout_for(ctx.device)
+def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float,
+               spawn: Callable[[], Worker], submission: Submission) -> tuple[CheckResult, bool]:
+    """The check's result, and whether the submission failed to load during it."""
     result = CheckResult(check.name, 0.0, check.points, "passed", kind=check.kind)
-    ctx.notes = []
+    ctx.notes, ctx.metrics = [], {}
     printed_before = len(worker.output)
-    start = time.monotonic()
-    if start >= total_deadline:
+    if time.monotonic() >= total_deadline:
         result.status, result.message = "timeout", "not run: the grading's total time limit was reached"
-        return result
-    worker.deadline = min(start + timeout, total_deadline)
+        return result, False
+    try:
+        worker.start()  # importing the submission has its own limit; the check's clock starts after it
+    except WorkerError as exc:
+        result.status, result.message = exc.status, submission.explain(str(exc))
+        result.output = worker.output[printed_before:]
+        return result, isinstance(exc, SubmissionLoadError)
+    start = time.monotonic()
+    ctx.deadline = min(start + check.timeout_for(ctx.device), total_deadline)
+    if ctx.listener:
+        ctx.listener.check_started(check, ctx.deadline - start)
+    fresh: list[Worker] = []
+
+    def fresh_worker() -> CheckWorker:
+        fresh.append(spawn())
+        started = time.monotonic()
+        fresh[-1].start()  # like the first worker's, its import is not charged to the check
+        ctx.deadline += time.monotonic() - started
+        return CheckWorker(fresh[-1], ctx)
+
+    fixtures = {"worker": CheckWorker(worker, ctx), "ctx": ctx, "fresh_worker": fresh_worker}
+    assert set(fixtures) == set(FIXTURES)
+    kwargs = {name: fixtures[name] for name in inspect.signature(check.fn).parameters}
+    load_failed = False
     try:
         check.fn(**kwargs)
         result.points = check.points
     except CheckFailed as exc:
         result.status, result.message = "failed", str(exc)
+    except CheckFlagged as exc:
+        result.status, result.message = "flagged", f"FLAG for the instructor: {exc}"
+        result.flag, result.withheld = exc.flag, check.points
     except AssertionError as exc:
         result.status, result.message = "failed", str(exc) or "assertion failed"
-    except WorkerError as exc:
-        result.status, result.message = exc.status, str(exc)
+    except SetupError as exc:  # the grader's machine, not the student: say how to fix it, and count it as ours
+        result.status, result.message = "error", f"the grader is not set up for this check (not your fault): {exc}"
+        ctx.internal_errors.append(check.name)
+    except WorkerError as exc:  # the student's process: map its lines back to what the student wrote
+        result.status, result.message = exc.status, submission.explain(str(exc))
+        load_failed = isinstance(exc, SubmissionLoadError)
+    except NeedsInstructorGrader as exc:  # only in a student kit (graders/release)
+        result.status, result.message = SKIPPED, str(exc)
     except Exception:  # a bug of the grader: say so, and keep grading
         log.exception("internal error in check %s", check.name)
         result.status = "error"
         result.message = "internal grader error (not your fault; tell your instructor):\n" + traceback.format_exc()
         ctx.internal_errors.append(check.name)
     finally:
-        worker.deadline = None
+        ctx.deadline = None
+        for other in fresh:
+            other.close()
     result.seconds = round(time.monotonic() - start, 3)
     result.message = "\n".join([m for m in [result.message, *ctx.notes] if m])
-    result.output = worker.output[printed_before:]
-    return result
+    result.output = worker.output[printed_before:] + "".join(other.output for other in fresh)
+    result.metrics = dict(ctx.metrics)
+    return result, load_failed
 
 
-def grade(assignment: str, submission: str | Path, *, device: str = "auto", config: Config | None = None,
-          artifacts_dir: str | Path | None = None) -> Grading:
-    """Grade one submission of one assignment."""
-    config = config or Config()
-    module = assignments.grader_module(assignment)
-    settings = config.settings(assignment, getattr(module, "DEFAULTS", {}))
-    checks = _apply_overrides(collect(module), settings["checks"])
+def grade(assignment: str | Effective, submission: str | Path, *, device: str = "auto", config: Config | None = None,
+          artifacts_dir: str | Path | None = None, listener: Listener | None = None) -> Grading:
+    """Grade one submission of one assignment (a name, or an assignment as a config grades it).
+
+    `listener` (graders.progress) is told what happens as it happens, for a progress display.
+    """
+    effective = assignment if isinstance(assignment, Effective) else (config or Config()).effective(assignment)
+    listener = listener or Listener()
+    grading = None
+    try:
+        listener.grading_started(effective.name, effective.checks, effective.total_seconds(resolve_device(device)))
+        grading = _grade(effective, submission, device, artifacts_dir, listener)
+    finally:
+        listener.grading_finished(grading)
+    return grading
+
+
+def _grade(effective: Effective, submission: str | Path, device: str, artifacts_dir: str | Path | None,
+           listener: Listener) -> Grading:
+    name, checks, limits = effective.name, effective.checks, effective.limits
     device = resolve_device(device)
-    limits = config.sandbox_limits()
-    grading = Grading(assignment, str(submission), device, isolation=plan_isolation(limits.isolation).describe())
-    ctx = Context(assignment, device, settings, Path(artifacts_dir) if artifacts_dir else None)
+    grading = Grading(name, str(submission), device)
+    ctx = Context(name, device, effective.settings, Path(artifacts_dir) if artifacts_dir else None,
+                  private=effective.private, listener=listener)
     start = time.monotonic()
     try:
-        _file, code = load(submission, assignment, assignments.template_names(assignment))
-    except SubmissionFormatError as exc:
-        grading.results = [CheckResult(c.name, 0.0, c.points, "error", str(exc), kind=c.kind) for c in checks]
+        loaded = load(submission, name)
+    except SubmissionFormatError as exc:  # one message, in the first row
+        first = CheckResult(checks[0].name, 0.0, checks[0].points, "error", str(exc), kind=checks[0].kind)
+        grading.results = [first, *(_not_loaded(c, checks[0].name) for c in checks[1:])]
         grading.seconds = time.monotonic() - start
         return grading
-    # a grader that lets the worker read files (datasets) names them: worker_readable(ctx) -> paths
-    readable = module.worker_readable(ctx) if hasattr(module, "worker_readable") else []
-    with Worker(assignment, code, device=device, threads=ctx.threads, limits=limits, readable=readable) as worker:
-        total = settings["total_seconds"] or sum(c.timeout_for(device) for c in checks) + limits.import_seconds
+    except Exception:  # a bug of the grader: still a complete grading (and results.json), flagged
+        log.exception("internal error while loading %s", submission)
+        message = "internal grader error while reading the submission (not your fault; tell your instructor):\n"
+        grading.results = [CheckResult(c.name, 0.0, c.points, "error", message + traceback.format_exc(limit=-3),
+                                       kind=c.kind) for c in checks]
+        grading.internal_error = "loading the submission raised inside the grader"
+        grading.seconds = time.monotonic() - start
+        return grading
+    readable = effective.grader.worker_readable(ctx) if effective.grader.worker_readable else []
+
+    def spawn() -> Worker:
+        return Worker(name, loaded.code, device=device, threads=ctx.threads, limits=limits, readable=readable)
+
+    with spawn() as worker:
+        grading.isolation = worker.isolation
+        total_deadline = start + effective.total_seconds(device)
+        load_failed_in = None
         for c in checks:
-            grading.results.append(_run_check(c, worker, ctx, start + total))
+            if load_failed_in is not None:
+                grading.results.append(_not_loaded(c, load_failed_in))
+            elif c.name in skipped_in_kit():
+                grading.results.append(CheckResult(c.name, 0.0, c.points, SKIPPED, NeedsInstructorGrader.for_check(),
+                                                   kind=c.kind))
+            else:
+                result, load_failed = _run_check(c, worker, ctx, total_deadline, spawn, loaded)
+                grading.results.append(result)
+                if load_failed:
+                    load_failed_in = c.name
+            listener.check_finished(grading.results[-1])
             log.info("%s: %s %s/%s", c.name, grading.results[-1].status, grading.results[-1].points, c.points)
     if ctx.internal_errors:
         grading.internal_error = f"checks {ctx.internal_errors} raised inside the grader"

@@ -1,20 +1,13 @@
-"""Shared fixtures: grading a submission given as source text, and the repo's paths."""
+"""Fixtures: grading a submission given as source text."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections import Counter
 
 import pytest
 
-from graders import assignments
 from graders.config import Config
 from graders.runner import grade
-
-ROOT = assignments.REPO_ROOT
-
-
-def by_name(grading) -> dict:
-    return {r.name: r for r in grading.results}
 
 
 @pytest.fixture
@@ -33,15 +26,16 @@ def grade_source(tmp_path):
     return run
 
 
-def solution_source(assignment: str) -> str:
-    return assignments.solution_path(assignment).read_text()
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return text.removeprefix("Skipped: ")
 
 
-def variant(assignment: str, old: str, new: str) -> str:
-    """The reference with one targeted change (the change must apply exactly once)."""
-    source = solution_source(assignment)
-    assert source.count(old) == 1, f"variant does not apply: {old!r}"
-    return source.replace(old, new)
-
-
-__all__ = ["ROOT", "Path", "by_name", "solution_source", "variant"]
+def pytest_terminal_summary(terminalreporter):
+    """One line per reason for the skipped tests, saying what to install to run them (CI installs it all)."""
+    reasons = Counter(_skip_reason(r) for r in terminalreporter.stats.get("skipped", []))
+    if reasons:
+        terminalreporter.section("skipped: what to install to run them")
+        for reason, count in reasons.most_common():
+            terminalreporter.write_line(f"{count:4d} skipped, {reason}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import by_name, solution_source, variant
+from helpers import by_name, edited, solution_source
 
 FAST = """
 [limits]
@@ -24,7 +24,7 @@ UCB_ACT = "    def act(self) -> np.ndarray:\n        ### BEGIN SOLUTION\n       
 
 def break_ucb_act(code: str) -> str:
     """The reference with `code` run at the start of UCB.act."""
-    return variant("bandits", UCB_ACT, UCB_ACT.replace("self.t += 1\n", f"self.t += 1\n        {code}\n"))
+    return edited("bandits", UCB_ACT, UCB_ACT.replace("self.t += 1\n", f"self.t += 1\n        {code}\n"))
 
 
 def assert_only_ucb_lost(grading, status: str, words: str):
@@ -39,8 +39,11 @@ def assert_only_ucb_lost(grading, status: str, words: str):
 
 
 def assert_all_lost(grading, words: str):
+    """Zero everywhere; the reason once, in the first row (issue 21: not repeated in every row)."""
     assert grading.score == 0 and not grading.internal_error
-    assert all(r.status == "error" and words in r.message for r in grading.results), grading.results[0].message
+    first, *rest = grading.results
+    assert first.status == "error" and words in first.message, first.message
+    assert all(r.status == "error" and r.message.startswith("not graded: the submission does not load") for r in rest)
 
 
 def test_syntax_error(grade_source):

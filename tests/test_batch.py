@@ -1,4 +1,8 @@
-"""Batch grading: layouts, outputs, isolation of bad submissions, resuming after kill -9."""
+"""Batch grading: layouts, outputs, isolation of bad submissions, resuming after kill -9.
+
+Every test that grades runs in both isolation modes (the `fast_config` fixture sets
+`[limits] isolation`, as tests/test_hostile.py does); hostile folders: test_batch_hostile.py.
+"""
 
 from __future__ import annotations
 
@@ -10,38 +14,42 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from helpers import FAST_BANDITS, ROOT, solution_source
 
-from graders import batch, feedback
-from graders.checks import collect
+from graders import assignments, batch
+from graders.batch import records, scheduler, submissions
 from graders.cli import main
-from graders.results import CheckResult, Grading
-from tests.conftest import ROOT, Path, solution_source
+from graders.files import atomic_write
+from graders.outputs import feedback
+from graders.results import CheckResult, Grading, Record, student_status
 
 # A small testbed and loose thresholds: these tests are about the batch, not the bandits.
-FAST_CONFIG = """
-[bandits]
-testbed_runs = 100
-testbed_steps = 150
-[bandits.thresholds]
-epsilon_greedy_reward = 0.2
-epsilon_greedy_optimal = 0.2
-optimistic_optimal = 0.2
-ucb_reward = 0.2
-gradient_baseline_optimal = 0.2
-gradient_no_baseline_optimal = 0.05
-[limits]
+FAST_CONFIG = FAST_BANDITS + """[limits]
 import_seconds = 4
 memory_mb = 2048
 """
 MAX_SCORE = 20
+MODES = ("bubblewrap", "process")
 
 
-@pytest.fixture
-def fast_config(tmp_path) -> Path:
+def config_in_mode(mode: str, text: str = FAST_CONFIG) -> str:
+    """`text` with the worker's isolation forced to `mode` (skips the test where bubblewrap does not work)."""
+    from graders.sandbox import isolation
+
+    try:
+        isolation.plan(mode)
+    except isolation.IsolationUnavailable as exc:
+        pytest.skip(f"bubblewrap does not work here: {exc}")
+    return text.replace("[limits]\n", f'[limits]\nisolation = "{mode}"\n')
+
+
+@pytest.fixture(params=MODES)
+def fast_config(tmp_path, request) -> Path:
     path = tmp_path / "config.toml"
-    path.write_text(FAST_CONFIG)
+    path.write_text(config_in_mode(request.param))
     return path
 
 
@@ -56,25 +64,41 @@ def test_discover_flat_layout(tmp_path):
     (tmp_path / "bob" / "bandits.ipynb").write_text("{}")
     (tmp_path / "notes.txt").write_text("not a submission")
     (tmp_path / ".DS_Store").write_text("")
-    found = batch.discover(tmp_path, "bandits")
-    assert [(s.student, s.path.name) for s in found] == [("alice", "alice.py"), ("bob", "bob")]
+    found = submissions.discover(tmp_path, "bandits")
+    assert found.layout == "flat"
+    assert [(s.student, s.path) for s in found.submissions] == [("alice", tmp_path / "alice.py"),
+                                                               ("bob", tmp_path / "bob" / "bandits.ipynb")]
+    assert [(n.entry, n.reason) for n in found.not_graded] == [("notes.txt", "not a .py or .ipynb file, nor a folder")]
 
 
 def test_discover_nbgrader_layout(tmp_path):
-    for student in ("alice", "bob"):
-        (tmp_path / student / "bandits").mkdir(parents=True)
-        (tmp_path / student / "bandits" / "bandits.ipynb").write_text("{}")
-    (tmp_path / "carol" / "other_assignment").mkdir(parents=True)  # did not submit this one
-    found = batch.discover(tmp_path, "bandits")
-    assert [(s.student, s.path) for s in found] == [("alice", tmp_path / "alice" / "bandits"),
-                                                   ("bob", tmp_path / "bob" / "bandits")]
+    for name in ("course", "submitted"):
+        folder = tmp_path / name
+        for student in ("alice", "bob"):
+            (folder / student / "bandits").mkdir(parents=True)
+            (folder / student / "bandits" / "bandits.ipynb").write_text("{}")
+        (folder / "carol" / "other_assignment").mkdir(parents=True)  # did not submit this one
+    with pytest.raises(batch.BatchError, match="--layout"):  # carol's folder does not have the shape...
+        submissions.discover(tmp_path / "course", "bandits")
+    assert submissions.discover(tmp_path / "submitted", "bandits").layout == "nbgrader"  # ...unless named so
+    for found in (submissions.discover(tmp_path / "course", "bandits", layout="nbgrader"),
+                  submissions.discover(tmp_path / "submitted", "bandits")):
+        root = found.submissions[0].root
+        assert found.layout == "nbgrader"
+        assert [(s.student, s.path) for s in found.submissions] == [
+            ("alice", root / "alice" / "bandits" / "bandits.ipynb"), ("bob", root / "bob" / "bandits" / "bandits.ipynb")]
+        assert [(n.entry, n.reason) for n in found.not_graded] == [
+            ("carol", "has no bandits/ folder: did not submit bandits")]
 
 
-def test_discover_refuses_two_submissions_of_one_student(tmp_path):
+def test_two_submissions_of_one_student_give_them_a_row_that_says_so(tmp_path):
     (tmp_path / "alice.py").write_text("")
     (tmp_path / "alice.ipynb").write_text("{}")
-    with pytest.raises(batch.BatchError, match="alice"):
-        batch.discover(tmp_path, "bandits")
+    (tmp_path / "bob.py").write_text("")
+    found = submissions.discover(tmp_path, "bandits")
+    assert [(s.student, s.problem) for s in found.submissions] == [
+        ("alice", "two submissions for one student: alice.ipynb and alice.py"), ("bob", "")]
+    assert [(n.entry, n.reason) for n in found.not_graded] == [("alice", found.submissions[0].problem)]
 
 
 def test_batch_outputs_and_bad_submissions_stay_in_their_row(tmp_path, fast_config, capsys):
@@ -93,8 +117,8 @@ def test_batch_outputs_and_bad_submissions_stay_in_their_row(tmp_path, fast_conf
     assert code == 0
     rows = _rows(out)
     assert sorted(rows) == ["alice", "carol", "dave", "erin", "frank"]
-    checks = [c.name for c in collect(__import__("graders.bandits.grader", fromlist=["x"]))]
-    assert list(rows["alice"]) == ["student", *checks, "total", "max", "status", "seconds"]
+    checks = [c.name for c in assignments.grader("bandits").checks]
+    assert list(rows["alice"]) == ["student", *checks, "total", "max", "status", "seconds", "flags"]
     assert rows["alice"]["total"] == str(MAX_SCORE) and rows["alice"]["status"] == "passed"
     for student in ("carol", "dave", "erin", "frank"):
         assert rows[student]["total"] == "0" and rows[student]["status"] == "error", rows[student]
@@ -109,7 +133,7 @@ def test_batch_outputs_and_bad_submissions_stay_in_their_row(tmp_path, fast_conf
     assert "alice" in (out / "index.html").read_text()
     assert (out / "summary.png").read_bytes().startswith(b"\x89PNG")
     summary = (out / "summary.txt").read_text()
-    assert "5 students graded" in summary and "testbed_ucb" in summary
+    assert summary.startswith("5 students\n") and "testbed_ucb" in summary and "NOT GRADED" not in summary
     assert "graded 5, skipped 0" in capsys.readouterr().out
 
 
@@ -163,40 +187,40 @@ def test_batch_killed_with_sigkill_resumes_and_loses_nothing(tmp_path, fast_conf
 
 def _scheduler(tmp_path, limit: float, config: str | None):
     """The batch's scheduler on one student, with a job the test controls."""
-    checks = collect(__import__("graders.bandits.grader", fromlist=["x"]))
+    checks = assignments.grader("bandits").checks
     submission = tmp_path / "alice.py"
     submission.write_text(solution_source("bandits"))
     student_dir = tmp_path / "alice"
     student_dir.mkdir()
 
     def job_for(s, sha, gpu):
-        return batch.Job("bandits", s.student, str(s.path), str(student_dir), sha, "cpu", config, gpu)
+        return scheduler.Job("bandits", s.student, str(s.path), str(student_dir), sha, "cpu", config, gpu)
 
     def crashed(s, sha, reason, seconds):
-        record = batch.crashed_record(s.student, sha, checks, "bandits", s.path, "cpu", reason, seconds)
-        batch.write_outputs(student_dir, record)
+        record = records.crashed_record(s.student, sha, checks, "bandits", str(s.path), "cpu", reason, seconds)
+        records.write_outputs(student_dir, record)
         return record
 
-    scheduler = batch._Scheduler(job_for, limit, [None], crashed, batch.Progress(1), None, ["graders.batch"])
-    return scheduler.run([(batch.Submission("alice", submission), "sha")]), student_dir
+    runner = scheduler.Scheduler(job_for, limit, [None], crashed, scheduler.Progress(1), None, ["graders.batch"])
+    return runner.run([(submissions.Submission("alice", tmp_path, ("alice.py",)), "sha")]), student_dir
 
 
 def test_grading_process_that_dies_gets_a_crashed_row(tmp_path):
-    (records, student_dir) = _scheduler(tmp_path, 60, config=str(tmp_path / "missing.toml"))
-    assert records[0].status == "crashed" and records[0].grading.score == 0
-    assert "exited with code 1" in records[0].grading.results[0].message
-    assert "missing.toml" in (student_dir / "grading.log").read_text()
-    assert batch.read_record(student_dir).status == "crashed"
+    (done, student_dir) = _scheduler(tmp_path, 60, config="[bandits\nbroken = ")
+    assert done[0].status == "crashed" and done[0].grading.score == 0
+    assert "exited with code 1" in done[0].grading.results[0].message
+    assert "cannot read the instructor config" in (student_dir / "grading.log").read_text()
+    assert records.read_record(student_dir).status == "crashed"
 
 
 def test_grading_process_that_overruns_is_stopped(tmp_path):
-    (records, _dir) = _scheduler(tmp_path, 1.0, config=None)
-    assert records[0].status == "crashed"
-    assert "longer than the batch limit" in records[0].grading.results[0].message
+    (done, _dir) = _scheduler(tmp_path, 1.0, config=None)
+    assert done[0].status == "crashed"
+    assert "longer than the batch limit" in done[0].grading.results[0].message
 
 
 def test_feedback_page_embeds_plots_and_escapes_student_text(tmp_path):
-    (tmp_path / "samples.png").write_bytes(feedback.histogram_png([1, 2, 3], 5))
+    (tmp_path / "samples.png").write_bytes(feedback.histogram_png(assignments.grader("bandits").checks, []))
     grading = Grading("vae", "x.py", "cpu", artifacts=["samples.png"], results=[
         CheckResult("elbo", 0.0, 5, "failed", "expected <b>", output="<script>alert(1)</script>")])
     page = feedback.student_page(grading, "mallory", tmp_path)
@@ -206,9 +230,9 @@ def test_feedback_page_embeds_plots_and_escapes_student_text(tmp_path):
 
 def test_record_round_trips(tmp_path):
     grading = Grading("bandits", "a.py", "cpu", results=[CheckResult("c", 1.0, 2.0, "failed", "m")], seconds=1.5)
-    record = batch.Record("alice", "abc", batch.student_status(grading), grading)
-    batch.atomic_write(tmp_path / "grading.json", json.dumps(record.to_dict()))
-    again = batch.read_record(tmp_path)
+    record = Record("alice", "abc", student_status(grading), grading)
+    atomic_write(tmp_path / "grading.json", json.dumps(record.to_dict()))
+    again = records.read_record(tmp_path)
     assert again.grading == grading and again.status == "failed"
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
@@ -216,12 +240,12 @@ def test_record_round_trips(tmp_path):
 def test_gpu_slots_share_each_gpu_between_gpu_jobs(monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert batch.gpu_slots("cuda", jobs=16, gpu_jobs=2) == [0, 0, 1, 1]
-    assert batch.gpu_slots("cuda", jobs=1, gpu_jobs=2) == [0]
-    assert batch.gpu_slots("cpu", jobs=3, gpu_jobs=2) == [None, None, None]
+    assert scheduler.gpu_slots("cuda", jobs=16, gpu_jobs=2) == [0, 0, 1, 1]
+    assert scheduler.gpu_slots("cuda", jobs=1, gpu_jobs=2) == [0]
+    assert scheduler.gpu_slots("cpu", jobs=3, gpu_jobs=2) == [None, None, None]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     with pytest.raises(batch.BatchError):
-        batch.gpu_slots("cuda", jobs=4, gpu_jobs=1)
+        scheduler.gpu_slots("cuda", jobs=4, gpu_jobs=1)
 
 
 def test_ctrl_c_stops_the_batch_without_recording_the_gradings_in_flight(tmp_path, fast_config):
@@ -241,9 +265,36 @@ def test_ctrl_c_stops_the_batch_without_recording_the_gradings_in_flight(tmp_pat
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode in (0, 130), output  # 0: it had just finished
-    records = [batch.read_record(p.parent) for p in out.glob("students/*/grading.json")]
-    assert records and all(r.status == "passed" for r in records), "an interrupted grading was recorded"
+    done = [records.read_record(p.parent) for p in out.glob("students/*/grading.json")]
+    assert done and all(r.status == "passed" for r in done), "an interrupted grading was recorded"
     if proc.returncode == 130:
         assert "run the same command again" in output
     report = batch.run_batch("bandits", subs, out, jobs=2, device="cpu", config_path=fast_config)
     assert sorted(report.graded + report.skipped) == students
+
+
+def test_a_flagged_row_waits_for_the_instructor_until_the_config_accepts_it(tmp_path, capsys):
+    """A hand-written controller passes the evaluation but not the grader's view of its learning:
+    the batch exits 3 and lists the flag; an accepted flag gives the withheld points."""
+    from helpers import controller_source
+
+    subs, out, config = tmp_path / "subs", tmp_path / "out", tmp_path / "config.toml"
+    subs.mkdir()
+    (subs / "bob.py").write_text(controller_source("reinforce", shown=30))
+    (subs / "carol.py").write_text("")
+    settings = "[reinforce]\neval_episodes = 10\n"
+    config.write_text(settings)
+    assert main(["batch", "reinforce", str(subs), "--out", str(out), "--config", str(config)]) == 3
+    bob = _rows(out)["bob"]
+    assert "trained_policy_first_seed" in bob["flags"] and bob["trained_policy_first_seed"] == "0"
+    assert "FLAGGED" in (out / "summary.txt").read_text()
+
+    config.write_text(settings + '[flags]\naccept = ["bob:trained_policy_first_seed"]\n')
+    assert main(["batch", "reinforce", str(subs), "--out", str(out), "--config", str(config)]) == 3
+    bob = _rows(out)["bob"]
+    assert float(bob["trained_policy_first_seed"]) > 0 and "trained_policy_second_seed" in bob["flags"]
+
+    config.write_text(settings + '[flags]\naccept = ["bob"]\n')
+    assert main(["batch", "reinforce", str(subs), "--out", str(out), "--config", str(config)]) == 0
+    assert _rows(out)["bob"]["flags"] == ""
+    capsys.readouterr()

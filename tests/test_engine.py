@@ -6,15 +6,18 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
-from graders import protocol, templates
+from graders import assignments, templates
 from graders.config import Config, ConfigError
-from graders.results import CheckResult, Grading, gradescope
-from graders.submission import SubmissionFormatError, notebook_code
+from graders.outputs.gradescope import gradescope
+from graders.results import CheckResult, Grading
+from graders.submission import SubmissionFormatError, load_notebook
+from graders_worker import protocol
 
 
 def roundtrip(message):
@@ -71,22 +74,22 @@ def test_protocol_rejects_forged_headers():
         os.close(read)
 
 
-def test_notebook_loader_keeps_only_the_templates_definitions():
+def test_notebook_loader_keeps_definitions_and_plain_assignments():
     cells = ["import numpy as np\nLEARNING_RATE = 0.1\nscratch = 3\nprint('hi')",
              "@staticmethod\ndef f(x):\n    return x\nf(2)",
              "%%bash\nls -la", "!pip install x\nclass A:\n    pass\nif __name__ == '__main__':\n    A()"]
     notebook = {"cells": [{"cell_type": "code", "source": c} for c in cells] + [{"cell_type": "markdown", "source": "x"}]}
-    code = notebook_code(json.dumps(notebook), {"LEARNING_RATE"})
-    assert "LEARNING_RATE = 0.1" in code and "@staticmethod\ndef f" in code and "class A" in code
-    for dropped in ("scratch", "print", "f(2)", "pip", "__main__", "ls -la"):
+    code = load_notebook(json.dumps(notebook), Path("n.ipynb")).code
+    assert "LEARNING_RATE = 0.1" in code and "scratch = 3" in code and "@staticmethod\ndef f" in code and "class A" in code
+    for dropped in ("print", "f(2)", "pip", "__main__", "ls -la"):
         assert dropped not in code
 
 
 def test_notebook_loader_errors_are_clear():
-    with pytest.raises(SubmissionFormatError, match="cell 1 has a syntax error"):
-        notebook_code(json.dumps({"cells": [{"cell_type": "code", "source": "def f(:"}]}), set())
+    with pytest.raises(SubmissionFormatError, match="cell 1 .* has a syntax error"):
+        load_notebook(json.dumps({"cells": [{"cell_type": "code", "source": "def f(:"}]}), Path("n.ipynb"))
     with pytest.raises(SubmissionFormatError, match="no list of cells"):
-        notebook_code("[]", set())
+        load_notebook("[]", Path("n.ipynb"))
 
 
 def test_strip_solutions_keeps_indentation_and_rejects_unbalanced_markers():
@@ -110,22 +113,23 @@ def test_percent_format_becomes_a_valid_notebook():
 
 def test_config_merges_overrides_and_rejects_unknown_keys(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text("[limits]\nmemory_mb = 1000\n[a]\nseeds = [7]\n[a.thresholds]\nt = 2.0\n"
-                    "[a.checks.c]\npoints = 3\n")
+    path.write_text("[limits]\nmemory_mb = 1000\n[bandits]\nseeds = [7]\n[bandits.thresholds]\nucb_reward = 2.0\n"
+                    "[bandits.checks.ucb_selection]\npoints = 3\n")
     config = Config.load(path)
-    settings = config.settings("a", {"thresholds": {"t": 1.0, "u": 5.0}})
-    assert settings["seeds"] == [7] and settings["thresholds"] == {"t": 2.0, "u": 5.0}
-    assert config.sandbox_limits().memory_mb == 1000 and settings["checks"] == {"c": {"points": 3}}
-    for bad in ("[limits]\nmemroy_mb = 1\n", "[a]\nseed = [1]\n", "[a.thresholds]\nzz = 1\n", "[a.checks.c]\npts = 1\n"):
+    settings = config.settings("bandits", {"thresholds": {"ucb_reward": 1.0, "u": 5.0}})
+    assert settings["seeds"] == [7] and settings["thresholds"] == {"ucb_reward": 2.0, "u": 5.0}
+    assert config.sandbox_limits().memory_mb == 1000 and settings["checks"] == {"ucb_selection": {"points": 3}}
+    for bad in ("[limits]\nmemroy_mb = 1\n", "[bandits]\nseed = [1]\n", "[bandits.thresholds]\nzz = 1\n",
+                "[bandits.checks.ucb_selection]\npts = 1\n", "[bandit]\nseeds = [1]\n"):
         path.write_text(bad)
         with pytest.raises(ConfigError):
-            Config.load(path).settings("a", {"thresholds": {"t": 1.0}})
+            Config.load(path).settings("bandits", {"thresholds": {"ucb_reward": 1.0}})
 
 
 def test_gradescope_json_schema():
     grading = Grading("a", "s.py", "cpu", [CheckResult("c1", 2, 2, "passed"), CheckResult("c2", 0, 3, "timeout", "slow")])
     data = gradescope(grading)
-    assert data["score"] == 2 and data["max_score"] == 5 and "execution_time" in data
+    assert data["score"] == 2 and data["extra_data"]["max_score"] == 5 and "execution_time" in data
     assert [t["status"] for t in data["tests"]] == ["passed", "failed"]
     assert set(data["tests"][1]) >= {"name", "score", "max_score", "status", "output", "visibility"}
     assert data["tests"][1]["output"].startswith("[timeout]")
@@ -156,14 +160,16 @@ def test_cli_grade_writes_gradescope_json_and_exits_zero_for_a_failing_student(t
     result = cli("grade", "bandits", "assignments/bandits/bandits.py", "--device", "cpu", "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "r.json").read_text())
-    assert data["score"] == 0 and data["max_score"] == 20 and len(data["tests"]) == 14
+    assert data["score"] == 0 and data["extra_data"]["max_score"] == 20
+    assert len(data["tests"]) == len(assignments.grader("bandits").checks)
 
 
 def test_config_overrides_do_not_leak_into_later_gradings(tmp_path):
-    from graders.checks import collect
-    from graders.runner import _apply_overrides
+    from graders import assignments
 
-    module = __import__("graders.bandits.grader", fromlist=["x"])
-    changed = _apply_overrides(collect(module), {"ucb_selection": {"points": 9, "timeout": 1}})
+    path = tmp_path / "c.toml"
+    path.write_text("[bandits.checks.ucb_selection]\npoints = 9\ntimeout = 1\n")
+    changed = Config.load(path).effective("bandits").checks
     assert next(c for c in changed if c.name == "ucb_selection").points == 9
-    assert next(c for c in collect(module) if c.name == "ucb_selection").points == 2
+    assert next(c for c in assignments.grader("bandits").checks if c.name == "ucb_selection").points == 2
+    assert next(c for c in Config().effective("bandits").checks if c.name == "ucb_selection").points == 2

@@ -6,18 +6,21 @@ its honest score and what it needs from the sandbox in its header:
     # hostile: what it tries
     # honest: the most points its honest part may earn
     # keeps: checks its honest part passes, which the attack must not cost it
-    # needs: bubblewrap | confinement   (only when the guarantee depends on it)
+    # needs: bubblewrap | confinement | cgroup   (only when the guarantee depends on it)
     # known-hole: why the guarantee does not hold yet (the test is an expected failure)
 
 (notebooks carry the same keys in their top-level metadata). Each file is graded in
 both isolation modes; in the process-limits mode, files that need bubblewrap, or a
 worker that is not root ("confinement": bubblewrap, or the fallback's uid drop),
-are skipped rather than run, because there they would really do harm. For each
+are skipped rather than run, because there they would really do harm; so are files
+that need a cgroup per worker ("cgroup") where the grader cannot make one. For each
 grading: it returns normally without an internal error, the score is at most the
 honest score, the honest checks keep their points, neither the hidden seed nor a
 canary that only the instructor config holds appears anywhere in the results,
-nothing says LEAKED, nothing the worker started survives it, and the repository
-was not written to.
+nothing says LEAKED, nothing the worker started survives it, the repository
+was not written to, and the grader's own peak memory grew by less than GRADER_MB
+(the largest reply a worker may send costs the grader about 300 MB:
+bench/grader_reply_memory.py).
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import NEEDS_BUBBLEWRAP
 
-from graders import isolation, runner
+from graders import runner
 from graders.config import Config
-from graders.results import gradescope
-from graders.sandbox import TOKEN_ENV, Worker
+from graders.outputs.gradescope import gradescope
+from graders.sandbox import TOKEN_ENV, Worker, isolation
 
 HOSTILE = Path(__file__).parent / "hostile"
 REPO = Path(__file__).resolve().parent.parent
@@ -43,9 +47,19 @@ CANARY = "SECRET-CANARY-5f1c0a9e7d"
 PICKLE_MARKER = Path("/tmp/hostile-pickle-ran")
 CHECKS = ["argmax_breaks_ties_at_random", "sample_average_update", "constant_step_size_and_optimistic_start",
           "exploration_frequency", "greedy_ties_are_uniform", "ucb_tries_every_arm_first", "ucb_selection",
-          "gradient_bandit_policy", "gradient_bandit_update", "testbed_epsilon_greedy", "testbed_optimistic_greedy",
+          "gradient_bandit_policy", "gradient_bandit_update_without_baseline", "gradient_bandit_update_with_baseline",
+          "testbed_epsilon_greedy", "testbed_optimistic_greedy",
           "testbed_ucb", "testbed_gradient_with_baseline", "testbed_gradient_without_baseline"]
 MODES = ("bubblewrap", "process")
+GRADER_MB = 640
+
+
+def grader_peak_mb() -> float:
+    return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+
+
+def reset_grader_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def header(path: Path) -> dict:
@@ -62,8 +76,9 @@ CORPUS = sorted(p for p in HOSTILE.iterdir() if p.suffix in (".py", ".ipynb"))
 
 
 def config_text(mode: str) -> str:
-    # the first check also pays for starting the worker (a submission importing torch takes seconds)
-    checks = "".join(f"[bandits.checks.{name}]\ntimeout = {12 if name == CHECKS[0] else 3}\n" for name in CHECKS)
+    # short limits keep the corpus fast; the testbed checks play 1000 steps through the grader, under load too
+    timeout = {name: 10 for name in CHECKS if name.startswith("testbed")}
+    checks = "".join(f"[bandits.checks.{name}]\ntimeout = {timeout.get(name, 3)}\n" for name in CHECKS)
     return f"""# {CANARY}: only the instructor config holds this line
 [limits]
 isolation = "{mode}"
@@ -86,7 +101,7 @@ def _worker_plan(mode: str) -> isolation.Plan:
     try:
         return isolation.plan(mode)
     except isolation.IsolationUnavailable as exc:
-        pytest.skip(f"bubblewrap does not work here: {exc}")
+        pytest.skip(NEEDS_BUBBLEWRAP if "not installed" in str(exc) else f"bubblewrap does not work here: {exc}")
 
 
 def _survivors(tokens: list[str]) -> list[int]:
@@ -107,7 +122,7 @@ def test_corpus_is_complete():
     assert len(CORPUS) >= 30
     for path in CORPUS:
         meta = header(path)
-        assert meta["needs"] in (None, "bubblewrap", "confinement"), path.name
+        assert meta["needs"] in (None, "bubblewrap", "confinement", "cgroup"), path.name
         assert set(meta["keeps"]) <= set(CHECKS), path.name
 
 
@@ -117,18 +132,20 @@ def test_hostile_submission(path: Path, mode: str, tmp_path: Path, monkeypatch):
     meta = header(path)
     plan = _worker_plan(mode)
     if meta["needs"] == "bubblewrap" and plan.mode != "bubblewrap":
-        pytest.skip("needs bubblewrap: without it this attack works (docs/security.md)")
+        pytest.skip(f"{NEEDS_BUBBLEWRAP} (without it this attack works: docs/security.md)")
     if meta["needs"] == "confinement" and plan.mode != "bubblewrap" and plan.uid is None:
-        pytest.skip(f"needs bubblewrap or a non-root worker; here: {plan.describe()}")
+        pytest.skip(f"{NEEDS_BUBBLEWRAP} (or a grader run as root, whose workers get uids of their own)")
+    if meta["needs"] == "cgroup" and plan.cgroups is None:
+        pytest.skip(f"needs a cgroup per worker: without it this attack works (docs/security.md); {plan.no_cgroup}")
     config_file = tmp_path / "instructor.toml"
     config_file.write_text(config_text(mode))
     config_file.chmod(0o600)
     tokens: list[str] = []
 
     class RecordingWorker(Worker):
-        def _start(self):
+        def _start(self, deadline):
             try:
-                super()._start()
+                super()._start(deadline)
             finally:
                 tokens.append(self._token)
 
@@ -140,10 +157,14 @@ def test_hostile_submission(path: Path, mode: str, tmp_path: Path, monkeypatch):
     with socket.socket() as listener:  # a service on the machine's loopback that no worker may reach
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
+        reset_grader_peak()
+        peak_before = grader_peak_mb()
         grading = runner.grade("bandits", path, device="cpu", config=Config.load(config_file))
+        grader_grew = grader_peak_mb() - peak_before
 
     try:
         _check_guarantees(grading, meta, tokens, before)
+        assert grader_grew < GRADER_MB, f"the grader's peak memory grew by {grader_grew:.0f} MB"
     except AssertionError:
         if meta["known-hole"]:
             pytest.xfail(f"known hole: {meta['known-hole']}")

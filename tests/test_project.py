@@ -6,7 +6,7 @@ import re
 import sys
 
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 from graders import assignments, templates
 
@@ -42,8 +42,7 @@ def test_committed_templates_are_generated_from_the_solutions():
 
 def test_every_assignment_has_its_parts():
     for name in assignments.names():
-        module = assignments.grader_module(name)
-        assert module.TITLE and assignments.solution_path(name).exists()
+        assert assignments.grader(name).title and assignments.solution_path(name).exists()
         assert "### BEGIN SOLUTION" in assignments.solution_path(name).read_text()
 
 

@@ -1,29 +1,27 @@
-"""The REINFORCE assignment: reference full marks, templates zero, buggy variants lose
-the check that targets them, a hanging submission keeps its unit-check points, and
-the grader-served CartPole behaves like gymnasium's own vector environment."""
+"""The REINFORCE assignment: reference full marks, a hanging submission keeps its unit-check
+points, and the grader-served CartPole behaves like gymnasium's own vector environment
+(templates and buggy variants: tests/test_assignments.py)."""
 
 from __future__ import annotations
+
+import re
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import by_name, solution_source, variant
+from helpers import ROOT, by_name, controller_source, edited, solution_source
 
-from graders import assignments
-from graders.cartpole import CartPoleServer, env_seeds, evaluate, unpack_step
+from graders.rl.cartpole import env_seeds
+from graders.rl.evaluation import evaluate
+from graders.rl.server import CartPoleServer
 from graders.sandbox import CallbackRefused
+from graders_worker.rl.served_env import ServedEnv, ServedVectorEnv
+from graders_worker.rl.wire import NEXT_STEP, SAME_STEP, SINGLE, unpack_step
 
 UNIT_CHECKS = ("discounted_returns", "loss_gradient_is_reinforce", "sampled_actions_follow_the_policy")
 TRAINING_CHECKS = ("trained_policy_first_seed", "trained_policy_second_seed")
-# Unit checks only: the training checks get a time limit too short to start training.
-UNIT_ONLY = """
-[reinforce]
-evaluation_seconds = 1
-[reinforce.checks.trained_policy_first_seed]
-timeout = 2
-[reinforce.checks.trained_policy_second_seed]
-timeout = 2
-"""
 
 
 def test_reference_earns_full_marks(grade_source, tmp_path):
@@ -36,54 +34,8 @@ def test_reference_earns_full_marks(grade_source, tmp_path):
     assert (tmp_path / "feedback" / "learning_curve_seed1.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("template", assignments.template_paths("reinforce"), ids=lambda p: p.suffix)
-def test_template_earns_zero_without_crashing(grade_source, template):
-    grading = grade_source("reinforce", template.read_text(), suffix=template.suffix)
-    assert grading.score == 0 and not grading.internal_error
-    assert all(r.status == "error" and "NotImplementedError" in r.message for r in grading.results)
-
-
-# name: (original line, buggy line, the check that must fail)
-VARIANTS = {
-    "returns_not_discounted_from_the_end": (
-        "for t in reversed(range(len(rewards))):", "for t in range(len(rewards)):", "discounted_returns"),
-    "loss_sign_flipped": (
-        "return -(returns.detach() * log_probs).mean()", "return (returns.detach() * log_probs).mean()",
-        "loss_gradient_is_reinforce"),
-    "loss_sums_instead_of_mean": (
-        "return -(returns.detach() * log_probs).mean()", "return -(returns.detach() * log_probs).sum()",
-        "loss_gradient_is_reinforce"),
-    "log_probs_of_the_wrong_actions": (
-        ".gather(1, actions.long().unsqueeze(1))", ".gather(1, (1 - actions.long()).unsqueeze(1))",
-        "loss_gradient_is_reinforce"),
-    "greedy_actions_during_training": (
-        "return torch.distributions.Categorical(logits=logits, validate_args=False).sample()",
-        "return logits.argmax(dim=1)", "sampled_actions_follow_the_policy"),
-}
-
-
-@pytest.mark.parametrize("name", VARIANTS)
-def test_buggy_variant_loses_the_targeted_check(grade_source, name):
-    old, new, target = VARIANTS[name]
-    grading = grade_source("reinforce", variant("reinforce", old, new), config_toml=UNIT_ONLY)
-    results = by_name(grading)
-    assert results[target].status == "failed" and results[target].points == 0, results[target].message
-    assert "expected" in results[target].message or "Hint" in results[target].message
-    for other in set(UNIT_CHECKS) - {target}:
-        assert results[other].status == "passed", (other, results[other].message)
-
-
-def test_named_mistakes_get_named_messages(grade_source):
-    old, new, target = VARIANTS["loss_sign_flipped"]
-    assert "less* likely" in by_name(grade_source("reinforce", variant("reinforce", old, new),
-                                                  config_toml=UNIT_ONLY))[target].message
-    old, new, target = VARIANTS["greedy_actions_during_training"]
-    assert "chi-squared" in by_name(grade_source("reinforce", variant("reinforce", old, new),
-                                                 config_toml=UNIT_ONLY))[target].message
-
-
 def test_hanging_training_is_stopped_and_keeps_unit_points(grade_source):
-    source = variant("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
+    source = edited("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
                      "    ### BEGIN SOLUTION\n    envs = make_envs(2)\n    while True:\n        pass\n")
     config = """
 [reinforce]
@@ -100,25 +52,112 @@ timeout = 12
     assert all(results[name].status == "passed" for name in UNIT_CHECKS)
 
 
-def test_own_environment_is_flagged(grade_source):
-    source = variant("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
-                     "    ### BEGIN SOLUTION\n    own = gym.make('CartPole-v1')\n    own.reset(seed=0)\n"
-                     "    own.step(0)\n    torch.manual_seed(seed)\n")
-    source = source.replace("target_return: float = 495.0", "target_return: float = 30.0")
+def test_a_hand_written_controller_is_flagged_and_not_credited(grade_source):
+    """train() returns a controller that balances from the first episode: the evaluation passes, the
+    grader's curve shows no learning, so the training points are withheld with a FLAG."""
+    results = by_name(grade_source("reinforce", controller_source("reinforce", shown=30)))
+    assert sum(results[name].points for name in UNIT_CHECKS) == 7
+    for name in TRAINING_CHECKS:
+        result = results[name]
+        assert result.status == "flagged" and result.points == 0 and result.withheld == 4, result.message
+        assert "evaluation mean return 500.0" in result.message
+        assert "good before it trained" in result.flag
+
+
+def test_learning_flags_need_a_start_like_an_untrained_policy_and_a_curve_near_the_threshold():
+    from graders.rl.certify import learning_flags
+
+    untrained, learned = [15.0] * 30, [15.0] * 20 + [480.0] * 20
+    limits = {"start_episodes": 10, "start_limit": 100.0, "window": 10, "reach": 400.0}
+    assert learning_flags(untrained + learned, **limits) == []
+    assert "good before it trained" in learning_flags([500.0] * 40, **limits)[0]
+    assert "far better than anything" in learning_flags(untrained, **limits)[0]
+    assert "too few" in learning_flags([15.0] * 5, **limits)[0]
+
+
+CLASSIC_LOOP = """
+    ### BEGIN SOLUTION
+    env = make_envs.make_env()  # one gymnasium Env: the classic loop
+    for episode in range(EPISODES):
+        obs, _ = env.reset()
+        done = False
+        while not done:
+            action = int(obs @ np.array([0.05, 0.2, 1.0, 0.3]) > 0) if episode % 2 else episode % 3 % 2
+            obs, reward, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+            if time.monotonic() - start >= STOP_AT * time_budget_s:
+                return Policy(4, 2, 8)
+    return Policy(4, 2, 8)
+    ### END SOLUTION
+"""
+
+
+def _classic_loop(episodes: int, stop_at: float = 2.0) -> str:
+    """The reference with a train() that plays episodes one at a time on make_envs.make_env()."""
+    source = solution_source("reinforce")
+    start = source.index("    ### BEGIN SOLUTION\n    torch.manual_seed(seed)")
+    end = source.index("    ### END SOLUTION\n", start) + len("    ### END SOLUTION\n")
+    return (source[:start] + CLASSIC_LOOP.lstrip("\n") + source[end:]).replace(
+        "def train(", f"EPISODES, STOP_AT = {episodes}, {stop_at}\n\n\ndef train(")
+
+
+def test_a_classic_one_environment_loop_trains_on_the_served_env(grade_source):
     config = """
 [reinforce]
-seeds = [3]
+seeds = [4]
 """
-    result = by_name(grade_source("reinforce", source, config_toml=config))["trained_policy_first_seed"]
-    assert "FLAG for the instructor" in result.message and "make: 1" in result.message and "steps: 1" in result.message
+    result = by_name(grade_source("reinforce", _classic_loop(30), config_toml=config))["trained_policy_first_seed"]
+    assert result.status in ("passed", "failed"), result.message  # graded: no error, no time-out
+    assert "30 episodes finished, 30 started" in result.message and "in 1 environment(s)" in result.message
+
+
+def test_a_train_that_stops_at_its_budget_is_not_stopped_under_load(grade_source, tmp_path):
+    """It steps until time_budget_s is up, while another grading (a busy loop of the same length) runs."""
+    config = """
+[reinforce]
+seeds = [4]
+train_seconds = 15
+evaluation_seconds = 5
+[reinforce.checks.trained_policy_first_seed]
+timeout = 120
+"""
+    (tmp_path / "other.toml").write_text(config)
+    (tmp_path / "other.py").write_text(edited("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
+                                              "    ### BEGIN SOLUTION\n    while time.monotonic() - start < "
+                                              "time_budget_s:\n        pass\n"))
+    other = subprocess.Popen([sys.executable, "-m", "graders", "grade", "reinforce", str(tmp_path / "other.py"),
+                              "--config", str(tmp_path / "other.toml"), "--device", "cpu"],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        result = by_name(grade_source("reinforce", _classic_loop(10**6, stop_at=1.0), config_toml=config))
+    finally:
+        other.kill()
+        other.wait()
+    training = result["trained_policy_first_seed"]
+    assert training.status in ("passed", "failed"), training.message
+    own, budget = map(float, re.search(r"train\(\) ran ([\d.]+) s of its own time \(budget ([\d.]+) s",
+                                       training.message).groups())
+    assert 10 < budget < 14 and own <= budget * 1.1
 
 
 # --- the served environment, without a worker ------------------------------------------------------
 
 
-def _gymnasium_same_step(n: int, seed: int):
-    envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(n)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+def _in_process(server: CartPoleServer) -> dict:
+    """The worker-side environments' `callback` and `call_array`, served by `server` in this process."""
+    table = server.callbacks()
+
+    def call(name, *args):
+        try:
+            return table[name](*args)
+        except CallbackRefused as exc:  # what the worker sees
+            raise RuntimeError(str(exc)) from None
+
+    return {"callback": call, "call_array": call}
+
+
+def _gymnasium_vector(n: int, seed: int, mode):
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(n)], autoreset_mode=mode)
     return envs, envs.reset(seed=env_seeds(seed, "train", n))[0]
 
 
@@ -134,32 +173,97 @@ def _mixed_actions(obs: np.ndarray, rng) -> np.ndarray:
     return np.where(np.arange(len(obs)) < len(obs) // 2, _balancing_actions(obs), random)
 
 
-def test_served_env_matches_gymnasium_same_step_autoreset():
+def _assert_same_infos(got: dict, want: dict) -> None:
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        if isinstance(value, np.ndarray) and value.dtype == object:  # final_obs: None or an observation
+            assert [v is None for v in got[key]] == [v is None for v in value]
+            for g, w in zip(got[key], value, strict=True):
+                if w is not None:
+                    np.testing.assert_array_equal(g, w, strict=True)
+        elif isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(got[key], value, strict=True)
+        else:
+            assert got[key] == value
+
+
+@pytest.mark.parametrize("mode", [gym.vector.AutoresetMode.SAME_STEP, gym.vector.AutoresetMode.NEXT_STEP])
+def test_served_vector_env_matches_gymnasium(mode):
     n = 6
     server = CartPoleServer(seed=5)
-    assert server.make(n)["num_envs"] == n
-    obs = server.reset()
-    reference, ref_obs = _gymnasium_same_step(n, 5)
-    np.testing.assert_array_equal(obs, ref_obs)
+    envs = ServedVectorEnv(n, mode, **_in_process(server))
+    assert isinstance(envs, gym.vector.VectorEnv) and envs.metadata["autoreset_mode"] is mode
+    reference, ref_obs = _gymnasium_vector(n, 5, mode)
+    assert envs.single_observation_space == reference.single_observation_space
+    assert envs.observation_space == reference.observation_space and envs.action_space == reference.action_space
+    obs, infos = envs.reset(seed=123)  # a seed given here is ignored: the grader seeds
+    np.testing.assert_array_equal(obs, ref_obs, strict=True)
+    assert infos == {}
     rng = np.random.default_rng(0)
     ended = truncations = 0
     for _ in range(1200):
         actions = _mixed_actions(obs, rng)
-        got = unpack_step(server.step(actions))
-        obs, rewards, terminated, truncated, infos = reference.step(actions)
-        np.testing.assert_array_equal(got["obs"], obs)  # bit for bit, float32
-        np.testing.assert_array_equal(got["rewards"], rewards)
-        np.testing.assert_array_equal(got["terminated"], terminated)
-        np.testing.assert_array_equal(got["truncated"], truncated)
-        final_mask = infos.get("_final_obs", np.zeros(n, dtype=bool))
-        np.testing.assert_array_equal(got["final_mask"], final_mask)
-        if final_mask.any():
-            np.testing.assert_array_equal(got["final_obs"][final_mask], np.stack(infos["final_obs"][final_mask]))
+        obs, rewards, terminated, truncated, infos = envs.step(actions)
+        want = reference.step(actions)
+        for got_array, want_array in zip((obs, rewards, terminated, truncated), want[:4], strict=True):
+            np.testing.assert_array_equal(got_array, want_array, strict=True)  # bit for bit, same dtypes
+        _assert_same_infos(infos, want[4])
         ended += int((terminated | truncated).sum())
         truncations += int(truncated.sum())
     assert truncations >= 6 and ended > 50
-    assert len(server.episode_returns) == ended and server.steps == n * 1200
-    assert server.started == n + ended
+    assert len(server.episode_returns) == ended and server.episode_lengths == [int(r) for r in server.episode_returns]
+    waiting = sum(server._ended)  # next-step autoreset: episodes that ended on the last step reset on the next
+    assert server.started == n + ended - waiting and (waiting == 0 or mode == gym.vector.AutoresetMode.NEXT_STEP)
+    assert server.steps == sum(server.episode_lengths) + sum(server._lengths)
+
+
+def test_served_env_matches_gym_make_episode_by_episode():
+    server = CartPoleServer(seed=7)
+    env = ServedEnv(**_in_process(server))
+    assert isinstance(env, gym.Env) and env.spec.max_episode_steps == 500
+    reference = gym.make("CartPole-v1")
+    assert env.observation_space == reference.observation_space and env.action_space == reference.action_space
+    rng = np.random.default_rng(1)
+    lengths = []
+    for episode in range(12):
+        obs, _ = env.reset(seed=99)  # ignored: the grader seeds its first episode, then continues its generator
+        want, _ = reference.reset(seed=env_seeds(7, "train", 1)[0] if episode == 0 else None)
+        np.testing.assert_array_equal(obs, want, strict=True)
+        done, length = False, 0
+        while not done:
+            action = int(_balancing_actions(obs[None])[0]) if episode % 2 else int(rng.integers(2))
+            got = env.step(action if length % 3 else np.int64(action))
+            want = reference.step(action)
+            np.testing.assert_array_equal(got[0], want[0], strict=True)
+            assert got[1:] == want[1:] and type(got[1]) is float and type(got[2]) is bool
+            obs, done, length = got[0], got[2] or got[3], length + 1
+        lengths.append(length)
+    assert server.episode_lengths == lengths and 500 in lengths and min(lengths) < 100
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(0)
+    with pytest.raises(ValueError, match="one integer"):
+        env.step(np.array([0, 1]))
+
+
+def test_gymnasium_vector_wrappers_work_on_the_served_env():
+    same, next_step = gym.vector.AutoresetMode.SAME_STEP, gym.vector.AutoresetMode.NEXT_STEP
+    for mode, wrap in ((same, gym.wrappers.vector.RecordEpisodeStatistics),
+                       (next_step, gym.wrappers.vector.NormalizeObservation)):
+        served = wrap(ServedVectorEnv(4, mode, **_in_process(CartPoleServer(seed=2))))
+        reference = wrap(_gymnasium_vector(4, 2, mode)[0])
+        obs, _ = served.reset()
+        want, _ = reference.reset(seed=env_seeds(2, "train", 4))
+        np.testing.assert_array_equal(obs, want)
+        rng = np.random.default_rng(3)
+        for _ in range(300):
+            actions = rng.integers(0, 2, 4)
+            got, want = served.step(actions), reference.step(actions)
+            np.testing.assert_array_equal(got[0], want[0])
+            if "episode" in want[4]:
+                for key in ("r", "l"):
+                    np.testing.assert_array_equal(got[4]["episode"][key], want[4]["episode"][key])
+        if mode == same:
+            assert list(served.return_queue) == list(reference.return_queue) and len(served.return_queue) > 10
 
 
 class _ControllerWorker:
@@ -190,11 +294,12 @@ def test_evaluation_matches_gymnasium():
     assert (returns == 500).any() and (returns < 500).any()
 
 
-def test_budget_retires_environments_then_refuses_the_next_episode():
+@pytest.mark.parametrize("mode", [SAME_STEP, NEXT_STEP])
+def test_budget_retires_environments_then_refuses_the_next_episode(mode):
     server = CartPoleServer(seed=1, episode_budget=5)
-    server.make(2)
+    server.make(2, mode)
     server.reset()
-    while not server._retired.all():
+    while not server.retired.all():
         reply = unpack_step(server.step(np.zeros(2, dtype=np.int64)))  # always left: episodes of about 10 steps
         assert reply["rewards"][reply["retired"] & ~reply["terminated"]].sum() == 0
     assert server.started == 5 and len(server.episode_returns) == 5
@@ -202,6 +307,18 @@ def test_budget_retires_environments_then_refuses_the_next_episode():
         server.step(np.zeros(2, dtype=np.int64))
     with pytest.raises(CallbackRefused, match="episode 6 refused"):
         server.reset()
+
+
+def test_single_env_budget_refuses_the_next_reset():
+    server = CartPoleServer(seed=1, episode_budget=3)
+    env = ServedEnv(**_in_process(server))
+    for _ in range(3):
+        env.reset()
+        while not any(env.step(0)[2:4]):
+            pass
+    with pytest.raises(RuntimeError, match="budget is 3 episodes .* episode 4 refused"):
+        env.reset()
+    assert server.started == 3 and len(server.episode_returns) == 3
 
 
 @pytest.mark.parametrize("bad", [np.array([0, 2]), np.zeros(3, dtype=np.int64), np.array([0.5, 1.0]), [0, 1]])
@@ -215,9 +332,43 @@ def test_malformed_actions_are_refused(bad):
 
 def test_make_envs_validates_and_happens_once():
     server = CartPoleServer(seed=0)
-    for bad in (0, 65, 2.0, "4"):
+    for bad in ((0,), (65,), (2.0,), ("4",), (4, "Disabled"), (2, SINGLE), (1, None)):
         with pytest.raises(CallbackRefused):
-            server.make(bad)
+            server.make(*bad)
     server.make(4)
     with pytest.raises(CallbackRefused, match="once"):
         server.make(4)
+    with pytest.raises(CallbackRefused, match="once"):
+        server.make(1, SINGLE)
+
+
+# --- conventions that are not errors (issue 21) ------------------------------------------------------
+
+UNIT_ONLY = """
+[reinforce]
+evaluation_seconds = 1
+[reinforce.checks.trained_policy_first_seed]
+timeout = 2
+[reinforce.checks.trained_policy_second_seed]
+timeout = 2
+"""
+
+
+def test_a_loss_summed_over_the_batch_keeps_its_points_with_a_note(grade_source):
+    """Correct but different: Categorical's log_prob, summed over the batch (the pytorch example's idiom)."""
+    reference = ("    log_probs = torch.log_softmax(logits, dim=1).gather(1, actions.long().unsqueeze(1)).squeeze(1)\n"
+                 "    return -(returns.detach() * log_probs).mean()")
+    source = edited("reinforce", reference,
+                    "    log_probs = torch.distributions.Categorical(logits=logits).log_prob(actions)\n"
+                    "    return torch.stack([-r * lp for r, lp in zip(returns, log_probs)]).sum()")
+    result = by_name(grade_source("reinforce", source, config_toml=UNIT_ONLY))["loss_gradient_is_reinforce"]
+    assert result.status == "passed" and result.points == 3, result.message
+    assert "sums over the batch instead of averaging" in result.message and "16 x the mean" in result.message
+
+
+def test_a_factor_that_depends_on_the_batch_is_not_a_convention(grade_source):
+    """Dividing by the returns' spread is a positive multiple on each batch, but not a constant one."""
+    source = edited("reinforce", "    return -(returns.detach() * log_probs).mean()",
+                    "    return -(returns.detach() / (returns.std() + 1e-8) * log_probs).mean()")
+    result = by_name(grade_source("reinforce", source, config_toml=UNIT_ONLY))["loss_gradient_is_reinforce"]
+    assert result.status == "failed" and "changes with the batch" in result.message, result.message

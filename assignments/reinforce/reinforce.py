@@ -14,10 +14,15 @@
 #   REINFORCE estimator the grader computes itself; `sample_actions` must draw actions
 #   with the policy's probabilities (a chi-squared test on many draws).
 # - Training: the grader calls `train(make_envs, seed, time_budget_s, device)` on two
-#   seeds. `make_envs(num_envs)` gives you a vector environment that behaves like
-#   gymnasium's `SyncVectorEnv` (same-step autoreset), but whose CartPoles live in the
+#   seeds. `make_envs(num_envs)` gives you a gymnasium vector environment that behaves
+#   like `SyncVectorEnv` with same-step autoreset (`make_envs(n, autoreset_mode=
+#   gym.vector.AutoresetMode.NEXT_STEP)` for gymnasium's default), and
+#   `make_envs.make_env()` one `gymnasium.Env` like `gym.make("CartPole-v1")`, for a
+#   classic one-episode-at-a-time loop; either one, once. Their CartPoles live in the
 #   grader: it counts your steps and records your training returns (the learning curve
 #   in your feedback is what the grader saw). Do not build environments of your own.
+#   `time_budget_s` is your code's own time from the start of `train()`: the time the
+#   grader spends serving your environment is not counted.
 # - Evaluation: the grader plays 100 episodes in its own environments, from its own
 #   seeds, asking `act(policy, observations)` for the actions; you pass a seed when the
 #   mean return is at least 490.
@@ -119,10 +124,16 @@ def act(policy: nn.Module, observations: np.ndarray) -> np.ndarray:
 # Write a loss whose gradient is $-\hat g$ (an optimizer *minimizes* it): the mean over
 # the batch of $-G_t \log \pi_\theta(a_t|s_t)$. Use the log-probability of the action
 # that was actually taken, and treat the returns as constants.
+#
+# `returns` are the returns **already scaled by the caller**: `train()` standardizes
+# them when `Args.normalize_returns` is on. Use them exactly as given: no normalizing
+# or rescaling inside the loss, and nothing else in it (a regulariser such as an entropy
+# bonus belongs in `train()`). A loss that sums over the batch instead of averaging is
+# the same algorithm under Adam and keeps its points (the grader notes the factor).
 
 # %%
 def reinforce_loss(logits: torch.Tensor, actions: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
-    """Scalar loss; logits (B, n_actions), actions (B,) long, returns (B,) float."""
+    """Scalar loss; logits (B, n_actions), actions (B,) long, returns (B,) float, already scaled by the caller."""
     # YOUR CODE HERE
     raise NotImplementedError()
 
@@ -190,9 +201,12 @@ def train(make_envs, seed: int, time_budget_s: float, device: str = "cpu", args:
 # environment with the same semantics stands in for it.
 
 # %%
-def make_gymnasium_envs(num_envs: int):
+def make_gymnasium_envs(num_envs: int, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP):
     return gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+                        vector_kwargs={"autoreset_mode": autoreset_mode})
+
+
+make_gymnasium_envs.make_env = lambda: gym.make("CartPole-v1")  # one environment, as make_envs.make_env()
 
 
 def evaluate_locally(policy: nn.Module, episodes: int = 100, seed: int = 12345) -> np.ndarray:

@@ -2,10 +2,11 @@
 
 Unit checks feed scripted actions and rewards and compare every estimate with the
 grader's own arithmetic; statistical checks test exploration and tie-breaking with
-false-fail rates of about 1e-6 each; the testbed checks play each method on the
-grader's 10-armed testbed and compare what the grader measured with thresholds set
-from the reference's distribution over 100 seeds (bench/bandits_thresholds.py,
-docs/bandits.md).
+false-fail rates of about 1e-6 each; the testbed checks play each method on a testbed of
+its own (a stream named by the check, a fresh worker), hold every step's actions to the
+method the check names (testbed.Rule: the grader keeps that method's estimates from what
+it served), and compare what the grader measured with thresholds set from the
+reference's distribution over 100 seeds (bench/bandits_thresholds.py, docs/bandits.md).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from graders.bandits.testbed import Testbed
-from graders.checks import as_array, check, expect, expect_close
+from graders.bandits.testbed import AnyRule, Rule, Testbed, gradient_states
+from graders.checks import CheckFailed, as_array, check, expect, expect_close
 
 TITLE = "Multi-armed bandits: epsilon-greedy, optimistic values, UCB, gradient bandit"
 K = 10
@@ -123,6 +124,16 @@ def exploration_frequency(worker, ctx):
         expect(abs(rate - want) <= tolerance,
                f"epsilon={epsilon}: non-greedy actions in {rate:.4f} of runs, expected {want:.4f} +- {tolerance:.4f}",
                "explore with probability epsilon, choosing uniformly among all k arms (the greedy one included)")
+        if epsilon > 0:  # each exploring run draws its own arm, any of the k
+            away = actions != greedy
+            counts = np.bincount(actions[away].astype(int), minlength=K)
+            expected = away.sum() / (K - 1) - np.bincount(greedy[away], minlength=K) / (K - 1)
+            statistic = float(np.sum((counts - expected) ** 2 / expected))
+            p = stats.chi2.sf(statistic, K - 1)
+            expect(p > FALSE_FAIL, f"epsilon={epsilon}: the non-greedy arms chosen, {counts.tolist()}, are not uniform "
+                   f"over the arms (chi-squared {statistic:.0f}, p = {p:.2g})",
+                   "each exploring run draws its own arm uniformly from all k (rng.integers(0, k, n_runs)); not one "
+                   "arm for every run, and not a range that leaves out the last arm")
 
 
 @check(points=1)
@@ -138,7 +149,7 @@ def greedy_ties_are_uniform(worker, ctx):
 
 @check(points=1)
 def ucb_tries_every_arm_first(worker, ctx):
-    """UCB: an untried arm counts as maximising, so the first k steps try every arm once."""
+    """UCB: an untried arm counts as maximising, so the first k steps try every arm once (in any order)."""
     n_runs, rng = 5000, ctx.rng("ucb untried")
     agent = _agent(worker, "UCB", n_runs=n_runs, k=K, c=2.0, seed=ctx.worker_seed("ucb untried"))
     chosen = []
@@ -146,26 +157,57 @@ def ucb_tries_every_arm_first(worker, ctx):
         actions = as_array(worker.call("agent_act", agent), "UCB actions", (n_runs,)).astype(int)
         worker.call("agent_update", agent, actions, rng.normal(size=n_runs))
         chosen.append(actions)
-    _chi_squared(np.bincount(chosen[0], minlength=K), "UCB's first actions",
-                 "at t = 1 every arm is untried: choose among them at random")
     chosen = np.sort(np.array(chosen).T, axis=1)
     broken = int(np.sum(np.any(chosen != np.arange(K), axis=1)))
     expect(broken == 0, f"in {broken} of {n_runs} runs the first {K} actions did not try every arm",
            "treat N(a) = 0 as maximising: untried arms first")
+    state = worker.call("agent_state", agent)
+    t = state.get("t") if isinstance(state, dict) else None
+    expect(t == K, f"after {K} calls of act() and update(), self.t is {t!r}, expected {K}",
+           "count the steps in act() only: t is the number of the step being chosen")
+
+
+def _discriminating_states(rng: np.random.Generator, n_runs: int, t: int, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """States a run can reach after t - 1 steps (every arm tried, the N summing to t - 1) whose UCB choice
+    at step t differs from the choice with t - 1 (even runs) or t + 1 (odd runs): an off-by-one in t
+    fails half of them.
+
+    Two arms i, j with N_i != N_j decide: with their scores Q + c sqrt(ln u / N) differing by D_u,
+    Q_i - Q_j is set so that D_t = eps and D_u = -eps at the other u; the other arms lie far below.
+    """
+    runs = np.arange(n_runs)
+    N = 1 + rng.multinomial(t - 1 - K, np.ones(K) / K, size=n_runs)
+    i, j = N.argmax(axis=1), N.argmin(axis=1)
+
+    def gap(u):  # bonus of arm i minus bonus of arm j at step u
+        return c * (np.sqrt(np.log(u) / N[runs, i]) - np.sqrt(np.log(u) / N[runs, j]))
+
+    other = np.where(runs % 2 == 0, t - 1, t + 1)
+    eps = (gap(t) - gap(other)) / 2
+    Q = np.zeros((n_runs, K))
+    Q[runs, j] = rng.normal(size=n_runs)
+    Q[runs, i] = Q[runs, j] - gap(t) + eps
+    low = np.minimum(Q[runs, i], Q[runs, j]) - 10.0
+    keep = np.zeros((n_runs, K), dtype=bool)
+    keep[runs, i] = keep[runs, j] = True
+    return np.where(keep, Q, low[:, None] + rng.normal(size=(n_runs, K))), N
 
 
 @check(points=2)
 def ucb_selection(worker, ctx):
-    """UCB: argmax Q + c sqrt(ln t / N), with t the number of the step being chosen."""
-    n_runs, rng = 1000, ctx.rng("ucb selection")
-    Q, N, t = rng.normal(size=(n_runs, K)), rng.integers(1, 30, (n_runs, K)), 57
-    agent = _agent(worker, "UCB", n_runs=n_runs, k=K, c=1.5, seed=ctx.worker_seed("ucb selection"))
-    worker.call("set_agent_state", agent, {"Q": Q, "N": N, "t": t})
-    got = as_array(worker.call("agent_act", agent), "UCB actions", (n_runs,))
-    want = (Q + 1.5 * np.sqrt(np.log(t + 1) / N)).argmax(axis=1)
-    wrong = int(np.sum(got != want))
-    expect(wrong == 0, f"UCB chose a different arm than argmax Q + c sqrt(ln t / N) in {wrong} of {n_runs} runs "
-           f"(t = {t + 1} for this step)", "increment self.t before computing the bonus; use the natural log")
+    """UCB: argmax Q + c sqrt(ln t / N), with t the number of the step being chosen, on states a run can reach."""
+    n_runs, c, rng = 300, 1.5, ctx.rng("ucb selection")
+    for steps_so_far in (K + 1, K + 3, 2 * K, 3 * K):
+        Q, N = _discriminating_states(rng, n_runs, steps_so_far + 1, c)
+        agent = _agent(worker, "UCB", n_runs=n_runs, k=K, c=c, seed=ctx.worker_seed(f"ucb selection {steps_so_far}"))
+        worker.call("set_agent_state", agent, {"Q": Q, "N": N, "t": steps_so_far})
+        got = as_array(worker.call("agent_act", agent), "UCB actions", (n_runs,))
+        want = (Q + c * np.sqrt(np.log(steps_so_far + 1) / N)).argmax(axis=1)
+        wrong = int(np.sum(got != want))
+        expect(wrong == 0, f"after {steps_so_far} steps (self.t = {steps_so_far}, the N of each run summing to "
+               f"{steps_so_far}), UCB chose another arm than argmax Q + c sqrt(ln t / N) with t = {steps_so_far + 1} "
+               f"in {wrong} of {n_runs} runs", "act() increments self.t first, then uses ln(self.t) with the natural "
+               "log; update() changes Q and N only")
 
 
 @check(points=1)
@@ -179,45 +221,61 @@ def gradient_bandit_policy(worker, ctx):
                  rtol=1e-6, atol=1e-9, hint="subtract each row's maximum before np.exp")
 
 
-@check(points=2)
-def gradient_bandit_update(worker, ctx):
-    """Every arm's preference moves: H += alpha (R - baseline)(1{a = A} - pi), with and without baseline."""
-    actions, rewards = _scripted_steps(ctx.rng("gradient update"), n_runs=3, k=4, steps=10, mean=4.0)
-    for baseline in (True, False):
-        agent = _agent(worker, "GradientBandit", n_runs=3, k=4, step_size=0.1, baseline=baseline)
-        H, mean, expected = np.zeros((3, 4)), np.zeros(3), []
-        for t, (a, r) in enumerate(zip(actions, rewards), start=1):
-            z = np.exp(H - H.max(axis=1, keepdims=True))
-            pi = z / z.sum(axis=1, keepdims=True)
-            if baseline:
-                mean += (r - mean) / t
-            H += 0.1 * (r - mean)[:, None] * (np.eye(4)[a] - pi)
-            expected.append({"H": H.copy()})
-        _compare_states(worker.call("scripted_run", agent, actions, rewards), expected,
-                        f"gradient bandit (baseline={baseline})",
-                        "update every arm, not only the chosen one; the baseline averages the rewards up to "
-                        "and including this one" if baseline else "without a baseline, R itself scales the step")
+def _gradient_update(worker, ctx, baseline: bool) -> None:
+    actions, rewards = _scripted_steps(ctx.rng(f"gradient update {baseline}"), n_runs=3, k=4, steps=10, mean=4.0)
+    agent = _agent(worker, "GradientBandit", n_runs=3, k=4, step_size=0.1, baseline=baseline,
+                   seed=ctx.worker_seed(f"gradient update {baseline}"))
+    states = worker.call("scripted_run", agent, actions, rewards)
+    hint = ("update every arm: H(a) += alpha (R - baseline)(1{a = A} - pi(a)), with pi the policy before this "
+            "update" + ("; the baseline is the average of the rewards so far (this one included) or of the "
+                        "preceding ones (R_1 at the first step)" if baseline else "; without a baseline, R itself "
+                                                                                  "scales the step"))
+    what = f"gradient bandit (baseline={baseline})"
+    try:
+        _compare_states(states, gradient_states(actions, rewards, 4, 0.1, baseline, preceding=False), what, hint)
+    except CheckFailed:
+        if not baseline:
+            raise
+        _compare_states(states, gradient_states(actions, rewards, 4, 0.1, baseline, preceding=True), what, hint)
 
 
-def _play(worker, ctx, class_name: str, mean: float = 0.0, **kwargs) -> Testbed:
+@check(points=1)
+def gradient_bandit_update_without_baseline(worker, ctx):
+    """Every arm's preference moves: H += alpha R (1{a = A} - pi), act() then update() at each step."""
+    _gradient_update(worker, ctx, baseline=False)
+
+
+@check(points=1)
+def gradient_bandit_update_with_baseline(worker, ctx):
+    """With the average-reward baseline: H += alpha (R - mean R) (1{a = A} - pi)."""
+    _gradient_update(worker, ctx, baseline=True)
+
+
+def _play(worker, ctx, check_name: str, class_name: str, rule: Rule | AnyRule, mean: float = 0.0, **kwargs) -> Testbed:
+    """Play the named class on a testbed of this check's own (its own random stream), in a fresh
+    worker, holding every step's actions to the rule of the method the check names."""
     runs, steps = ctx.option("testbed_runs"), ctx.option("testbed_steps")
-    testbed = Testbed(runs, K, steps, ctx.rng(f"testbed {mean}"), mean=mean)
-    agent = _agent(worker, class_name, n_runs=runs, k=K, seed=ctx.worker_seed(f"testbed {class_name}"), **kwargs)
+    testbed = Testbed(runs, K, steps, ctx.rng(f"testbed {check_name}"), mean=mean, rule=rule)
+    agent = _agent(worker, class_name, n_runs=runs, k=K, seed=ctx.worker_seed(f"testbed {check_name}"), **kwargs)
     worker.call("play_testbed", agent, steps, callbacks={"pull": testbed.pull})
     expect(testbed.finished(), f"the agent stopped after {len(testbed.average_reward)} of {steps} steps")
+    verdict = rule.verdict(FALSE_FAIL)
+    expect(verdict is None, f"{class_name} did not play as {rule.describe()}: {verdict}",
+           "the testbed checks credit the method they name; the unit checks above say which part is off")
     return testbed
 
 
 def _expect_at_least(ctx, value: float, threshold: str, what: str, hint: str) -> None:
-    limit = ctx.threshold(threshold)
-    ctx.note(f"{what}: {value:.3f} (threshold {limit:.3f})")
-    expect(value >= limit, f"{what} is {value:.3f}, below the threshold {limit:.3f}", hint)
+    limit, shown = ctx.threshold(threshold), ctx.shown_threshold(threshold, ".3f")
+    ctx.note(f"{what}: {value:.3f} (threshold {shown})")
+    expect(value >= limit, f"{what} is {value:.3f}, below the threshold {shown}", hint)
 
 
 @check(points=2, kind="training", timeout=TESTBED_TIMEOUT)
-def testbed_epsilon_greedy(worker, ctx):
+def testbed_epsilon_greedy(fresh_worker, ctx):
     """Epsilon = 0.1, sample averages, on the grader's 10-armed testbed (figure 2.2)."""
-    testbed = _play(worker, ctx, "EpsilonGreedy", epsilon=0.1)
+    testbed = _play(fresh_worker(), ctx, "testbed_epsilon_greedy", "EpsilonGreedy", Rule("epsilon_greedy", epsilon=0.1),
+                    epsilon=0.1)
     late = ctx.option("late_steps")
     _expect_at_least(ctx, testbed.late_average_reward(late), "epsilon_greedy_reward",
                      f"average reward over the last {late} steps", "compare with Sutton & Barto figure 2.2")
@@ -226,36 +284,41 @@ def testbed_epsilon_greedy(worker, ctx):
 
 
 @check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
-def testbed_optimistic_greedy(worker, ctx):
+def testbed_optimistic_greedy(fresh_worker, ctx):
     """Q1 = 5, epsilon = 0, step size 0.1 (figure 2.3)."""
-    testbed = _play(worker, ctx, "EpsilonGreedy", epsilon=0.0, step_size=0.1, initial_value=5.0)
+    rule = Rule("epsilon_greedy", epsilon=0.0, step_size=0.1, initial_value=5.0)
+    testbed = _play(fresh_worker(), ctx, "testbed_optimistic_greedy", "EpsilonGreedy", rule, epsilon=0.0, step_size=0.1,
+                    initial_value=5.0)
     late = ctx.option("late_steps")
     _expect_at_least(ctx, testbed.late_optimal_fraction(late), "optimistic_optimal",
                      f"fraction of optimal actions over the last {late} steps", "compare with figure 2.3")
 
 
 @check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
-def testbed_ucb(worker, ctx):
+def testbed_ucb(fresh_worker, ctx):
     """UCB with c = 2 (figure 2.4)."""
-    testbed = _play(worker, ctx, "UCB", c=2.0)
+    testbed = _play(fresh_worker(), ctx, "testbed_ucb", "UCB", Rule("ucb", c=2.0), c=2.0)
     late = ctx.option("late_steps")
     _expect_at_least(ctx, testbed.late_average_reward(late), "ucb_reward",
                      f"average reward over the last {late} steps", "compare with figure 2.4")
 
 
 @check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
-def testbed_gradient_with_baseline(worker, ctx):
+def testbed_gradient_with_baseline(fresh_worker, ctx):
     """Gradient bandit, alpha = 0.1, with baseline, q* mean +4 (figure 2.5)."""
-    testbed = _play(worker, ctx, "GradientBandit", mean=4.0, step_size=0.1, baseline=True)
+    testbed = _play(fresh_worker(), ctx, "testbed_gradient_with_baseline", "GradientBandit",
+                    AnyRule((Rule("gradient", step_size=0.1), Rule("gradient", step_size=0.1, preceding_baseline=True))),
+                    mean=4.0, step_size=0.1, baseline=True)
     late = ctx.option("late_steps")
     _expect_at_least(ctx, testbed.late_optimal_fraction(late), "gradient_baseline_optimal",
                      f"fraction of optimal actions over the last {late} steps", "compare with figure 2.5")
 
 
 @check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
-def testbed_gradient_without_baseline(worker, ctx):
+def testbed_gradient_without_baseline(fresh_worker, ctx):
     """Gradient bandit, alpha = 0.1, without baseline, q* mean +4 (figure 2.5)."""
-    testbed = _play(worker, ctx, "GradientBandit", mean=4.0, step_size=0.1, baseline=False)
+    testbed = _play(fresh_worker(), ctx, "testbed_gradient_without_baseline", "GradientBandit",
+                    Rule("gradient", step_size=0.1, baseline=False), mean=4.0, step_size=0.1, baseline=False)
     late = ctx.option("late_steps")
     _expect_at_least(ctx, testbed.late_optimal_fraction(late), "gradient_no_baseline_optimal",
                      f"fraction of optimal actions over the last {late} steps", "compare with figure 2.5")

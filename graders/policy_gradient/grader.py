@@ -21,6 +21,7 @@ from graders.checks import CheckFailed, as_array, check, expect, expect_close
 from graders.policy_gradient import exact, mdps, stats
 
 TITLE = "The policy gradient theorem, checked step by step"
+INSTRUCTOR_ONLY = ("graders.policy_gradient.exact",)  # the exact answers: never in a student kit
 MC_CASES = ["horizon-7x3", "episodic-8x4"]  # the Monte-Carlo checks run on these
 # Every student function here runs in well under a second; a call gets CALL_TIMEOUT
 # seconds. A check's own limit is longer because it includes the grader's exact
@@ -96,7 +97,9 @@ def _close(got, want, what: str, ctx, hint: str = "", mask=None) -> np.ndarray:
     if mask is not None:
         array, want = np.where(mask, array, 0.0), np.where(mask, want, 0.0)
     rtol = ctx.threshold("relative_tolerance")
-    return expect_close(array, want, what, rtol=rtol, atol=rtol * max(np.abs(want).max(), 1e-12), hint=hint)
+    return expect_close(array, want, what, rtol=rtol, atol=rtol * max(np.abs(want).max(), 1e-12), hint=hint,
+                        shown_tolerance=f"{ctx.shown_threshold('relative_tolerance')} x (|expected| + the largest "
+                                        "|expected|)")
 
 
 # --- 1. the softmax policy and its Jacobian --------------------------------------------------
@@ -264,21 +267,52 @@ def baseline_term_vanishes(worker, ctx):
 # --- 7. REINFORCE -----------------------------------------------------------------------------------------------
 
 
-def _estimates(worker, ctx, case: mdps.Case, with_baseline: bool) -> tuple[np.ndarray, dict]:
+def _estimates(worker, ctx, case: mdps.Case, with_baseline: bool) -> tuple[np.ndarray, dict, np.ndarray | None]:
     n = int(ctx.option("episodes"))
     episodes = _episodes(case.seed, case.spec.name, n)
     baseline = value_baseline(case, episodes["states"].shape[1]) if with_baseline else None
     got = _call(worker, "reinforce_gradients", episodes, case.theta, case.mdp["valid"], baseline)
-    return as_array(got, f"per-episode estimates on {case.name}", (n, *case.theta.shape)), episodes
+    return as_array(got, f"per-episode estimates on {case.name}", (n, *case.theta.shape)), episodes, baseline
+
+
+ESTIMATE_MISTAKES = {
+    "whole_return": "every step is weighted by the whole episode's return G_0 instead of the return from that "
+                    "step on, G_t",
+    "first_baseline": "the baseline of time 0, b_0(S_t), is subtracted at every step instead of b_t(S_t)",
+}
+
+
+def _per_episode(ctx, case: mdps.Case, samples: np.ndarray, episodes: dict, baseline, hint: str) -> None:
+    """Each episode's estimate is a deterministic function of the episode: compare it with the grader's own."""
+    want = exact.per_episode_estimates(episodes, case.theta, case.mdp["valid"], baseline)
+    rtol = ctx.threshold("relative_tolerance")
+    scale = rtol * max(float(np.abs(want).max()), 1e-12)
+    wrong = np.flatnonzero(np.any(np.abs(samples - want) > scale, axis=(1, 2)))
+    if not len(wrong):
+        return
+    for mistake, words in ESTIMATE_MISTAKES.items():
+        if mistake == "first_baseline" and baseline is None:
+            continue
+        other = exact.per_episode_estimates(episodes, case.theta, case.mdp["valid"], baseline, weights=mistake)
+        if np.allclose(samples, other, rtol=0, atol=scale):
+            hint = f"{words}. {hint}"
+    n = int(wrong[0])
+    j = np.unravel_index(int(np.argmax(np.abs(samples[n] - want[n]))), want[n].shape)
+    raise CheckFailed(f"on {case.name}, the estimates of {len(wrong)} of {len(samples)} episodes differ from the "
+                      f"grader's. Episode {n} (length {int(episodes['lengths'][n])}): at theta[{j[0]}, {j[1]}] "
+                      f"expected {want[n][j]:.6g}, got {samples[n][j]:.6g}; largest difference "
+                      f"{float(np.abs(samples[n] - want[n]).max()):.3g}\nHint: {hint}")
 
 
 def _unbiased(worker, ctx, with_baseline: bool, hint: str) -> None:
+    """Per episode, exactly the grader's estimate; over episodes, unbiased (a second, statistical witness)."""
     alpha = ctx.threshold("unbiased_alpha")
     notes = []
     for seed in ctx.seeds:
         for name in MC_CASES:
             case = _case(seed, name)
-            samples, _ = _estimates(worker, ctx, case, with_baseline)
+            samples, episodes, baseline = _estimates(worker, ctx, case, with_baseline)
+            _per_episode(ctx, case, samples, episodes, baseline, hint)
             result = stats.unbiasedness_test(samples, _facts(case)["grad"], alpha)
             if not result.passed:
                 raise CheckFailed(f"on {case.name}, the estimates are biased: {result.describe()}\nHint: {hint}")
@@ -288,16 +322,17 @@ def _unbiased(worker, ctx, with_baseline: bool, hint: str) -> None:
 
 @check(points=3, timeout=CHECK_TIMEOUT)
 def reinforce_unbiased(worker, ctx):
-    """reinforce_gradients without a baseline: the mean of the estimates is grad J."""
+    """reinforce_gradients without a baseline: each episode's estimate is the grader's, and their mean is grad J."""
     _unbiased(worker, ctx, False, "g = sum over the episode's real steps t of G_t (onehot(A_t) - pi(.|S_t)) in row "
                                   "S_t, with G_t = R_{t+1} + ... + R_T; padding steps (t >= length) do not count")
 
 
 @check(points=3, timeout=CHECK_TIMEOUT)
 def reinforce_baseline_unbiased(worker, ctx):
-    """reinforce_gradients with a value baseline b_t(s): still unbiased."""
-    _unbiased(worker, ctx, True, "subtract baseline[t, S_t], the baseline of the state the action was taken in; "
-                                 "a baseline that depends on the action (or on what follows it) adds bias")
+    """reinforce_gradients with a value baseline b_t(s): each episode's estimate is the grader's; still unbiased."""
+    _unbiased(worker, ctx, True, "subtract baseline[t, S_t], the baseline of the state the action was taken in, at "
+                                 "the same time t; a baseline that depends on the action (or on what follows it) "
+                                 "adds bias")
 
 
 @check(points=2, timeout=CHECK_TIMEOUT)
@@ -308,11 +343,14 @@ def baseline_lowers_variance(worker, ctx):
     for seed in ctx.seeds:
         for name in MC_CASES:
             case = _case(seed, name)
-            plain, _ = _estimates(worker, ctx, case, False)
-            based, _ = _estimates(worker, ctx, case, True)
+            plain, episodes, _ = _estimates(worker, ctx, case, False)
+            based, _, baseline = _estimates(worker, ctx, case, True)
+            hint = "the variance is measured on your estimates, which must first be the REINFORCE estimates"
+            _per_episode(ctx, case, plain, episodes, None, hint)
+            _per_episode(ctx, case, based, episodes, baseline, hint)
             ratio = stats.total_variance(based) / max(stats.total_variance(plain), 1e-300)
             expect(ratio < limit, f"on {case.name}, total variance with the value baseline is {ratio:.3f} times "
-                                  f"the variance without (should be below {limit:g})",
+                                  f"the variance without (should be below {ctx.shown_threshold('max_variance_ratio')})",
                    "subtract baseline[t, S_t] from G_t for every step t of the episode")
             notes.append(f"{case.name}: variance ratio {ratio:.3f}")
     ctx.note("; ".join(notes))

@@ -79,7 +79,8 @@ class Case:
 
     @property
     def name(self) -> str:
-        return f"{self.spec.name} (seed {self.seed})"
+        """The case as shown to students: its shape, never the grading seed (which may be hidden)."""
+        return self.spec.name
 
 
 def softmax_policy(theta: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 Unit checks compare the submission's discounted returns, the gradient of its loss
 (on the grader's network and batch) and its action sampling with the grader's own
 numpy computations. The training checks serve CartPole-v1 from this process
-(graders/cartpole.py), so every episode and step is counted here, then evaluate the
+(graders/rl/server.py), so every episode and step is counted here, then evaluate the
 returned policy on 100 episodes of the grader's from its own seeds. Thresholds and
 the reference's measured performance: docs/reinforce.md (bench/reinforce_reference.py).
 """
@@ -12,22 +12,40 @@ from __future__ import annotations
 
 import numpy as np
 
-from graders.checks import CheckFailed, as_array, check, expect, expect_close
-from graders.reinforce import common
-from graders.reinforce.training import train_and_evaluate
+from graders.checks import as_array, check, expect, expect_close
+from graders.rl import gradients
+from graders.rl import reinforce as common
+from graders.rl.training import train_and_evaluate
 
 TITLE = "REINFORCE on CartPole-v1"
+INSTRUCTOR_ONLY = ("graders.rl.reinforce",)  # the expected gradients: never in a student kit
 FALSE_FAIL = 1e-6  # of the chi-squared test of sample_actions (exact: the p-value is exact)
 DEFAULTS = {
     "seeds": [0, 1],
     "eval_episodes": 100,
+    "train_seconds": {"cpu": 240, "cuda": 240},  # the student's own time for train(), margin included
     "evaluation_seconds": 60,  # of each training check's time, kept for the evaluation
-    "min_plausible_steps": 5000,  # a pass after fewer served steps is flagged for the instructor
-    "thresholds": {"mean_return": 490.0},
+    # Learning the grader must see (graders/rl/certify.py): the mean of the first start_episodes served
+    # episodes at most thresholds.untrained_start, the best learning_window of them at least learning_seen.
+    "start_episodes": 10,
+    "learning_window": 10,
+    "thresholds": {"mean_return": 490.0, "untrained_start": 100.0, "learning_seen": 400.0},
 }
-TRAINING_TIMEOUT = {"cpu": 300, "cuda": 300}
+# the check's wall limit: the student's own train_seconds, the evaluation's evaluation_seconds, and room for the set-up,
+# the grader's serving and a loaded machine's waits, which are not the student's time (graders/rl/training.py)
+TRAINING_TIMEOUT = {"cpu": 600, "cuda": 600}
 LOSS_HINT = ("the loss is the mean over the batch of -G_t * log pi(a_t|s_t), where log pi(a_t|s_t) is "
-             "log_softmax(logits) at the action actually taken (gather), and the returns are constants")
+             "log_softmax(logits) at the action actually taken (gather), and the returns are used as given "
+             "(constants, already scaled by the caller)")
+NORMALIZED = ("the loss normalizes the returns itself (subtracts their mean, divides by their spread): "
+              "reinforce_loss must use the returns exactly as given; train() already scaled them "
+              "(Args.normalize_returns)")
+ZERO_HINT = ("every return of this batch is 0, so the loss and its gradient are 0; a division by the returns' "
+             "spread or sum gives NaN: reinforce_loss uses the returns as the caller scaled them")
+ENTROPY = ("the loss adds another term, an entropy bonus with coefficient {ratio:.3g}: keep reinforce_loss the "
+           "policy-gradient term alone and add regularisers in train()")
+# (steps, mean return): two sizes, returns mostly positive then negative; last, every return 0 (another term shows)
+BATCHES = ((16, 1.0), (5, -2.0), (8, None))
 
 
 @check(points=2)
@@ -41,44 +59,46 @@ def discounted_returns(worker, ctx):
         for t in reversed(range(len(rewards))):
             running = rewards[t] + gamma * running
             want[t] = running
-        got = worker.call("discounted_returns", rewards, gamma)
+        got = as_array(worker.call("discounted_returns", rewards, gamma), f"discounted_returns({rewards.tolist()}, "
+                       f"gamma={gamma})", want.shape)
+        normalized = len(want) > 1 and any(np.allclose(got, common.standardized(want, ddof), rtol=1e-4, atol=1e-4)
+                                           for ddof in (0, 1))
+        expect(not normalized, f"discounted_returns({rewards.tolist()}, gamma={gamma}) returned the returns normalized "
+               f"(zero mean, unit spread): {np.round(got, 4).tolist()}; it must return G_t itself, "
+               f"{np.round(want, 4).tolist()}", hint="normalizing is a training choice, made in train() "
+               "(Args.normalize_returns), not part of the discounted return")
         expect_close(got, want, f"discounted_returns({rewards.tolist()}, gamma={gamma})", rtol=1e-5, atol=1e-6,
                      hint="G_t = r_t + gamma * G_{t+1}, computed backwards from the last step (G_T = 0); "
                           "the first return is the largest sum, the last one is just the last reward")
 
 
-def _compare_gradient(got: dict, want: dict, batch: int) -> None:
-    """Compare per parameter, naming the two classic mistakes when they are what happened."""
-    expect(isinstance(got, dict) and set(common.PARAM_NAMES) <= set(got),
-           "the gradient of reinforce_loss could not be read back")
-    arrays = {k: as_array(got[k], f"gradient of {k}", np.shape(want[k])) for k in common.PARAM_NAMES}
-
-    def matches(scale: float) -> bool:
-        return all(np.allclose(arrays[k], scale * want[k], rtol=1e-3, atol=1e-6) for k in common.PARAM_NAMES)
-
-    if matches(-1.0):
-        raise CheckFailed("the gradient of reinforce_loss is +g, the REINFORCE estimator itself: minimizing this "
-                          "loss would make the returned actions *less* likely.\nHint: " + LOSS_HINT)
-    if matches(float(batch)):
-        raise CheckFailed(f"the gradient of reinforce_loss is {batch} x the expected one: the loss sums over the "
-                          "batch instead of averaging.\nHint: " + LOSS_HINT)
-    for k in common.PARAM_NAMES:
-        expect_close(arrays[k], want[k], f"d reinforce_loss / d {k} (the grader's network)", rtol=1e-3, atol=1e-6,
-                     hint=LOSS_HINT)
-
-
 @check(points=3)
 def loss_gradient_is_reinforce(worker, ctx):
-    """The gradient of reinforce_loss on the grader's network and batch is -(1/B) sum_t G_t grad log pi(a_t|s_t)."""
+    """The gradient of reinforce_loss on the grader's network and batches is a positive multiple of
+    -(1/B) sum_t G_t grad log pi(a_t|s_t) (a constant or the batch size: a sum keeps its points), and 0
+    when every return is 0."""
     rng = ctx.rng("loss_gradient_is_reinforce")
     weights = common.random_mlp(rng, 4, 8, 2, scale=2.0)
-    batch = 16
-    obs = rng.normal(size=(batch, 4)).astype(np.float32)
-    actions = rng.integers(0, 2, batch)
-    returns = (rng.normal(size=batch) * 3 + 1).astype(np.float32)
-    reply = worker.call("loss_gradient", weights, obs, actions, returns)
-    want = {k: -v for k, v in common.reinforce_estimator(weights, obs, actions, returns).items()}
-    _compare_gradient(reply.get("grads") if isinstance(reply, dict) else None, want, batch)
+    scales = []
+    for size, shift in BATCHES:
+        obs = rng.normal(size=(size, 4)).astype(np.float32)
+        actions = rng.integers(0, 2, size)
+        returns = np.zeros(size, np.float32) if shift is None else (rng.normal(size=size) * 3 + shift).astype(np.float32)
+        reply = worker.call("loss_gradient", weights, obs, actions, returns)
+        want = gradients.negated(common.reinforce_estimator(weights, obs, actions, returns))
+        what = f"the gradient of reinforce_loss on the grader's batch of {size} steps"
+        if shift is None:
+            what += ", all of whose returns are 0"
+        got = gradients.read(reply.get("grads") if isinstance(reply, dict) else None, want, what,
+                             ZERO_HINT if shift is None else LOSS_HINT)
+        if shift is None:
+            entropy = gradients.negated(common.entropy_gradient(weights, obs))
+            gradients.expect_zero(got, [gradients.Mistake(entropy, ENTROPY)], what, LOSS_HINT)
+            continue
+        mistakes = gradients.policy_loss_mistakes(weights, obs, actions, returns, normalized=NORMALIZED)
+        scales.append((size, gradients.match(got, want, mistakes, what, LOSS_HINT)))
+    if note := gradients.factor_note(scales, "reinforce_loss", LOSS_HINT):
+        ctx.note(note)
 
 
 @check(points=2)

@@ -2,41 +2,68 @@
 
 Unit checks run the submission's advantages and losses on the grader's own policy
 and value networks and compare values and gradients with the grader's numpy
-computations (graders/reinforce/common.py): the advantages, that each loss reaches
-only its own network, that the value loss is the MSE, and that with the grader's
-baseline the submission's policy-gradient estimator has a lower variance than
-without one. Training runs on CartPole-v1 served by this process, which counts the
-episodes and refuses the 201st; the returned policy is evaluated on 100 episodes of
-the grader's. Reference performance: docs/reinforce_baseline.md.
+computations (graders/rl/reinforce.py): the advantages, that each loss reaches
+only its own network, that the value loss is the MSE, that normalize_advantages=True
+standardizes, and that with the grader's baseline the submission's policy-gradient
+estimator has a lower variance than without one. A loss whose gradient is a positive
+constant multiple of the expected one (a sum over the batch, a 1/2 on the MSE) keeps
+its points with a note (graders/rl/gradients.py). Training runs on CartPole-v1 served
+by this process, which counts the episodes and refuses the 201st; the returned policy
+is evaluated on 100 episodes of the grader's, and the returned value network on the
+states of episodes of the grader's own (value_check.py). Reference performance:
+docs/reinforce_baseline.md.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from graders.checks import CheckFailed, as_array, check, expect, expect_close
-from graders.reinforce import common
-from graders.reinforce.training import train_and_evaluate
+from graders.checks import CheckFailed, as_array, as_dict, check, expect, expect_close
+from graders.reinforce_baseline import value_check
+from graders.rl import gradients
+from graders.rl import reinforce as common
+from graders.rl.training import train_and_evaluate
 
 TITLE = "REINFORCE with baseline on CartPole-v1 (200 episodes)"
+INSTRUCTOR_ONLY = ("graders.rl.reinforce",)  # the expected gradients: never in a student kit
 DEFAULTS = {
     "seeds": [0, 1],
     "episode_budget": 200,
     "eval_episodes": 100,
+    "train_seconds": {"cpu": 240, "cuda": 240},  # the student's own time for train(), margin included
     "evaluation_seconds": 60,
-    "min_plausible_steps": 5000,
+    # Learning the grader must see (graders/rl/certify.py): the mean of the first start_episodes served
+    # episodes at most thresholds.untrained_start, the best learning_window of them at least learning_seen.
+    "start_episodes": 10,
+    "learning_window": 10,
     "variance_batches": 200,
-    "thresholds": {"mean_return": 475.0, "max_variance_ratio": 0.5},
+    "value_episodes": 20,  # the grader's own episodes on whose states the value network is checked
+    # max_value_error_ratio: the value network's squared error over the best constant's (docs/reinforce_baseline.md)
+    "thresholds": {"mean_return": 475.0, "max_variance_ratio": 0.5, "max_value_error_ratio": 3.0,
+                   "untrained_start": 100.0, "learning_seen": 250.0},
 }
-TRAINING_TIMEOUT = {"cpu": 300, "cuda": 300}
+# the check's wall limit: the student's own train_seconds, the evaluation's evaluation_seconds, and room for the set-up,
+# the grader's serving and a loaded machine's waits, which are not the student's time (graders/rl/training.py)
+TRAINING_TIMEOUT = {"cpu": 600, "cuda": 600}
 ADVANTAGE_HINT = "A_t = G_t - v(s_t): the return minus the baseline, with the baseline detached (values.detach())"
-POLICY_HINT = ("the policy loss is the mean of -A_t log pi(a_t|s_t) with A_t = G_t - value_net(obs) detached; "
-               "no normalization unless normalize_advantages=True")
+POLICY_HINT = ("the policy loss is the mean of -A_t log pi(a_t|s_t) with A_t = G_t - value_net(obs) detached, and the "
+               "returns used as given (already scaled by the caller); no normalization unless "
+               "normalize_advantages=True; regularisers (an entropy bonus) belong in train()")
+VALUE_HINT = "the value loss is the mean over the batch of (value_net(obs).squeeze(-1) - G_t)^2"
+NORMALIZE_HINT = ("with normalize_advantages=True: A = (A - A.mean()) / (A.std() + 1e-8), after computing "
+                  "A = G - v(s) and before the policy loss")
+NORMALIZED = ("losses() normalizes the advantages although normalize_advantages=False: normalize only when the "
+              "caller asks (train() passes Args.normalize_advantages)")
+RETURNS = ("the policy loss uses the returns, not the advantages G - v(s): the baseline does nothing")
+ENTROPY = ("the policy loss adds another term, an entropy bonus with coefficient {ratio:.3g}: keep losses() the "
+           "two losses alone and add regularisers in train()")
+# (steps, mean return): two sizes, returns mostly positive then negative; last, returns equal to the baseline
+BATCHES = ((16, 1.0), (5, -2.0), (8, None))
 
 
-def _batch(rng: np.random.Generator, size: int):
+def _batch(rng: np.random.Generator, size: int, shift: float = 1.0, spread: float = 2.0):
     obs = rng.normal(size=(size, 4)).astype(np.float32)
-    return obs, rng.integers(0, 2, size), (rng.normal(size=size) * 2 + 1).astype(np.float32)
+    return obs, rng.integers(0, 2, size), (rng.normal(size=size) * spread + shift).astype(np.float32)
 
 
 def _nets(rng: np.random.Generator):
@@ -44,9 +71,26 @@ def _nets(rng: np.random.Generator):
 
 
 def _all_zero(grads, what: str, hint: str) -> None:
-    expect(isinstance(grads, dict), f"{what} could not be read back")
-    largest = max(float(np.max(np.abs(as_array(g, what)))) for g in grads.values())
+    grads = as_dict(grads, what, common.PARAM_NAMES)
+    largest = max(float(np.max(np.abs(as_array(grads[k], what)), initial=0.0)) for k in common.PARAM_NAMES)
     expect(largest == 0.0, f"{what} is not zero (largest entry {largest:.3g})", hint)
+
+
+def _loss_terms(worker, policy_w, value_w, obs, actions, returns, *flag) -> dict:
+    keys = ("value_inputs", "policy_loss", "value_loss", "policy_loss_policy_grads", "policy_loss_value_grads",
+            "value_loss_policy_grads", "value_loss_value_grads")
+    got = as_dict(worker.call("loss_terms", policy_w, value_w, obs, actions, returns, *flag), "losses()", keys)
+    inputs = got["value_inputs"]
+    expect(isinstance(inputs, list) and len(inputs) > 0,
+           "losses() never called value_net: where does the baseline come from?",
+           hint="values = value_net(obs).squeeze(-1)")
+    expect(all(isinstance(x, np.ndarray) and x.shape == obs.shape and np.allclose(x, obs) for x in inputs),
+           "value_net was called on something other than the batch's states", hint="a baseline sees the state only")
+    return got
+
+
+def _advantages(value_w: dict, obs: np.ndarray, returns: np.ndarray) -> np.ndarray:
+    return returns - common.mlp_forward(value_w, obs)[1][:, 0]
 
 
 @check(points=2)
@@ -55,8 +99,7 @@ def advantages_on_a_scripted_batch(worker, ctx):
     rng = ctx.rng("advantages_on_a_scripted_batch")
     returns = np.array([3.0, 2.0, 1.0, 0.5, -1.0, 4.0], dtype=np.float32)
     values = (rng.normal(size=6) * 2).round(2).astype(np.float32)
-    got = worker.call("advantages", returns, values)
-    expect(isinstance(got, dict), "compute_advantages could not be called")
+    got = as_dict(worker.call("advantages", returns, values), "compute_advantages", ("advantages", "requires_grad"))
     want = returns.astype(np.float64) - values
     array = as_array(got["advantages"], "compute_advantages(returns, values)", (6,))
     if np.allclose(array, -want, rtol=1e-5, atol=1e-6):
@@ -70,47 +113,110 @@ def advantages_on_a_scripted_batch(worker, ctx):
 
 @check(points=3)
 def policy_loss_gradient_reaches_only_the_policy(worker, ctx):
-    """losses(): d policy loss / d policy is the estimator with A = G - v(s); d policy loss / d value = 0."""
+    """losses(): d policy loss / d policy is a positive multiple of the estimator with A = G - v(s) (a constant
+    or the batch size), 0 when every advantage is 0; d policy loss / d value = 0."""
     rng = ctx.rng("policy_loss_gradient_reaches_only_the_policy")
     policy_w, value_w = _nets(rng)
-    obs, actions, returns = _batch(rng, 16)
-    got = worker.call("loss_terms", policy_w, value_w, obs, actions, returns)
-    inputs = got["value_inputs"]
-    expect(len(inputs) > 0, "losses() never called value_net: where does the baseline come from?",
-           hint="values = value_net(obs).squeeze(-1)")
-    expect(all(np.shape(x) == obs.shape and np.allclose(x, obs) for x in inputs),
-           "value_net was called on something other than the batch's states", hint="a baseline sees the state only")
-    _all_zero(got["policy_loss_value_grads"], "the gradient of the policy loss w.r.t. the value network",
-              "the advantages must not carry gradient: detach the baseline")
-    _, values = common.mlp_forward(value_w, obs)
-    advantage = returns - values[:, 0]
-    want = {k: -v for k, v in common.reinforce_estimator(policy_w, obs, actions, advantage).items()}
-    grads = got["policy_loss_policy_grads"]
-    flipped = {k: -v for k, v in want.items()}
-    if all(np.allclose(as_array(grads[k], k), flipped[k], rtol=1e-3, atol=1e-6) for k in common.PARAM_NAMES):
-        raise CheckFailed("the gradient of the policy loss has the wrong sign: with advantages v - G (or a loss "
-                          "of +A log pi) the update makes better-than-expected actions less likely."
-                          f"\nHint: {POLICY_HINT}")
-    for k in common.PARAM_NAMES:
-        expect_close(grads[k], want[k], f"d policy loss / d {k} (the grader's policy network)", rtol=1e-3, atol=1e-6,
-                     hint=POLICY_HINT)
+    scales = []
+    for size, shift in BATCHES:
+        obs, actions, returns = _batch(rng, size, 0.0 if shift is None else shift)
+        if shift is None:  # returns equal to the baseline: every advantage is 0 (to float32 rounding)
+            returns = common.mlp_forward(value_w, obs)[1][:, 0].astype(np.float32)
+        got = _loss_terms(worker, policy_w, value_w, obs, actions, returns)
+        _all_zero(got["policy_loss_value_grads"], "the gradient of the policy loss w.r.t. the value network",
+                  "the advantages must not carry gradient: detach the baseline")
+        advantage = _advantages(value_w, obs, returns)
+        want = gradients.negated(common.reinforce_estimator(policy_w, obs, actions, advantage))
+        with_returns = gradients.negated(common.reinforce_estimator(policy_w, obs, actions, returns))
+        what = f"d policy loss / d policy weights on the grader's batch of {size} steps"
+        if shift is None:
+            what += ", whose returns equal the baseline's values (every advantage 0)"
+        grads = gradients.read(got["policy_loss_policy_grads"], want, what, POLICY_HINT)
+        if shift is None:
+            entropy = gradients.negated(common.entropy_gradient(policy_w, obs))
+            gradients.expect_zero(grads, [gradients.Mistake(entropy, ENTROPY), gradients.Mistake(with_returns, RETURNS)],
+                                  what, POLICY_HINT)
+            continue
+        mistakes = [gradients.Mistake(with_returns, RETURNS),
+                    *gradients.policy_loss_mistakes(policy_w, obs, actions, advantage, normalized=NORMALIZED)]
+        scales.append((size, gradients.match(grads, want, mistakes, what, POLICY_HINT)))
+    if note := gradients.factor_note(scales, "the policy loss", POLICY_HINT):
+        ctx.note(note)
+
+
+def _value_mistakes(value_w: dict, obs: np.ndarray, returns: np.ndarray) -> list[gradients.Mistake]:
+    error = common.mlp_forward(value_w, obs)[1][:, 0] - returns
+    return [
+        gradients.Mistake(common.output_gradient(value_w, obs, (np.sign(error) / len(error))[:, None]),
+                          "the value loss is the absolute error |v(s) - G|, not the squared error"),
+        gradients.Mistake(common.output_gradient(value_w, obs, (np.clip(error, -1, 1) / len(error))[:, None]),
+                          "the value loss is the Huber (smooth L1) loss, not the squared error"),
+        gradients.Mistake(gradients.negated(common.output_gradient(value_w, obs, error[:, None])),
+                          "the value loss's gradient has the wrong sign: minimizing it moves v(s) away from G"),
+    ]
 
 
 @check(points=2)
 def value_loss_is_mse_and_reaches_only_the_value_network(worker, ctx):
-    """losses(): the value loss is mean((v(s) - G)^2); its gradient reaches the value network only."""
+    """losses(): the value loss is a positive multiple of mean((v(s) - G)^2) (a constant, e.g. 1/2, or the batch
+    size); its gradient reaches the value network only."""
     rng = ctx.rng("value_loss_is_mse_and_reaches_only_the_value_network")
     policy_w, value_w = _nets(rng)
-    obs, actions, returns = _batch(rng, 16)
-    got = worker.call("loss_terms", policy_w, value_w, obs, actions, returns)
-    want_loss, want_grads = common.mse_gradient(value_w, obs, returns)
-    expect_close(got["value_loss"], want_loss, "the value loss", rtol=1e-4, atol=1e-6,
-                 hint="mean squared error between value_net(obs).squeeze(-1) and the returns")
-    _all_zero(got["value_loss_policy_grads"], "the gradient of the value loss w.r.t. the policy network",
-              "the value loss depends on the value network only")
-    for k in common.PARAM_NAMES:
-        expect_close(got["value_loss_value_grads"][k], want_grads[k], f"d value loss / d {k} (the grader's value "
-                     "network)", rtol=1e-3, atol=1e-6, hint="mean over the batch of (v(s_t) - G_t)^2")
+    scales = []
+    for size, shift in BATCHES[:2]:
+        obs, actions, returns = _batch(rng, size, shift)
+        got = _loss_terms(worker, policy_w, value_w, obs, actions, returns)
+        _all_zero(got["value_loss_policy_grads"], "the gradient of the value loss w.r.t. the policy network",
+                  "the value loss depends on the value network only")
+        want_loss, want_grads = common.mse_gradient(value_w, obs, returns)
+        what = f"d value loss / d value weights on the grader's batch of {size} steps"
+        grads = gradients.read(got["value_loss_value_grads"], want_grads, what, VALUE_HINT)
+        c = gradients.match(grads, want_grads, _value_mistakes(value_w, obs, returns), what, VALUE_HINT)
+        expect_close(got["value_loss"], c * want_loss, f"the value loss on the grader's batch of {size} steps "
+                     f"({c:.3g} x the mean squared error, the factor of its gradient)", rtol=1e-4, atol=1e-6,
+                     hint=VALUE_HINT)
+        scales.append((size, c))
+    if note := gradients.factor_note(scales, "the value loss", VALUE_HINT):
+        ctx.note(note)
+
+
+@check(points=1)
+def normalized_advantages_are_standardized(worker, ctx):
+    """losses(..., normalize_advantages=True) standardizes the advantages: (A - mean) / std (sample or population
+    std), nothing else."""
+    rng = ctx.rng("normalized_advantages_are_standardized")
+    policy_w, value_w = _nets(rng)
+    size = 16
+    obs, actions, returns = _batch(rng, size, shift=2.0, spread=8.0)  # advantages' std far from 1
+    advantage = _advantages(value_w, obs, returns)
+    raw = gradients.negated(common.reinforce_estimator(policy_w, obs, actions, advantage))
+    want = gradients.negated(common.reinforce_estimator(policy_w, obs, actions, common.standardized(advantage)))
+    what = "d policy loss / d policy weights with normalize_advantages=True"
+    plain = _loss_terms(worker, policy_w, value_w, obs, actions, returns)
+    asked = _loss_terms(worker, policy_w, value_w, obs, actions, returns, True)
+    grads = gradients.read(asked["policy_loss_policy_grads"], want, what, NORMALIZE_HINT)
+    c_raw, r_raw = gradients.fit(gradients.flat(grads), gradients.flat(raw))
+    expect(not (c_raw > 0 and r_raw <= gradients.TOLERANCE),
+           "losses(..., normalize_advantages=True) did not standardize the advantages: its gradient is that of "
+           "the advantages as they are", NORMALIZE_HINT)
+    uncentered = gradients.negated(common.reinforce_estimator(policy_w, obs, actions, advantage / advantage.std()))
+    mistakes = [gradients.Mistake(uncentered, "the advantages are divided by their std but their mean is not "
+                                  "subtracted")]
+    c = gradients.match(grads, want, mistakes, what, NORMALIZE_HINT)
+    c_plain, r_plain = gradients.fit(gradients.flat(gradients.read(plain["policy_loss_policy_grads"], raw, what)),
+                                     gradients.flat(raw))
+    base = [c_plain] if c_plain > 0 and r_plain <= gradients.TOLERANCE else [1.0, float(size)]
+    sample = np.sqrt((size - 1) / size)  # the sample std (ddof=1) is larger: standardized values this much smaller
+    allowed = [b * f for b in base for f in (1.0, sample)]
+    if any(abs(c / a - 1) <= 1e-3 for a in allowed):
+        return
+    std = float(advantage.std())
+    if abs(c / base[0] * std - 1) <= 0.15:  # 1 / std (either std, either variance) instead of 1
+        raise CheckFailed(f"{what}: the advantages are divided by their variance, not by their standard deviation "
+                          f"(the gradient is {c / base[0]:.3g} x the standardized one, 1 / std = {1 / std:.3g})"
+                          f"\nHint: {NORMALIZE_HINT}")
+    raise CheckFailed(f"{what}: the standardized advantages come out scaled by {c / base[0]:.3g}; standardizing "
+                      f"divides by the standard deviation (sample or population), nothing else\nHint: {NORMALIZE_HINT}")
 
 
 @check(points=2)
@@ -140,9 +246,11 @@ def baseline_reduces_variance(worker, ctx):
 
 @check(points=4, timeout=TRAINING_TIMEOUT, kind="training")
 def trained_policy_first_seed(worker, ctx):
-    """Train within the grader's 200-episode budget (first seed); 100 evaluation episodes reach the threshold."""
+    """Train within the grader's 200-episode budget (first seed); 100 evaluation episodes reach the threshold,
+    and the returned value network predicts the returns on the grader's own states."""
     train_and_evaluate(worker, ctx, 0, threshold_name="mean_return", title=TITLE,
                        episode_budget=int(ctx.option("episode_budget")))
+    value_check.expect_value_network_learned(worker, ctx, "seed #1")
 
 
 @check(points=4, timeout=TRAINING_TIMEOUT, kind="training")
@@ -150,3 +258,4 @@ def trained_policy_second_seed(worker, ctx):
     """The same on the second seed."""
     train_and_evaluate(worker, ctx, 1, threshold_name="mean_return", title=TITLE,
                        episode_budget=int(ctx.option("episode_budget")))
+    value_check.expect_value_network_learned(worker, ctx, "seed #2")

@@ -136,3 +136,10 @@ def expected_f_gradients(
     grad_mu = (objective(mu + h, log_sigma) - objective(mu - h, log_sigma)) / (2 * h)
     grad_ls = (objective(mu, log_sigma + h) - objective(mu, log_sigma - h)) / (2 * h)
     return grad_mu, grad_ls
+
+
+def holdout(n: int, rng: np.random.Generator, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(indices to train on, indices held out) of n training images; the held-out ones are never sent."""
+    order = rng.permutation(n)
+    held = max(1, round(n * fraction))
+    return np.sort(order[held:]), np.sort(order[:held])

@@ -1,11 +1,13 @@
 """Grader of the VAE assignment (Kingma & Welling, 2014) on MNIST-like images.
 
 Unit checks send the grader's own inputs and compare with the grader's float64
-arithmetic (graders/vae/elbo.py). The training check gives the worker the training
-split only, then computes the test-set negative ELBO itself from the trained
-encoder's (mu, log_sigma) and decoder's logits, drawing eps with its own generator;
-the threshold comes from the reference's distribution over 20 seeds
-(bench/vae_reference.py, docs/vae.md).
+arithmetic (graders/vae/elbo.py). The training check holds back a part of the
+training split (chosen by the hidden seed) and sends the worker the rest; train()
+returns the weights; two fresh workers load them, one encodes the held-out images,
+the other decodes the grader's z (drawn with the grader's own eps), so no image can
+reach the code that reconstructs it but through z; the grader computes the negative
+ELBO of the held-out images itself. The threshold comes from the reference's
+distribution over 20 seeds (bench/vae_reference.py, docs/vae.md).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from graders import datasets
-from graders.checks import CheckFailed, as_array, check, expect, expect_close
+from graders.checks import CheckFailed, SetupError, as_array, as_dict, check, expect, expect_close
+from graders.plotting import figure, save_png
+from graders.sandbox.errors import StudentError
 from graders.vae import elbo
 
 TITLE = "Variational autoencoder: reparametrisation, KL, Bernoulli decoder, test-set ELBO"
@@ -26,25 +30,32 @@ DEFAULTS = {
     "eval_batch": 1000,
     "iw_samples": 32,
     "iw_images": 1000,
+    "holdout_fraction": 1 / 6,  # of the training split, never sent: the images the ELBO is measured on
     # None: take the measured threshold for (dataset, epochs) from MEASURED_THRESHOLDS.
     "thresholds": {"test_nelbo": None},
 }
 # Reference max over 20 seeds + margin (bench/vae_reference.py; docs/vae.md). Keyed by (dataset, epochs).
+MAX_WEIGHTS_MB = 256  # of the state dict train() returns
+# Where Fashion-MNIST is not installed (a bare machine: pip only), the default setting grades on the real-MNIST
+# fixture shipped with the repository, at its own measured setting; the notes say so.
+FALLBACK = ("mnist-tiny", 30)
 MEASURED_THRESHOLDS = {
     ("fashion-mnist", 3): 255.0,
-    ("mnist-tiny", 30): 165.0,
+    ("mnist-tiny", 30): 175.0,
 }
 TRAIN_TIMEOUT = {"cpu": 600, "cuda": 300}
 
 # Finite-difference step and tolerances of the reparametrised-gradient check (docs/vae.md).
 FD_STEP = 1e-5
 FD_RTOL, FD_ATOL = 1e-6, 1e-6
+# Closed-form KL and moderate-logit BCE: a margin above what correct idioms give (bench/vae_idioms.py, docs/vae.md).
+KL_RTOL, KL_ATOL = 1e-5, 1e-4
+BCE_RTOL, BCE_ATOL = 1e-4, 1e-6
 
 
 def _fields(out, *keys: str) -> dict:
     """A dict reply of the adapter with these keys, or CheckFailed (the worker is untrusted)."""
-    expect(isinstance(out, dict) and all(k in out for k in keys), f"the worker's reply lacks {', '.join(keys)}")
-    return out
+    return as_dict(out, "the worker's reply", keys)
 
 
 def _mu_log_sigma(rng: np.random.Generator, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -64,10 +75,11 @@ def model_shapes_and_dtypes(worker, ctx):
     out = _fields(worker.call("model_outputs", 0, x, eps, latent, hidden), "mu", "log_sigma", "logits", "negative_elbo")
     for name, shape in [("mu", (batch, latent)), ("log_sigma", (batch, latent)), ("logits", (batch, IMAGE_DIM)),
                         ("negative_elbo", (batch,))]:
-        got = np.asarray(out[name])
+        got = out[name]
         where = {"mu": "VAE(latent_dim=7, hidden_dim=32).encode(x)[0]",
                  "log_sigma": "VAE(latent_dim=7, hidden_dim=32).encode(x)[1]",
                  "logits": "VAE(...).decode(z)", "negative_elbo": "negative_elbo(model, x, eps)"}[name]
+        expect(isinstance(got, np.ndarray), f"{where}: expected a tensor, got {type(got).__name__}")
         expect(got.shape == shape, f"{where}: expected shape {shape}, got {got.shape}",
                "use the latent_dim and hidden_dim arguments; one value per image for the loss")
         expect(got.dtype == np.float32, f"{where}: expected dtype float32, got {got.dtype}",
@@ -142,34 +154,42 @@ def kl_matches_closed_form_and_monte_carlo(worker, ctx):
            f"with {samples} samples is {np.round(mc, 4).tolist()} (+- {np.round(stderr, 4).tolist()})",
            "per dimension: 0.5 * (mu^2 + sigma^2 - 1) - log sigma, summed (not averaged) over dimensions; "
            "the KL is never negative")
-    expect_close(got, closed, "gaussian_kl(mu, log_sigma)", rtol=1e-8, atol=1e-8,
+    expect_close(got, closed, "gaussian_kl(mu, log_sigma)", rtol=KL_RTOL, atol=KL_ATOL,
                  hint="0.5 * (mu^2 + exp(2 log_sigma) - 1) - log_sigma, summed over the last dimension")
     one = worker.call("gaussian_kl", mu[:1, :1], log_sigma[:1, :1])
     expect_close(one, elbo.gaussian_kl(mu[:1, :1], log_sigma[:1, :1]), "gaussian_kl of a (1, 1) batch",
-                 rtol=1e-8, atol=1e-8)
+                 rtol=KL_RTOL, atol=KL_ATOL)
 
 
-@check(points=2)
+BCE_HINT = ("the decoder gives logits, not probabilities: BCE = max(l, 0) - l x + log(1 + exp(-|l|)) "
+            "(torch: F.binary_cross_entropy_with_logits(logits, x, reduction='none')), summed over the 784 pixels "
+            "of each image")
+
+
+@check(points=1)
 def bernoulli_nll_from_logits(worker, ctx):
-    """bernoulli_nll(logits, x): binary cross-entropy from logits, summed over pixels, stable for large |logits|."""
+    """bernoulli_nll(logits, x): binary cross-entropy from logits, summed over pixels (moderate logits, float64)."""
     rng = ctx.rng("bernoulli_nll_from_logits")
     logits = rng.normal(0.0, 3.0, (4, IMAGE_DIM))
     x = rng.uniform(0, 1, (4, IMAGE_DIM))
     x[:, :100] = 0.0
     x[:, 100:200] = 1.0
     got = worker.call("bernoulli_nll", logits, x)
-    hint = ("the decoder gives logits, not probabilities: "
-            "BCE = max(l, 0) - l x + log(1 + exp(-|l|)) (torch: F.binary_cross_entropy_with_logits), "
-            "summed over the 784 pixels")
     expect_close(got, elbo.bernoulli_nll(logits, x), "bernoulli_nll(logits, x) on logits ~ N(0, 3^2)",
-                 rtol=1e-8, atol=1e-8, hint=hint)
+                 rtol=BCE_RTOL, atol=BCE_ATOL, hint=BCE_HINT)
+
+
+@check(points=1)
+def bernoulli_nll_is_stable_at_large_logits(worker, ctx):
+    """bernoulli_nll stays exact in float32 at logits of +-40 and +-120 (computed from logits, not probabilities)."""
     large = np.tile(np.array([-120.0, -40.0, 40.0, 120.0]), (2, IMAGE_DIM // 4))
-    x2 = np.tile(np.array([1.0, 0.3, 0.0, 0.5]), (2, IMAGE_DIM // 4))
-    got = worker.call("bernoulli_nll", large, x2, "float32")
-    expect_close(got, elbo.bernoulli_nll(large, x2), "bernoulli_nll in float32 with logits of +-40 and +-120",
+    x = np.tile(np.array([1.0, 0.3, 0.0, 0.5]), (2, IMAGE_DIM // 4))
+    got = worker.call("bernoulli_nll", large, x, "float32")
+    expect_close(got, elbo.bernoulli_nll(large, x), "bernoulli_nll in float32 with logits of +-40 and +-120",
                  rtol=1e-5, atol=1e-3,
-                 hint="log(sigmoid(l)) underflows for very negative l; use a log-sigmoid or "
-                      "binary_cross_entropy_with_logits")
+                 hint="in float32, sigmoid(-120) is 0 and sigmoid(40) is 1, so a BCE on probabilities "
+                      "(F.binary_cross_entropy(torch.sigmoid(l), x)) takes log(0), which torch clamps at -100; "
+                      "compute it from the logits: F.binary_cross_entropy_with_logits or log-sigmoid")
 
 
 @check(points=1, timeout=30)
@@ -215,65 +235,103 @@ def _grid(images: np.ndarray, columns: int) -> np.ndarray:
 
 def _feedback_png(path, prior_means: np.ndarray, originals: np.ndarray, reconstructions: np.ndarray,
                   title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.4))
+    fig = figure(10, 5.4, dpi=80)
+    axes = fig.subplots(1, 2)
     axes[0].imshow(_grid(prior_means, 8), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("decoder means of 64 samples z ~ N(0, I)")
     pairs = np.concatenate([np.concatenate([originals[i : i + 8], reconstructions[i : i + 8]])
                             for i in range(0, 32, 8)])
     axes[1].imshow(_grid(pairs, 8), cmap="gray", vmin=0, vmax=1)
-    axes[1].set_title("test images (odd rows) and reconstructions at z = mu")
+    axes[1].set_title("held-out images (odd rows) and reconstructions at z = mu")
     for ax in axes:
         ax.axis("off")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, dtype=np.float64)))
 
 
+def _training_images(dataset: str) -> np.ndarray:
+    """The training split's images, or SetupError saying how to get them (the machine's, not the student's)."""
+    try:
+        return np.asarray(datasets.load(dataset, "train", download=False).images)
+    except (datasets.DatasetNotFound, datasets.ChecksumMismatch) as exc:
+        raise SetupError(str(exc)) from None
+
+
+def _weights(value) -> dict:
+    weights = as_dict(value, "train()'s weights")
+    expect(0 < len(weights) <= 1000 and all(isinstance(k, str) and len(k) <= 200 for k in weights),
+           f"train(): the model's state dict has {len(weights)} entries")
+    arrays = {k: as_array(v, f"weight {k}") for k, v in weights.items()}
+    size = sum(a.nbytes for a in arrays.values())
+    expect(size <= MAX_WEIGHTS_MB << 20, f"train(): the model's weights take {size >> 20} MB (at most {MAX_WEIGHTS_MB})")
+    return arrays
+
+
 @check(points=6, timeout=TRAIN_TIMEOUT, kind="training")
-def test_set_negative_elbo(worker, ctx):
-    """Train on the training split, then the grader's own test-set negative ELBO must beat the reference's threshold."""
+def test_set_negative_elbo(worker, fresh_worker, ctx):
+    """Train on the training split but a hidden held-out part; the grader's negative ELBO of the held-out
+    images, encoded and decoded in two fresh workers, must beat the reference's threshold."""
     dataset, epochs = ctx.option("dataset"), int(ctx.option("epochs"))
+    try:
+        images = _training_images(dataset)
+    except SetupError:
+        if (dataset, epochs) != (DEFAULTS["dataset"], DEFAULTS["epochs"]):
+            raise
+        dataset, epochs = FALLBACK
+        ctx.note(f"{DEFAULTS['dataset']} is not installed on this machine: graded on {dataset} (real MNIST digits "
+                 f"shipped with the grader) at {epochs} epochs, with its own measured threshold (for the full data: "
+                 f"sudo apt-get install dataset-fashion-mnist, or python -m graders.datasets fetch fashion-mnist)")
+        images = _training_images(dataset)
     threshold = _threshold(ctx, dataset, epochs)
-    train_images = np.asarray(datasets.load(dataset, "train", download=False).images)
-    test_x = datasets.load(dataset, "test", download=False).flat_float()
+    shown = ctx.shown_threshold("test_nelbo", ".2f", threshold)
+    train_idx, held_idx = elbo.holdout(len(images), ctx.rng("holdout"), float(ctx.option("holdout_fraction")))
+    held_x = datasets.to_unit_interval(images[held_idx])
     budget = ctx.option("train_seconds")
     budget = float(budget.get(ctx.device, budget.get("cpu")) if isinstance(budget, dict) else budget)
 
-    info = worker.call("train", train_images, ctx.worker_seed("train"), epochs, budget, ctx.device, ctx.threads)
-    latent_dim = _fields(info, "latent_dim")["latent_dim"]
+    info = _fields(worker.call("train", images[train_idx], ctx.worker_seed("train"), epochs, budget, ctx.device,
+                               ctx.threads), "latent_dim", "hidden_dim", "weights")
+    latent_dim, hidden_dim = info["latent_dim"], info["hidden_dim"]
     expect(type(latent_dim) is int and 0 < latent_dim <= 1024, f"train: bad latent_dim {latent_dim!r}")
+    expect(type(hidden_dim) is int and 0 < hidden_dim <= 1 << 16, f"train: bad hidden_dim {hidden_dim!r}")
+    weights = _weights(info["weights"])
+    encoder, decoder = fresh_worker(), fresh_worker()
+    for w in (encoder, decoder):
+        try:
+            w.call("load_model", latent_dim, hidden_dim, weights, ctx.device, ctx.threads)
+        except StudentError as exc:
+            expect(False, f"the trained weights do not load into a fresh VAE(latent_dim={latent_dim}, "
+                   f"hidden_dim={hidden_dim}): {str(exc)[:500]}",
+                   "train() must return the VAE it trained, built as VAE(latent_dim, hidden_dim): the grader "
+                   "evaluates a fresh VAE with its state dict")
 
     def encode(x):
-        out = worker.call("encode", x)
+        out = encoder.call("encode", x)
         expect(isinstance(out, list) and len(out) == 2, "encode must give (mu, log_sigma)")
         return out
 
     def decode(z):
-        return worker.call("decode", z)
+        return decoder.call("decode", z)
 
     rng = ctx.rng("test elbo")
     try:
-        nelbo = elbo.test_negative_elbo(test_x, encode, decode, rng, latent_dim, int(ctx.option("eval_batch")))
-        n_iw = min(int(ctx.option("iw_images")), len(test_x))
-        iw = elbo.importance_weighted_bound(test_x[:n_iw], encode, decode, rng, latent_dim,
+        nelbo = elbo.test_negative_elbo(held_x, encode, decode, rng, latent_dim, int(ctx.option("eval_batch")))
+        n_iw = min(int(ctx.option("iw_images")), len(held_x))
+        iw = elbo.importance_weighted_bound(held_x[:n_iw], encode, decode, rng, latent_dim,
                                             int(ctx.option("iw_samples")))
     except ValueError as exc:
         raise CheckFailed(f"the trained model's outputs cannot be evaluated: {exc}") from None
     value = float(nelbo.mean())
     stderr = float(nelbo.std(ddof=1) / np.sqrt(len(nelbo)))
-    ctx.note(f"test-set negative ELBO on {dataset} ({len(test_x)} images, {epochs} epochs, one eps per image): "
-             f"{value:.2f} +- {stderr:.2f} nats/image (threshold {threshold:.2f})")
-    ctx.note(f"importance-weighted bound, k = {int(ctx.option('iw_samples'))}, first {n_iw} test images: "
+    ctx.metric("held-out negative ELBO", value, order="asc")  # Gradescope's leaderboard
+    ctx.note(f"negative ELBO of {len(held_x)} held-out {dataset} training images (never sent to your code; "
+             f"trained on the other {len(train_idx)}, {epochs} epochs, one eps per image): "
+             f"{value:.2f} +- {stderr:.2f} nats/image (threshold {shown})")
+    ctx.note(f"importance-weighted bound, k = {int(ctx.option('iw_samples'))}, first {n_iw} held-out images: "
              f"-log p(x) <= {float(iw.mean()):.2f} nats/image (negative ELBO on the same images: "
              f"{float(nelbo[:n_iw].mean()):.2f})")
     if isinstance(info.get("seconds"), (int, float)):
@@ -283,12 +341,12 @@ def test_set_negative_elbo(worker, ctx):
     if path is not None:
         z = ctx.rng("prior samples").standard_normal((64, latent_dim)).astype(np.float32)
         prior = _sigmoid(decode(z))
-        mu, _ = encode(test_x[:32])
+        mu, _ = encode(held_x[:32])
         recon = _sigmoid(decode(np.asarray(mu, dtype=np.float32)))
-        _feedback_png(path, prior, test_x[:32], recon, f"{dataset}: test -ELBO {value:.1f} nats/image")
+        _feedback_png(path, prior, held_x[:32], recon, f"{dataset}: held-out -ELBO {value:.1f} nats/image")
         ctx.note(f"feedback picture: {path.name}")
 
     expect(value <= threshold,
-           f"test-set negative ELBO {value:.2f} nats/image is above the threshold {threshold:.2f}",
+           f"held-out negative ELBO {value:.2f} nats/image is above the threshold {shown}",
            "check the loss: BCE summed over pixels + KL summed over latent dimensions, averaged over the batch; "
            "train with fresh noise eps each step; the decoder must output logits")

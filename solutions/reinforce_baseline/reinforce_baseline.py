@@ -21,9 +21,16 @@
 # the value loss is the mean squared error to the returns; with the grader's
 # baseline, your policy-gradient estimator has a lower variance than without it.
 # Training: `train(make_envs, seed, time_budget_s, device)` on two seeds, on
-# environments served by the grader as in the REINFORCE assignment.
+# environments served by the grader as in the REINFORCE assignment (`make_envs(n)` a
+# vector environment, `make_envs.make_env()` one environment for a classic loop); it
+# returns the pair `(policy, value_net)`. The grader evaluates the policy, and checks
+# that the value network learned: on states of episodes the grader plays itself, its
+# predictions must correlate with the grader's own discounted returns (a network that
+# never trained does not).
 #
-# Run this file (`python reinforce_baseline.py`) to train and evaluate locally.
+# [py] Run this file (`python reinforce_baseline.py`) to train and evaluate locally.
+# [ipynb] To train and evaluate locally, set `TRY_IT = True` in the last code cell before "Check your
+# [ipynb] work" and run that cell (it trains for minutes, so "Run All" skips it).
 
 # %%
 from __future__ import annotations
@@ -147,8 +154,15 @@ class ValueNetwork(nn.Module):
 # - `policy_loss`: the mean over the batch of $-A_t \log \pi_\theta(a_t|s_t)$.
 # - `value_loss`: the mean squared error $\frac{1}{B}\sum_t (\hat v_w(s_t) - G_t)^2$.
 # - `losses` puts them together for one batch. The baseline sees the state only (never
-#   the action). Do not rescale or normalize inside these functions, except where
-#   `normalize_advantages=True` asks for it; scale the returns before calling them.
+#   the action).
+#
+# `returns` are the returns **already scaled by the caller** (`train()` divides them by
+# `Args.return_scale`): use them exactly as given. Do not rescale or normalize inside
+# these functions, except that `losses(..., normalize_advantages=True)` standardizes
+# the advantages, `(A - A.mean()) / (A.std() + 1e-8)`. Nothing else goes into the
+# losses: a regulariser (an entropy bonus) belongs in `train()`. A loss that sums over
+# the batch instead of averaging, or a value loss with a factor 1/2, is the same
+# algorithm under Adam and keeps its points (the grader notes the factor).
 
 
 # %%
@@ -160,7 +174,7 @@ def compute_advantages(returns: torch.Tensor, values: torch.Tensor) -> torch.Ten
 
 
 def policy_loss(logits: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
-    """Scalar: mean of -A_t log pi(a_t|s_t); logits (B, n_actions), actions (B,), advantages (B,)."""
+    """Scalar: mean of -A_t log pi(a_t|s_t); logits (B, n_actions), actions (B,), advantages (B,) used as given."""
     ### BEGIN SOLUTION
     log_probs = torch.log_softmax(logits, dim=1).gather(1, actions.long().unsqueeze(1)).squeeze(1)
     return -(advantages * log_probs).mean()
@@ -168,7 +182,7 @@ def policy_loss(logits: torch.Tensor, actions: torch.Tensor, advantages: torch.T
 
 
 def value_loss(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
-    """Scalar: mean of (v(s_t) - G_t)^2; values (B,), returns (B,)."""
+    """Scalar: mean of (v(s_t) - G_t)^2; values (B,), returns (B,) already scaled by the caller."""
     ### BEGIN SOLUTION
     return ((values - returns) ** 2).mean()
     ### END SOLUTION
@@ -176,9 +190,10 @@ def value_loss(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
 
 def losses(policy: nn.Module, value_net: nn.Module, obs: torch.Tensor, actions: torch.Tensor,
            returns: torch.Tensor, normalize_advantages: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(policy loss, value loss) of one batch: obs (B, 4), actions (B,), returns (B,).
+    """(policy loss, value loss) of one batch: obs (B, 4), actions (B,), returns (B,) already scaled by the caller.
 
-    The grader calls this with networks of its own (value_net(obs) has shape (B, 1)).
+    Standardize the advantages only when normalize_advantages=True. The grader calls this
+    with networks of its own (value_net(obs) has shape (B, 1)).
     """
     ### BEGIN SOLUTION
     values = value_net(obs).squeeze(-1)
@@ -235,14 +250,16 @@ class EpisodeCollector:
 # ## Training
 # Collect batches of whole episodes until the budget is spent (`collect` returns an
 # empty list) or the time is up; after each batch, one policy step and
-# `value_epochs` value steps. Return the trained policy network: the reference returns
-# the policy that played the best batch (a policy-gradient step can undo a good
-# policy, and the grader evaluates only what you return).
+# `value_epochs` value steps. Return the pair `(policy, value_net)`: the reference
+# returns the policy that played the best batch (a policy-gradient step can undo a good
+# policy, and the grader evaluates only what you return) and the value network as
+# trained; the grader checks on its own states that the value network learned.
 
 
 # %%
-def train(make_envs, seed: int, time_budget_s: float, device: str = "cpu", args: Args | None = None) -> nn.Module:
-    """REINFORCE with a learned baseline; returns the trained policy network."""
+def train(make_envs, seed: int, time_budget_s: float, device: str = "cpu",
+          args: Args | None = None) -> tuple[nn.Module, nn.Module]:
+    """REINFORCE with a learned baseline; returns (the trained policy network, the value network)."""
     args = args or Args()
     start = time.monotonic()
     ### BEGIN SOLUTION
@@ -281,7 +298,7 @@ def train(make_envs, seed: int, time_budget_s: float, device: str = "cpu", args:
                 value_optimizer.step()
     if best_state is not None:  # policy gradient can undo itself in one bad step: keep the best player
         policy.load_state_dict(best_state)
-    return policy
+    return policy, value_net
     ### END SOLUTION
 
 
@@ -292,9 +309,12 @@ def train(make_envs, seed: int, time_budget_s: float, device: str = "cpu", args:
 
 
 # %%
-def make_gymnasium_envs(num_envs: int):
+def make_gymnasium_envs(num_envs: int, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP):
     return gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+                        vector_kwargs={"autoreset_mode": autoreset_mode})
+
+
+make_gymnasium_envs.make_env = lambda: gym.make("CartPole-v1")  # one environment, as make_envs.make_env()
 
 
 def evaluate_locally(policy: nn.Module, episodes: int = 100, seed: int = 12345) -> np.ndarray:
@@ -314,7 +334,7 @@ def evaluate_locally(policy: nn.Module, episodes: int = 100, seed: int = 12345) 
 if __name__ == "__main__":
     torch.set_num_threads(1)
     t0 = time.monotonic()
-    trained = train(make_gymnasium_envs, seed=0, time_budget_s=270)
+    trained, _value_net = train(make_gymnasium_envs, seed=0, time_budget_s=270)
     print(f"trained in {time.monotonic() - t0:.1f} s")
     scores = evaluate_locally(trained)
     print(f"evaluation: mean return {scores.mean():.1f} +- {scores.std():.1f} (pass: >= 475)")

@@ -22,7 +22,9 @@
 # drawing eps with its own random numbers. It also checks each function below on
 # inputs of its own. Fill in the parts marked `# YOUR CODE HERE`.
 #
-# Run this file (`python vae.py`) to train and evaluate on your machine.
+# [py] Run this file (`python vae.py`) to train and evaluate on your machine.
+# [ipynb] To train and evaluate on your machine, set `TRY_IT = True` in the "Try it" cell and run it
+# [ipynb] (it trains for minutes, so "Run All" skips it).
 
 # %%
 import math
@@ -96,8 +98,11 @@ def gaussian_kl(mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
 # The decoder outputs *logits* l (any real numbers), not probabilities. The negative
 # log-likelihood of grey levels x in [0, 1] under Bernoulli(sigmoid(l)) is the binary
 # cross-entropy  -[x log sigmoid(l) + (1 - x) log(1 - sigmoid(l))], summed over pixels.
-# Compute it from the logits in a numerically stable way (large |l| must not give
-# inf or nan). Return one number per row.
+# Return one number per row. Two checks, one point each: the value at moderate logits,
+# and stability in float32 at large ones (|l| = 40 or 120). Compute it from the logits
+# (`F.binary_cross_entropy_with_logits`, or log-sigmoid): the common
+# `F.binary_cross_entropy(torch.sigmoid(l), x)` gets the first point but loses the
+# second, because in float32 sigmoid(-120) is exactly 0 and log(0) is clamped at -100.
 
 # %%
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

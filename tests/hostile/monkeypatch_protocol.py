@@ -1,7 +1,7 @@
-# hostile: patch graders.protocol in the worker to add "points"/"passed" claims and answer calls it never ran
+# hostile: patch graders_worker.protocol in the worker to add "points"/"passed" claims and answer calls it never ran
 # honest: 1
 # keeps: argmax_breaks_ties_at_random
-import graders.protocol as protocol
+import graders_worker.protocol as protocol
 import numpy as np
 
 

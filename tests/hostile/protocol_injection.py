@@ -4,7 +4,7 @@ import sys
 import threading
 import time
 
-import graders.protocol as protocol
+import graders_worker.protocol as protocol
 import numpy as np
 
 

@@ -1,0 +1,234 @@
+"""The contract between the engine and a grader module, checked when the module is loaded.
+
+Like pytest's hook specifications, this module says everything a grader
+(`graders/NAME/grader.py`) may define and everything a check may ask for:
+
+    TITLE: str                          required: one line, shown in listings and results
+    DEFAULTS: dict                      optional: public settings an instructor's TOML may override:
+                                        COMMON_DEFAULTS' keys (seeds, thresholds, threads, total_seconds)
+                                        and the grader's own options (read with ctx.option)
+    @check functions                    at least one (graders.checks.check); each parameter is a
+                                        fixture named in FIXTURES
+    worker_readable(ctx) -> list[Path]  optional: files the worker may read (datasets)
+    INSTRUCTOR_ONLY: tuple[str, ...]    optional: dotted names of grader-side modules that compute the
+                                        answers (e.g. "graders.policy_gradient.exact"): a student kit
+                                        (`python -m graders release`, graders/release/) never ships them,
+                                        only a recording of their answers for the public seeds
+
+A check's fixtures are injected by parameter name:
+
+    worker: CheckWorker                 calls into the student's process; every call ends with the check
+    ctx: Context                        seeds, options, thresholds, notes, artifacts, the check's deadline
+    fresh_worker: () -> CheckWorker     a new process with the same submission, for this check alone
+                                        (closed when it ends): nothing another call left behind can reach it
+
+`load(name)` imports `graders.NAME.grader` and raises `GraderContractError` for a
+module that breaks the contract (a misspelt fixture or hook, a missing TITLE), so a
+grader's mistake is a clear error when it is loaded, not a KeyError mid-grading.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from graders.checks import KINDS, Check
+from graders.progress import Listener
+from graders.results import METRIC_ORDERS
+from graders.sandbox import Worker
+
+# Settings every assignment has; a grader's DEFAULTS may change their values and add its own.
+# total_seconds: wall-clock limit of one whole grading (0 = the sum of the checks' limits).
+COMMON_DEFAULTS = {"seeds": [0, 1], "thresholds": {}, "threads": 1, "total_seconds": 0}
+HOOKS = ("TITLE", "DEFAULTS", "worker_readable", "INSTRUCTOR_ONLY")
+
+
+class GraderContractError(TypeError):
+    """A grader module does not follow the contract (a bug of the grader, found at load time)."""
+
+
+@dataclass
+class Context:
+    """What a check knows about this grading besides the worker: the `ctx` fixture."""
+
+    assignment: str
+    device: str
+    settings: dict
+    artifacts_dir: Path | None = None
+    private: frozenset[str] = frozenset()  # settings the instructor overrode (seeds, thresholds.NAME): never shown
+    deadline: float | None = None  # time.monotonic() at which the running check's time is up
+    notes: list[str] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+    internal_errors: list[str] = field(default_factory=list)
+    metrics: dict[str, dict] = field(default_factory=dict)  # the running check's (see `metric`)
+    listener: Listener | None = None  # who watches the grading (a progress display); never decides anything
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.settings["seeds"])
+
+    @property
+    def threads(self) -> int:
+        return int(self.settings["threads"])
+
+    def time_left(self) -> float:
+        """Seconds until the running check's deadline."""
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def rng(self, purpose: str, seed_index: int = 0) -> np.random.Generator:
+        """A random stream for one purpose, derived one-way from a grading seed.
+
+        Streams of different purposes are independent, so a value a student sees (a
+        scripted input, the seed of their agent) reveals nothing about another stream
+        (the testbed, the evaluation episodes) unless the seed itself can be guessed:
+        hidden seeds should be large random numbers (see graders/config.py).
+        """
+        key = zlib.crc32(purpose.encode())
+        return np.random.default_rng(np.random.SeedSequence(self.seeds[seed_index], spawn_key=(key,)))
+
+    def worker_seed(self, purpose: str, seed_index: int = 0) -> int:
+        """A seed to hand to the student's code (their own RNG), from its own stream."""
+        return int(self.rng(f"worker:{purpose}", seed_index).integers(2**31))
+
+    def threshold(self, name: str) -> float:
+        return self.settings["thresholds"][name]
+
+    def shown_threshold(self, name: str, spec: str = "g", value: float | None = None) -> str:
+        """A threshold as a message may show it: the public value, never an instructor's override.
+
+        `value`: the threshold in force when the setting itself is not a number (a measured default).
+        """
+        if f"thresholds.{name}" in self.private:
+            return "(set by your instructor)"
+        return format(self.threshold(name) if value is None else value, spec)
+
+    def option(self, name: str):
+        return self.settings[name]
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def metric(self, name: str, value: float, order: str = "desc") -> None:
+        """Publish a number this check measured (a test-set loss, a mean return), e.g. for Gradescope's
+        leaderboard. `order`: "asc" when lower is better, "desc" when higher is better. It never
+        changes the score; it is stored with the check's result."""
+        if order not in METRIC_ORDERS:
+            raise ValueError(f"metric order must be one of {METRIC_ORDERS}, not {order!r}")
+        self.metrics[name] = {"value": float(value), "order": order}
+
+    def progress(self, text: str) -> None:
+        """Tell whoever watches (a terminal's progress line) how the running check is doing, e.g.
+        "episode 120, return 87". For display only: nothing is stored."""
+        if self.listener is not None:
+            self.listener.progress(text)
+
+    def artifact(self, filename: str) -> Path | None:
+        """A path for a feedback file (a PNG), or None when no feedback folder was asked for."""
+        if self.artifacts_dir is None:
+            return None
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        self.artifacts.append(filename)
+        return self.artifacts_dir / filename
+
+
+class CheckWorker:
+    """The worker as a check sees it (the `worker` fixture): every call ends by the check's deadline."""
+
+    def __init__(self, worker: Worker, ctx: Context):
+        self._worker, self._ctx = worker, ctx
+
+    def call(self, name: str, *args, timeout: float | None = None, callbacks: dict | None = None, clock=None):
+        """Call `name` in the worker; see `graders.sandbox.Worker.call`."""
+        return self._worker.call(name, *args, timeout=timeout, deadline=self._ctx.deadline, callbacks=callbacks,
+                                 clock=clock)
+
+    @property
+    def output(self) -> str:
+        return self._worker.output
+
+
+FIXTURES: dict[str, object] = {"worker": CheckWorker, "ctx": Context, "fresh_worker": "Callable[[], CheckWorker]"}
+
+
+@dataclass(frozen=True)
+class Grader:
+    """A grader module that follows the contract, with its checks in running order."""
+
+    name: str
+    module: ModuleType
+    title: str
+    defaults: dict
+    checks: tuple[Check, ...]
+    worker_readable: Callable[[Context], list] | None = None
+    instructor_only: tuple[str, ...] = ()
+
+
+def collect(module: ModuleType) -> tuple[Check, ...]:
+    """The checks of a grader module: unit checks in file order, then training checks."""
+    found = [v.__check__ for v in vars(module).values() if isinstance(getattr(v, "__check__", None), Check)]
+    found.sort(key=lambda c: (KINDS.index(c.kind), c.fn.__code__.co_firstlineno))
+    return tuple(found)
+
+
+def _problems(module: ModuleType, checks: tuple[Check, ...]) -> list[str]:
+    problems = []
+    title = getattr(module, "TITLE", None)
+    if not isinstance(title, str) or not title.strip():
+        problems.append("TITLE must be a non-empty string")
+    defaults = getattr(module, "DEFAULTS", {})
+    if not isinstance(defaults, dict):
+        problems.append("DEFAULTS must be a dict")
+    elif not isinstance(defaults.get("thresholds", {}), dict):
+        problems.append("DEFAULTS['thresholds'] must be a dict")
+    readable = getattr(module, "worker_readable", None)
+    if readable is not None and (not callable(readable) or len(inspect.signature(readable).parameters) != 1):
+        problems.append("worker_readable must be a function of one argument, ctx")
+    problems += _instructor_only_problems(module)
+    if not checks:
+        problems.append("it defines no @check function")
+    for c in checks:
+        if unknown := [p for p in inspect.signature(c.fn).parameters if p not in FIXTURES]:
+            problems.append(f"check {c.name} asks for unknown fixtures {unknown}; fixtures are {sorted(FIXTURES)}")
+    for name in vars(module):
+        if name not in HOOKS and (close := difflib.get_close_matches(name, HOOKS, n=1, cutoff=0.85)):
+            problems.append(f"{name!r} looks like a misspelt {close[0]!r}")
+    return problems
+
+
+def _instructor_only_problems(module: ModuleType) -> list[str]:
+    names = getattr(module, "INSTRUCTOR_ONLY", ())
+    if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) for n in names):
+        return ["INSTRUCTOR_ONLY must be a tuple of dotted module names"]
+    problems = []
+    for name in names:
+        if name == module.__name__ or not name.startswith("graders.") or name.count(".") < 2:
+            problems.append(f"INSTRUCTOR_ONLY names {name!r}: it must be a grader-side module graders.PACKAGE.MODULE, "
+                            "not the grader itself")
+        elif importlib.util.find_spec(name) is None:
+            problems.append(f"INSTRUCTOR_ONLY names {name!r}, which does not exist")
+    return problems
+
+
+def load(name: str) -> Grader:
+    """Import `graders.NAME.grader` and check it against the contract."""
+    return from_module(name, importlib.import_module(f"graders.{name}.grader"))
+
+
+def from_module(name: str, module: ModuleType) -> Grader:
+    """A grader module, checked against the contract."""
+    checks = collect(module)
+    if problems := _problems(module, checks):
+        raise GraderContractError(f"graders/{name}/grader.py breaks the grader contract (graders/contract.py): "
+                                  + "; ".join(problems))
+    return Grader(name, module, module.TITLE, dict(getattr(module, "DEFAULTS", {})), checks,
+                  getattr(module, "worker_readable", None), tuple(getattr(module, "INSTRUCTOR_ONLY", ())))

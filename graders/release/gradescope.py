@@ -1,0 +1,111 @@
+"""`python -m graders gradescope NAME --config instructor.toml --out autograder.zip`: Gradescope's autograder.
+
+Gradescope unzips the file into /autograder/source, runs `setup.sh` once when it builds
+the image, then `run_autograder` for each submission (the student's files in
+/autograder/submission; results in /autograder/results/results.json). The zip holds:
+
+    setup.sh          apt: python3, bubblewrap (and the assignment's Debian datasets); a venv with the
+                      CPU build of torch (Gradescope has no GPU) and requirements.txt
+    run_autograder    grades /autograder/submission with graders/release/autograder.py
+    gradescope.json   the assignment, per-check visibility, stdout visibility, leaderboard, time cap
+    instructor.toml   the hidden config (seeds...), made readable by root only at every run
+    graders/, graders_worker/, assignments/NAME/NAME.py, datasets/   the engine and this grader, whole
+                      (no solutions, no other assignment)
+
+The sandbox inside Gradescope's container: docs/instructor.md ("Gradescope").
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import tempfile
+import zipfile
+from pathlib import Path
+
+from graders import assignments
+from graders.config import Config
+from graders.outputs.gradescope import VISIBILITIES
+from graders.paths import DATASETS_DIR, REPO_ROOT, WORKER_PACKAGE_DIR
+from graders.release import kit
+
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+GRADESCOPE_TIMEOUT_S = 2400  # what to set as the assignment's autograder timeout (Gradescope's default is less)
+STARTUP_MARGIN_S = 120  # container start, imports, writing results: inside Gradescope's timeout, outside ours
+DEBIAN_DATASETS = {"vae": ["dataset-fashion-mnist"]}
+SETTINGS = "gradescope.json"
+
+SETUP = """#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image.
+set -euxo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y python3 python3-venv python3-pip bubblewrap {debian}
+python3 -m venv /autograder/venv
+/autograder/venv/bin/pip install --upgrade pip
+# the CPU build of torch: Gradescope's machines have no GPU, and the default Linux wheel is the CUDA one
+/autograder/venv/bin/pip install --index-url {torch_index} "{torch}"
+/autograder/venv/bin/pip install -r /autograder/source/requirements.txt
+"""
+
+RUN = """#!/usr/bin/env bash
+# Gradescope runs this for each submission: grade /autograder/submission into /autograder/results/results.json.
+# AUTOGRADER_ROOT and AUTOGRADER_PYTHON exist for testing outside Gradescope.
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+PYTHON="${AUTOGRADER_PYTHON:-/autograder/venv/bin/python}"
+cd "$ROOT/source" && exec "$PYTHON" -m graders.release.autograder "$ROOT"
+"""
+
+
+def _torch_requirement() -> str:
+    return next(line for line in kit.requirements().splitlines() if line.startswith("torch"))
+
+
+def build(assignment: str, out: str | Path, *, config: str | Path | None = None, torch_index: str | None = None,
+          hidden: tuple[str, ...] = (), stdout_visibility: str = "hidden", leaderboard: bool = True,
+          timeout_s: float = GRADESCOPE_TIMEOUT_S) -> Path:
+    """Write the autograder zip of `assignment`; `hidden` checks are shown to students after the due date."""
+    effective = Config.load(config).effective(assignment)
+    if unknown := set(hidden) - {c.name for c in effective.checks}:
+        raise ValueError(f"--hidden names unknown checks {sorted(unknown)}")
+    if stdout_visibility not in VISIBILITIES:
+        raise ValueError(f"stdout visibility must be one of {VISIBILITIES}")
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp)
+        modules = kit.engine_modules(assignment, set(), entry_points=(*kit.ENTRY_POINTS, __name__, "graders.release.autograder"))
+        for name in sorted(modules):  # the real modules: this is the official grader
+            if (path := kit.module_file(name)) is not None:
+                (source / path.relative_to(REPO_ROOT)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, source / path.relative_to(REPO_ROOT))
+        others = {f"{n}.py" for n in assignments.names() if n != assignment}
+        shutil.copytree(WORKER_PACKAGE_DIR, source / WORKER_PACKAGE_DIR.name,
+                        ignore=lambda d, names: [n for n in names if n == "__pycache__"
+                                                 or (Path(d).name == "adapters" and n in others)])
+        if (source / "graders" / "datasets.py").exists():
+            shutil.copytree(DATASETS_DIR, source / "datasets", ignore=shutil.ignore_patterns("cache", "__pycache__"))
+        template = assignments.template_paths(assignment)[0]
+        (source / "assignments" / assignment).mkdir(parents=True)
+        shutil.copy(template, source / "assignments" / assignment / template.name)
+        if config:
+            shutil.copy(config, source / "instructor.toml")
+        (source / "requirements.txt").write_text(kit.requirements())
+        (source / SETTINGS).write_text(json.dumps({
+            "assignment": assignment, "config": "instructor.toml" if config else None,
+            "visibility": dict.fromkeys(hidden, "after_due_date"), "stdout_visibility": stdout_visibility,
+            "leaderboard": leaderboard, "total_seconds": timeout_s - STARTUP_MARGIN_S}, indent=1) + "\n")
+        (source / "setup.sh").write_text(SETUP.format(debian=" ".join(DEBIAN_DATASETS.get(assignment, [])),
+                                                      torch_index=torch_index or TORCH_CPU_INDEX,
+                                                      torch=_torch_requirement()))
+        (source / "run_autograder").write_text(RUN)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(source.rglob("*")):
+                if path.is_file():
+                    info = zipfile.ZipInfo(str(path.relative_to(source)))
+                    executable = path.name in ("setup.sh", "run_autograder")
+                    info.external_attr = ((stat.S_IFREG | (0o755 if executable else 0o644)) << 16)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    zf.writestr(info, path.read_bytes())
+    return out

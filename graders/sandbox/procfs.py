@@ -1,0 +1,84 @@
+"""What the grader reads about the worker's processes from /proc (Linux)."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+
+def tasks_of_uid(uid: int) -> int:
+    """Processes + threads of `uid` on this machine: RLIMIT_NPROC counts them all."""
+    count = 0
+    if not os.path.isdir("/proc"):  # not Linux (a student's Mac): nothing to count
+        return 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields["Threads"])
+        except (OSError, KeyError, ValueError):
+            continue
+    return count
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+def start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def resident_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / (1 << 20)
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def directory_mb(path: str, max_entries: int = 20000) -> float:
+    """Size of a directory tree; a tree of more than `max_entries` counts as infinite."""
+    total, stack, seen = 0, [path], 0
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            seen += 1
+            if seen > max_entries:
+                return float("inf")
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                else:
+                    total += e.stat(follow_symlinks=False).st_blocks * 512
+            except OSError:
+                continue
+    return total / (1 << 20)
+
+
+
+
+def has_environment_entry(pid: int, entry: str) -> bool:
+    """Whether `entry` ("NAME=value") is in the environment process `pid` started with."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return entry.encode() in f.read().split(b"\0")
+    except OSError:
+        return False

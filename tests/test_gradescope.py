@@ -1,0 +1,112 @@
+"""Gradescope's autograder zip, run as Gradescope runs it: in a folder laid out like its container."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+from helpers import FAST_BANDITS, ROOT, solution_source
+
+from graders import assignments
+from graders.cli import main
+from graders.outputs.gradescope import gradescope
+from graders.results import CheckResult, Grading
+
+SCHEMA = json.loads((Path(__file__).parent / "schemas" / "gradescope_results.json").read_text())
+FAST_CONFIG = "# the instructor's hidden config\n" + FAST_BANDITS.replace(
+    "[bandits]\n", "[bandits]\nseeds = [8123456789012345]\n", 1)
+
+
+def _container(tmp_path: Path, zip_path: Path) -> Path:
+    """/autograder as Gradescope lays it out: source/ (the zip), submission/, results/."""
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(root / "source")
+        for info in zf.infolist():  # zipfile does not restore modes
+            os.chmod(root / "source" / info.filename, info.external_attr >> 16 & 0o777)
+    (root / "submission").mkdir()
+    (root / "results").mkdir()
+    return root
+
+
+def _run(root: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable)
+    done = subprocess.run([str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(results, SCHEMA)
+    return results
+
+
+@pytest.fixture(scope="module")
+def autograder_zip(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("gradescope")
+    (folder / "instructor.toml").write_text(FAST_CONFIG)
+    out = folder / "autograder.zip"
+    assert main(["gradescope", "bandits", "--config", str(folder / "instructor.toml"), "--out", str(out),
+                 "--hidden", "testbed_ucb,ucb_selection"]) == 0
+    return out
+
+
+def test_zip_holds_the_scripts_and_the_hidden_config_but_no_solution(autograder_zip):
+    with zipfile.ZipFile(autograder_zip) as zf:
+        names = set(zf.namelist())
+        assert {"setup.sh", "run_autograder", "instructor.toml", "gradescope.json", "requirements.txt",
+                "graders/bandits/grader.py", "graders/release/autograder.py", "graders_worker/main.py",
+                "assignments/bandits/bandits.py"} <= names
+        assert not [n for n in names if n.startswith("solutions/") or "variants" in n or "policy_gradient" in n]
+        assert zf.getinfo("run_autograder").external_attr >> 16 & 0o111
+        setup = zf.read("setup.sh").decode()
+    assert "torch==" in setup and "/whl/cpu" in setup and "bubblewrap" in setup
+    assert subprocess.run(["bash", "-n"], input=setup, text=True).returncode == 0
+
+
+def test_run_autograder_grades_the_submission_into_a_valid_results_json(tmp_path, autograder_zip):
+    root = _container(tmp_path, autograder_zip)
+    (root / "submission" / "bandits.ipynb").write_text(json.dumps(
+        {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                    "source": solution_source("bandits")}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    results = _run(root)
+    assert results["score"] == 20 and len(results["tests"]) == len(assignments.grader("bandits").checks)
+    visibility = {t["name"]: t["visibility"] for t in results["tests"]}
+    assert visibility["testbed_ucb"] == visibility["ucb_selection"] == "after_due_date"
+    assert visibility["sample_average_update"] == "visible" and results["stdout_visibility"] == "hidden"
+    assert "8123456789012345" not in json.dumps(results)  # the hidden seed stays hidden
+    assert not (root / "source" / "instructor.toml").stat().st_mode & 0o077  # readable by root only
+
+
+def test_a_missing_or_broken_submission_still_gets_a_results_json(tmp_path, autograder_zip):
+    root = _container(tmp_path, autograder_zip)
+    results = _run(root)  # nothing submitted
+    first, *rest = results["tests"]  # the reason once, in the first test; the others point at it
+    assert results["score"] == 0 and "bandits.py or bandits.ipynb" in first["output"]
+    assert rest and all(first["name"] in t["output"] for t in rest)
+    (root / "source" / "gradescope.json").write_text("{")  # a broken autograder: the student is told
+    results = _run(root)
+    assert results["score"] == 0 and "not your fault" in results["output"]
+
+
+def test_leaderboard_and_visibility_follow_the_spec():
+    grading = Grading("vae", "s.py", "cpu", [CheckResult("elbo", 6, 6, "passed",
+                                                         metrics={"test_nelbo": {"value": 251.5, "order": "asc"}})])
+    data = gradescope(grading, visibility={"elbo": "after_due_date"}, stdout_visibility="visible", leaderboard=True)
+    jsonschema.validate(data, SCHEMA)
+    assert data["leaderboard"] == [{"name": "test_nelbo", "value": 251.5, "order": "asc"}]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**data, "max_score": 6}, SCHEMA)  # not a key of the spec
+
+
+def test_cli_names_the_timeout_and_refuses_unknown_checks(tmp_path, capsys):
+    assert main(["gradescope", "bandits", "--out", str(tmp_path / "a.zip"), "--hidden", "no_such_check"]) == 2
+    assert "unknown checks" in capsys.readouterr().err
+    assert main(["gradescope", "bandits", "--out", str(tmp_path / "a.zip")]) == 0
+    assert "autograder timeout" in capsys.readouterr().out
+    assert ROOT.exists()

@@ -1,0 +1,148 @@
+"""Student kits (python -m graders release): no solution, no instructor-only code, and they grade on their own."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, solution_source
+
+from graders import assignments
+from graders.cli import main
+from graders.release import kit as kits
+from graders.templates import BEGIN, END
+
+FAST_BANDITS = "[bandits]\ntestbed_runs = 100\ntestbed_steps = 150\n[bandits.thresholds]\n" + "".join(
+    f"{t} = 0.05\n" for t in ("epsilon_greedy_reward", "epsilon_greedy_optimal", "optimistic_optimal", "ucb_reward",
+                              "gradient_baseline_optimal", "gradient_no_baseline_optimal"))
+# Runs a command of the kit with only the kit and its requirements: the repository (where the
+# grader, its instructor-only modules and the solutions live) and the instructor-side packages
+# cannot be imported, and every module the grading loaded must come from the kit.
+IN_KIT = """
+import importlib.abc, sys
+REPO, KIT = sys.argv[1], sys.argv[2]
+class NotInTheKit(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("nbgrader", "pytest", "_pytest", "solutions"):
+            raise ImportError(name + " is not in the kit's requirements")
+sys.meta_path.insert(0, NotInTheKit())
+def in_repo(path):  # the repository's code; a virtual environment inside it (.venv) is the kit's packages
+    return path.startswith(REPO) and not path.startswith(sys.prefix)
+sys.path[:] = [KIT] + [p for p in sys.path if p not in ("", ".") and not in_repo(p)]
+from graders.cli import main
+code = main(sys.argv[3:])
+stray = [m.__file__ for m in list(sys.modules.values()) if in_repo(getattr(m, "__file__", None) or "")]
+assert not stray, stray
+sys.exit(code)
+"""
+
+
+def in_kit(kit: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", IN_KIT, str(ROOT), str(kit), *args], cwd=kit, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def bandits_kit(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("kits") / "bandits"
+    assert main(["release", "bandits", "--out", str(out)]) == 0
+    (out / "fast.toml").write_text(FAST_BANDITS)
+    return out
+
+
+@pytest.fixture(scope="module")
+def policy_gradient_kit(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("kits") / "policy_gradient"
+    assert main(["release", "policy_gradient", "--out", str(out)]) == 0
+    return out
+
+
+def _solution_lines(name: str) -> list[str]:
+    lines, inside = [], False
+    for line in solution_source(name).splitlines():
+        marker = line.strip().lstrip("#").strip()
+        inside = True if marker == BEGIN else False if marker == END else inside
+        if inside and marker != BEGIN and len(line.strip()) >= 16:
+            lines.append(line.strip())
+    return lines
+
+
+@pytest.mark.parametrize("fixture", ["bandits_kit", "policy_gradient_kit"])
+def test_kit_holds_the_template_and_no_solution_nor_instructor_code(fixture, request):
+    kit = request.getfixturevalue(fixture)
+    name = kit.name
+    files = {p.relative_to(kit).as_posix(): p for p in kit.rglob("*") if p.is_file()}
+    assert {f"{name}.ipynb", f"{name}.py", f"assignments/{name}/{name}.py", "requirements.txt", "README.md",
+            f"graders/{name}/grader.py", "graders_worker/main.py"} <= set(files)
+    assert not [f for f in files if f.startswith("solutions/") or f.endswith("variants.py")]
+    assert not [f for f in files if any(f.startswith(f"graders/{o}/") for o in assignments.names() if o != name)]
+    text = {f: p.read_text(errors="replace") for f, p in files.items() if p.suffix not in (".npz", ".gz")}
+    for line in _solution_lines(name):
+        assert not [f for f, t in text.items() if line in t], line
+    for module in assignments.grader(name).instructor_only:  # a stand-in, not the real code
+        stand_in = text[module.replace(".", "/") + ".py"]
+        assert "Stand-in for the instructor's" in stand_in and "def " not in stand_in
+    requirements = (kit / "requirements.txt").read_text()
+    assert "torch==" in requirements and "nbgrader" not in requirements and "pytest" not in requirements
+
+
+def test_bandits_kit_grades_the_template_zero_and_the_reference_full(bandits_kit, tmp_path):
+    template = in_kit(bandits_kit, "grade", "bandits", "bandits.ipynb", "--config", "fast.toml", "--device", "cpu")
+    assert template.returncode == 0, template.stderr[-3000:]
+    assert "total" in template.stdout and " 0 / 20" in template.stdout and "not your grade" in template.stdout
+    (tmp_path / "bandits.py").write_text(solution_source("bandits"))
+    reference = in_kit(bandits_kit, "grade", "bandits", str(tmp_path / "bandits.py"), "--config", "fast.toml",
+                       "--device", "cpu", "--json", "-")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    assert json.loads(reference.stdout)["score"] == 20
+
+
+def test_policy_gradient_kit_replays_the_exact_answers_for_the_public_seeds(policy_gradient_kit, tmp_path):
+    kit = policy_gradient_kit
+    assert not json.loads((kit / "graders" / "release" / "kit.json").read_text())["skipped_checks"]
+    (tmp_path / "policy_gradient.py").write_text(solution_source("policy_gradient"))
+    reference = in_kit(kit, "grade", "policy_gradient", str(tmp_path / "policy_gradient.py"), "--json", "-",
+                       "--device", "cpu")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    results = json.loads(reference.stdout)
+    assert results["score"] == results["extra_data"]["max_score"] == 28, results
+    template = in_kit(kit, "grade", "policy_gradient", "policy_gradient.ipynb", "--json", "-", "--device", "cpu")
+    assert json.loads(template.stdout)["score"] == 0
+
+
+def test_checks_the_kit_has_no_answers_for_are_skipped_not_failed(policy_gradient_kit, tmp_path):
+    (tmp_path / "other_seeds.toml").write_text("[policy_gradient]\nseeds = [5, 6]\n")
+    (tmp_path / "policy_gradient.py").write_text(solution_source("policy_gradient"))
+    done = in_kit(policy_gradient_kit, "grade", "policy_gradient", str(tmp_path / "policy_gradient.py"),
+                  "--config", str(tmp_path / "other_seeds.toml"), "--device", "cpu")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[2:] if line[:1].isalpha()}
+    assert rows["softmax_jacobian"] == "skipped" and "needs the instructor's grader" in done.stdout
+    assert "internal grader error" not in done.stdout.lower()
+    assert "not your grade" in done.stdout and "skipped check(s)" in done.stdout
+
+
+def test_kit_offers_only_the_student_commands(bandits_kit):
+    listed = in_kit(bandits_kit, "--help")
+    assert "grade" in listed.stdout and "batch" not in listed.stdout.split("...")[0]
+    assert in_kit(bandits_kit, "--version").stdout.strip().startswith("python -m graders")
+
+
+def test_the_check_cell_grades_the_saved_notebook_in_the_kit(bandits_kit):
+    script = ("import sys; sys.path.insert(0, '.'); from graders.notebook import check; "
+              "check('bandits', 'bandits.ipynb', device='cpu')")
+    done = subprocess.run([sys.executable, "-c", script], cwd=bandits_kit, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Grading bandits.ipynb as saved at" in done.stdout and "Not the official grading" in done.stdout
+    assert "total" in done.stdout
+
+
+def test_a_kit_refuses_to_leak_a_solution_line(tmp_path, monkeypatch):
+    # pretend a line the template holds were the solution's
+    monkeypatch.setattr(kits, "solution_lines", lambda name: {"raise NotImplementedError()"})
+    with pytest.raises(kits.ReleaseError, match="solution lines"):
+        kits.build("bandits", tmp_path / "kit")
+    assert not (tmp_path / "kit").exists()
