@@ -70,8 +70,12 @@ def main() -> None:
     parser.add_argument("--curve", action="store_true", help="a markdown table of every budget of --label")
     parser.add_argument("--write", default=None, help="write the summary of --label/--budget here (JSON)")
     parser.add_argument("--note", action="append", default=[], help="key=value added to the written summary")
+    parser.add_argument("--sampled", action="store_true",
+                        help="the evaluation that samples the policy's actions (rows with eval_mean_sampled)")
     args = parser.parse_args()
     rows = [json.loads(line) for line in Path(args.rows).read_text().splitlines() if line.strip()]
+    if args.sampled:
+        rows = [{**r, "passed": r["passed_sampled"], "eval_mean": r["eval_mean_sampled"]} for r in rows]
     if args.seeds:
         first, last = map(int, args.seeds.split("-"))
         rows = [r for r in rows if first <= r["seed"] <= last]

@@ -146,14 +146,22 @@ def run_seed(assignment: str, source: str, seed: int, budget: int | None = None,
         cpu = time.process_time() - start if not child else child["cpu_before"] + time.process_time()
 
         class InProcess:  # evaluate() asks a worker for actions; here the reference answers directly
-            @staticmethod
-            def call(name, observations, timeout=None):
-                with torch.no_grad():
-                    return np.asarray(module.act(policy, observations))
+            def __init__(self, act):
+                self.act = act
 
-        returns = evaluate(InProcess(), seed, int(defaults["eval_episodes"]))
-        mean = float(np.mean(returns))
-        row = {"seed": seed, "passed": mean >= defaults["thresholds"]["mean_return"], "eval_mean": mean,
+            def call(self, name, observations, timeout=None):
+                with torch.no_grad():
+                    return np.asarray(self.act(policy, observations))
+
+        def sampled(policy, observations):  # the policy's own distribution instead of act()'s choice
+            return module.sample_actions(policy, torch.as_tensor(observations, dtype=torch.float32)).numpy()
+
+        threshold = defaults["thresholds"]["mean_return"]
+        mean = float(np.mean(evaluate(InProcess(module.act), seed, int(defaults["eval_episodes"]))))
+        # the same policy evaluated by sampling its actions (after act's evaluation: its numbers are unchanged)
+        mean_sampled = float(np.mean(evaluate(InProcess(sampled), seed, int(defaults["eval_episodes"]))))
+        row = {"seed": seed, "passed": mean >= threshold, "eval_mean": mean,
+               "passed_sampled": mean_sampled >= threshold, "eval_mean_sampled": mean_sampled,
                "cpu_s": cpu, "steps": server.steps, "episodes": len(server.episode_returns),
                "episodes_started": server.started, "episode_budget": server.episode_budget,
                "last20_train_mean": float(np.mean(server.episode_returns[-20:])),
