@@ -17,7 +17,7 @@ def test_reference_earns_full_marks(grade_source, tmp_path):
     assert not failed
     assert grading.score == grading.max_score == 18
     training = by_name(grading)["trained_policy_first_seed"]
-    assert "200 started" in training.message and "FLAG" not in training.message
+    assert "400 started" in training.message and "FLAG" not in training.message
     assert (tmp_path / "feedback" / "learning_curve_seed1.png").exists()
 
 
@@ -91,7 +91,7 @@ def test_sums_a_half_mse_and_the_population_std_keep_their_points(grade_source):
 
 def test_train_must_return_the_value_network(grade_source):
     source = _apply(solution_source(NAME), [("    return policy, value_net\n", "    return policy\n")])
-    result = by_name(grade_source(NAME, source, config_toml="[reinforce_baseline]\nseeds = [0]\nepisode_budget = 8\n"))[
+    result = by_name(grade_source(NAME, source, config_toml="[reinforce_baseline]\nseeds = [0]\n"))[
         "trained_policy_first_seed"]
     assert result.status == "error" and result.points == 0
     assert "train() must return the pair (policy, value_net)" in result.message
