@@ -116,7 +116,7 @@ class FastChannel:
         """Poll the request slot for a new request for up to the adapted time: (whether one came, seconds polled)."""
         if not self._spin:
             return False, 0.0
-        unpack, mm, at, last, clock = layout.REQUEST_SEQ.unpack_from, self._mm, layout.REQUEST_AT, self._last_seq, \
+        unpack, mm, at, last, clock = layout.SEQ.unpack_from, self._mm, layout.REQUEST_AT, self._last_seq, \
             time.perf_counter
         start = clock()
         give_up = start + self._spin
@@ -153,9 +153,9 @@ class FastChannel:
         self._post(seq, layout.REFUSED, 0, 0, len(data), (0,) * layout.MAX_NDIM)
 
     def _post(self, seq: int, status: int, code: int, ndim: int, nbytes: int, shape) -> None:
-        layout.REPLY_FIELDS.pack_into(self._mm, layout.REPLY_AT + layout.REPLY_SEQ.size, status, code, ndim, nbytes,
+        layout.REPLY_FIELDS.pack_into(self._mm, layout.REPLY_AT + layout.SEQ.size, status, code, ndim, nbytes,
                                       *shape)
-        layout.REPLY_SEQ.pack_into(self._mm, layout.REPLY_AT, seq)  # last: the worker reads the reply once it sees it
+        layout.SEQ.pack_into(self._mm, layout.REPLY_AT, seq)  # last: the worker reads the reply once it sees it
         self._answered = time.perf_counter()
         try:
             os.eventfd_write(self.reply_fd, 1)
