@@ -39,6 +39,18 @@ from graders.sandbox import Worker  # noqa: E402
 FAST = "[bandits]\ntestbed_runs = 200\ntestbed_steps = 300\n"
 
 
+def write_class(root: Path, n: int, fast: bool) -> Path | None:
+    """n copies of the bandits reference in root/submissions (each a different file); the --fast config, if asked."""
+    solution = (REPO / "solutions" / "bandits" / "bandits.py").read_text()
+    (root / "submissions").mkdir()
+    for i in range(n):
+        (root / "submissions" / f"student{i:02d}.py").write_text(solution + f"\n# copy {i}\n")
+    if not fast:
+        return None
+    (root / "fast.toml").write_text(FAST)
+    return root / "fast.toml"
+
+
 class TreeCPU:
     """CPU seconds used by a process and all its descendants, sampled from /proc.
 
@@ -88,14 +100,16 @@ def cli(*args: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds of its whole process tree) of one `python -m graders batch ...`,
     run as an instructor would: a fresh process."""
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "graders", "batch", "bandits", *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sampler = TreeCPU(proc.pid)
-    proc.wait()
-    wall = time.monotonic() - start
-    cpu = sampler.stop()
-    if proc.returncode != 0:
-        raise RuntimeError(f"batch {args} exited with {proc.returncode}")
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen([sys.executable, "-m", "graders", "batch", "bandits", *args], cwd=REPO,
+                                stdout=output, stderr=subprocess.STDOUT)
+        sampler = TreeCPU(proc.pid)
+        proc.wait()
+        wall = time.monotonic() - start
+        cpu = sampler.stop()
+        if proc.returncode != 0:
+            output.seek(0)
+            raise RuntimeError(f"batch {args} exited with {proc.returncode}:\n{output.read()[-3000:].decode()}")
     return wall, cpu
 
 
@@ -136,13 +150,7 @@ def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp:
         root = Path(tmp)
-        (root / "submissions").mkdir()
-        for i in range(args.n):
-            (root / "submissions" / f"student{i:02d}.py").write_text(solution + f"\n# copy {i}\n")
-        config = None
-        if args.fast:
-            config = root / "fast.toml"
-            config.write_text(FAST)
+        config = write_class(root, args.n, args.fast)
         runs = [run(args.n, jobs, root, config) for jobs in args.jobs]
         # A re-run that skips everyone: the batch's fixed costs (interpreter, imports, tables, summary plot).
         fixed, fixed_cpu = cli(str(root / "submissions"), "--out", str(root / f"out-j{args.jobs[0]}"),

@@ -2,7 +2,7 @@
 learn, over many seeds (in process, as bench/reinforce_sweep.py runs the reference).
 
 For each seed the reference (or a variant) trains on the grader's `CartPoleServer` with its
-200-episode budget; then `graders.reinforce_baseline.value_check.measure` plays 20 episodes
+episode budget (the grader's default); then `graders.reinforce_baseline.value_check.measure` plays 20 episodes
 of the grader's own with the trained policy and compares the value network's predictions
 (x Args.return_scale) with the grader's discounted returns: their mean squared error over
 the returns' variance (the best constant's error). One JSON line per (variant, seed): the
@@ -59,7 +59,7 @@ def run(variant: str, seed: int) -> dict:
         return callbacks[name](*args)
 
     policy, value_net = module.train(lambda n: ServedVectorEnv(n, callback=serve, call_array=serve),
-                                     seed=seed, time_budget_s=600)
+                                     seed=seed, time_budget_s=float("inf"))
 
     class InProcess:
         @staticmethod

@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("assignment", help="e.g. bandits (see: python -m graders list)")
     b.add_argument("submissions", type=Path, help="the folder of submissions (flat, or nbgrader's submitted/)")
     b.add_argument("--out", type=Path, required=True, metavar="DIR", help="results folder (created if missing)")
-    b.add_argument("-j", "--jobs", type=int, metavar="N", help="gradings at once (default: the number of CPU cores)")
+    b.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="gradings at once (default: the number of CPU cores; with --ray: all the cluster has room for)")
     b.add_argument("--gpu-jobs", type=int, default=1, metavar="N",
                    help="gradings sharing each GPU when the device is CUDA (default 1)")
     b.add_argument("--regrade", action="store_true", help="grade everyone again, even students already graded")
@@ -95,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="flat: a file or folder per student; nbgrader: submitted/<student>/ASSIGNMENT/; auto "
                    "(default): nbgrader only when the whole folder has its shape, flat when nothing has it, "
                    "else stop and ask")
+    b.add_argument("--ray", metavar="ADDRESS", help="grade on a Ray cluster: ray://HEAD:10001, auto, or local (a Ray "
+                   "started on this machine); needs pip install '.[cluster]'. See docs/instructor.md")
     b.add_argument("--gradebook", metavar="DB",
                    help="nbgrader gradebook (path or SQLAlchemy URL) to write the scores into; default with "
                    "the nbgrader layout: COURSE/gradebook.db when it exists")
@@ -203,7 +206,7 @@ def _batch(args) -> int:
     try:
         report = batch.run_batch(args.assignment, args.submissions, args.out, jobs=args.jobs, device=args.device,
                                  config_path=args.config, regrade=args.regrade, gpu_jobs=args.gpu_jobs,
-                                 layout=args.layout, progress=sys.stderr)
+                                 layout=args.layout, progress=sys.stderr, ray=args.ray)
     except batch.BatchError as exc:
         print(f"error: {printable(str(exc))}", file=sys.stderr)
         return USAGE_ERROR

@@ -12,11 +12,13 @@ passes it with two eventfds to the worker (their numbers in the environment vari
 `ENV`). The worker writes a request (header, then payload) into the request slot and
 rings the request eventfd; the grader copies the slot, validates the copy, runs the
 callback and writes the answer into the reply slot (payload, then header with the
-request's sequence number), then rings the reply eventfd. The worker spins briefly on
-the reply's sequence number (x86 keeps stores in order) and otherwise blocks on the
-reply eventfd. Nothing the worker writes into the memory is trusted by the grader: it
-reads only its own copy of a slot, and keeps its counters and records in its own
-memory.
+request's sequence number), then rings the reply eventfd. Each side writes a slot's
+sequence number last, and each side polls the other's sequence number for a short
+while before it blocks on the eventfd (x86 keeps stores in order, so a new sequence
+number means the whole slot is written): the worker while the grader serves, the
+grader while the worker's next request comes quickly (a loop that only steps).
+Nothing the worker writes into the memory is trusted by the grader: it reads only
+its own copy of a slot, and keeps its counters and records in its own memory.
 """
 
 from __future__ import annotations
@@ -39,14 +41,17 @@ DTYPE_CODES = {dtype: code for code, dtype in enumerate(DTYPES)}
 MAX_NDIM = 4
 NAME_BYTES = 32
 
-# request slot: seq, callback name, dtype code, ndim, payload bytes, shape; then the payload
+# request slot: seq, callback name, dtype code, ndim, payload bytes, shape; then the payload.
+# The worker writes the fields after seq first, then seq alone, as the grader does with its replies
 REQUEST = struct.Struct(f"<Q{NAME_BYTES}sIII{MAX_NDIM}I")
+SEQ = struct.Struct("<Q")  # a slot's first field, written last (both slots)
+REQUEST_FIELDS = struct.Struct(f"<{NAME_BYTES}sIII{MAX_NDIM}I")
 REQUEST_AT, REQUEST_PAYLOAD_AT, REQUEST_CAPACITY = 0, 128, 4096 - 128
 # reply slot: seq, status, dtype code, ndim, payload bytes, shape; then the payload (or a refusal's text)
 REPLY = struct.Struct(f"<QIIII{MAX_NDIM}I")
 # the grader writes a reply's fields after seq first, then seq alone (one aligned 8-byte store): a worker
 # that sees the new seq sees the whole reply (x86 keeps stores in order; elsewhere it blocks on the eventfd)
-REPLY_SEQ, REPLY_FIELDS = struct.Struct("<Q"), struct.Struct(f"<IIII{MAX_NDIM}I")
+REPLY_FIELDS = struct.Struct(f"<IIII{MAX_NDIM}I")
 REPLY_AT = 4096
 REPLY_PAYLOAD_AT, REPLY_CAPACITY = REPLY_AT + 128, 8192 - 128
 SIZE = REPLY_AT + 8192
@@ -54,7 +59,7 @@ OK, REFUSED = 0, 1
 
 SPIN_S = 100e-6  # the longest the worker polls the reply before it blocks (a served step takes about 20-40 us)
 SPIN_MIN_S = 5e-6
-_SPINS = platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")  # total store order: see above
+SPINS = platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")  # total store order: see above
 
 
 class Channel:
@@ -66,8 +71,7 @@ class Channel:
         self._poll = select.poll()
         self._poll.register(reply_fd, select.POLLIN)
         self._seq = 0
-        self._reply_seq = struct.Struct("<Q")
-        self._spin = SPIN_S if _SPINS else 0.0  # adapts to how long the grader's answers take
+        self._spin = SPIN_S if SPINS else 0.0  # adapts to how long the grader's answers take
 
     @staticmethod
     def fits(array: np.ndarray) -> bool:
@@ -82,7 +86,8 @@ class Channel:
         self._seq += 1
         seq = self._seq
         shape = (*array.shape, *(0,) * (MAX_NDIM - array.ndim))
-        REQUEST.pack_into(mm, REQUEST_AT, seq, name.encode(), code, array.ndim, len(data), *shape)
+        REQUEST_FIELDS.pack_into(mm, REQUEST_AT + SEQ.size, name.encode(), code, array.ndim, len(data), *shape)
+        SEQ.pack_into(mm, REQUEST_AT, seq)  # last: a grader polling the slot sees a whole request
         os.eventfd_write(self._request_fd, 1)  # a system call: also a full memory barrier
         self._wait(seq)
         _, status, code, ndim, nbytes, *shape = REPLY.unpack_from(mm, REPLY_AT)
@@ -97,7 +102,7 @@ class Channel:
         On a loaded machine the grader's answer takes milliseconds; polling then would
         only take CPU from the grader, so the polling time follows the last answer's delay.
         """
-        unpack, mm, clock = self._reply_seq.unpack_from, self._mm, time.perf_counter
+        unpack, mm, clock = SEQ.unpack_from, self._mm, time.perf_counter
         start = clock()
         if self._spin:
             give_up = start + self._spin
@@ -113,7 +118,7 @@ class Channel:
                 os.eventfd_read(self._reply_fd)
             except BlockingIOError:
                 pass
-        if _SPINS:
+        if SPINS:
             took = clock() - start
             self._spin = SPIN_MIN_S if took > SPIN_S else min(SPIN_S, 2 * took)
 

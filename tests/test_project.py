@@ -26,9 +26,22 @@ def _names(requirements) -> dict[str, str]:
     return parsed
 
 
+def _dev_requirements(project: dict) -> list[str]:
+    """What `make test` installs: the dependencies, and the dev extra with the project's extras it names."""
+    wanted, extras = list(project["dependencies"]), ["dev"]
+    while extras:
+        for requirement in project["optional-dependencies"][extras.pop()]:
+            own = re.fullmatch(rf"{re.escape(project['name'])}\[(.+)\]", requirement)
+            if own:
+                extras += own.group(1).split(",")
+            else:
+                wanted.append(requirement)
+    return wanted
+
+
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _names(project["dependencies"] + project["optional-dependencies"]["dev"])
+    wanted = _names(_dev_requirements(project))
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
     assert _names(pip) == wanted

@@ -17,7 +17,7 @@ def test_reference_earns_full_marks(grade_source, tmp_path):
     assert not failed
     assert grading.score == grading.max_score == 18
     training = by_name(grading)["trained_policy_first_seed"]
-    assert "200 started" in training.message and "FLAG" not in training.message
+    assert "400 started" in training.message and "FLAG" not in training.message
     assert (tmp_path / "feedback" / "learning_curve_seed1.png").exists()
 
 
@@ -28,7 +28,7 @@ def _apply(source: str, changes: list[tuple[str, str]]) -> str:
     return source
 
 
-def test_the_201st_episode_is_refused(grade_source):
+def test_an_episode_over_the_budget_is_refused(grade_source):
     source = _apply(solution_source(NAME), [
         ("    while seen < budget and time.monotonic() - start < time_budget_s:",
          "    while time.monotonic() - start < time_budget_s:"),
@@ -39,6 +39,7 @@ def test_the_201st_episode_is_refused(grade_source):
     config = """
 [reinforce_baseline]
 seeds = [0]
+episode_budget = 200
 """
     result = by_name(grade_source(NAME, source, config_toml=config))["trained_policy_first_seed"]
     assert result.status == "error" and result.points == 0
@@ -97,11 +98,11 @@ def test_train_must_return_the_value_network(grade_source):
 
 
 def test_long_episodes_within_the_budget_are_not_a_time_out(grade_source):
-    """A policy that learned early plays 500-step episodes: 200 of them one at a time (100k steps served, one
-    round trip each) fit the check's time, which charges the student only its own time."""
+    """A policy that learned early plays 500-step episodes: the whole budget of them one at a time (200k steps
+    served, one round trip each) fits the check's time, which charges the student only its own time."""
     source = edited(NAME, "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n", """    ### BEGIN SOLUTION
     env = make_envs.make_env()
-    for _ in range(200):
+    for _ in range(env.episode_budget):
         obs, _ = env.reset()
         done = False
         while not done:
@@ -117,4 +118,4 @@ seeds = [0]
 """
     result = by_name(grade_source(NAME, source, config_toml=config))["trained_policy_first_seed"]
     assert result.status in ("passed", "failed"), result.message
-    assert "200 episodes finished, 200 started, 100000 steps in 1 environment(s)" in result.message
+    assert "400 episodes finished, 400 started, 200000 steps in 1 environment(s)" in result.message

@@ -253,6 +253,21 @@ def test_clock_counts_the_student_from_its_start_and_not_the_grader_serving():
     assert clock.own_s() < 0.1
 
 
+def test_the_graders_polling_for_the_next_request_is_charged_to_the_student():
+    # fastpath.wait_for_message polls for a quick worker's next request on a CPU and tells the clock: the worker
+    # was computing then, so that time is the student's, not serving
+    clock = StudentClock(10.0, margin=0.1, setup_s=30.0, hard_end=time.monotonic() + 45.0)
+    clock.idle(5.0)  # before the start: nothing to take off
+    clock.start()
+    _burn(0.2)  # serving
+    start = time.perf_counter()
+    _burn(0.3)  # polling
+    clock.idle(time.perf_counter() - start)
+    clock.stop()
+    assert 0.2 - TICK_S <= clock.serving <= 0.2 + TICK_S
+    assert clock.own_s() >= 0.3 - TICK_S
+
+
 def test_thread_busy_time_grows_with_work_not_with_sleep():
     before = thread_busy_s()
     time.sleep(0.3)

@@ -1,9 +1,10 @@
 """Grade a whole class: one folder of submissions in, a folder of results out.
 
     discover (batch.submissions: the layout, each student's file, what is not graded and why)
-    -> skip students already graded -> schedule gradings (batch.scheduler: a process
-    each, `jobs` at a time) -> each writes its student's outputs (batch.records) -> the
-    class's outputs (graders.outputs)
+    -> skip students already graded -> an executor runs the gradings (batch.scheduler: a
+    process each, `jobs` at a time, on this machine; or batch.ray_executor: a Ray task
+    each, on a cluster) -> each student's outputs are written as their grading ends
+    (batch.records) -> the class's outputs (graders.outputs)
 
 Whatever a submission does (crash, hang, eat memory, kill its grader) ends in its own
 row: each grading process has a wall-clock limit (the grading's own limit plus a
@@ -32,12 +33,14 @@ and recorded.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from graders import outputs
 from graders.batch.records import crashed_record, read_record, refused_record, snapshot_file, write_outputs, write_snapshot
@@ -52,6 +55,18 @@ log = logging.getLogger(__name__)
 GRADING_MARGIN_S = 60.0
 
 __all__ = ["LAYOUTS", "BatchError", "BatchReport", "run_batch"]
+
+
+class Executor(Protocol):
+    """Runs the pending gradings; each student's files are written as their grading ends.
+
+    `run` returns the records of the students it graded: a grading that died or overran
+    is a `crashed` record; Ctrl-C stops it, recording nothing for the gradings in flight.
+    The local `Scheduler` and `ray_executor.RayExecutor` are the two; both get each
+    student's `Job` (the copy graded) and crashed rows from the batch.
+    """
+
+    def run(self, pending: list[tuple[Submission, str]]) -> list[Record]: ...
 
 
 @dataclass
@@ -69,37 +84,28 @@ class BatchReport:
 def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs: int | None = None,
               device: str = "auto", config_path: str | Path | None = None, regrade: bool = False,
               gpu_jobs: int = 1, layout: str = "auto", progress: io.TextIOBase | None = None,
-              on_record: Callable[[Record], None] | None = None) -> BatchReport:
-    """Grade every submission not graded yet (all with `regrade`); then rewrite the class's outputs."""
+              on_record: Callable[[Record], None] | None = None, ray: str | None = None) -> BatchReport:
+    """Grade every submission not graded yet (all with `regrade`); then rewrite the class's outputs.
+
+    `ray`: a Ray address (`ray://head:10001`, `auto`, or `local` for a Ray started here) to
+    grade on that cluster instead of in this machine's processes; `device` is then the
+    cluster's (`auto`: CUDA when the cluster has GPUs).
+    """
     from graders.runner import resolve_device
 
     start = time.monotonic()
     config = Config.load(config_path)
     effective = config.effective(assignment)  # a bad config stops here, before any grading
     config_text = Path(config_path).read_text() if config_path else None
-    device = resolve_device(device)
     found = discover(submissions, assignment, layout)
     out = Path(out)
     students_dir = out / "students"
     students_dir.mkdir(parents=True, exist_ok=True)
 
-    def save(record: Record, reason: str) -> Record:
-        """Write a record; a student whose results cannot be written keeps a row in this run's tables."""
-        try:
-            write_outputs(students_dir / record.student, record)
-        except Exception as exc:
-            log.error("%s: the results could not be written (%s: %s)", record.student, type(exc).__name__, exc)
-            record.status = "crashed"
-            for result in record.grading.results:
-                result.message = f"{reason}; its results could not be written: {exc}. Tell your instructor."
-        return record
-
-    this_run: dict[str, Record] = {}
-    pending, skipped = [], []
+    refused, pending, skipped = [], [], []
     for s in found.submissions:
         if s.problem:
-            this_run[s.student] = save(refused_record(s.student, effective.checks, assignment, s.shown, device,
-                                                      s.problem), s.problem)
+            refused.append(s)
             continue
         old = read_record(students_dir / s.student)
         if (not regrade and old is not None and old.sha256 == s.sha256 and old.grading.assignment == assignment
@@ -108,21 +114,56 @@ def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs
         else:
             pending.append((s, s.sha256))
 
-    def job_for(s: Submission, sha: str, gpu: int | None) -> Job:
-        student_dir = students_dir / s.student
-        student_dir.mkdir(exist_ok=True)
-        copy, graded_sha = write_snapshot(student_dir, assignment, s.suffix, read_file(s.root, s.parts))
-        return Job(assignment, s.student, str(copy), str(student_dir), graded_sha, device, config_text, gpu, s.shown)
+    with contextlib.ExitStack() as stack:
+        cluster = None
+        if ray is None:
+            device = resolve_device(device)
+        elif pending or refused:  # a cluster only when there is a row to write (its device is in the row)
+            from graders.batch import ray_executor
 
-    def crashed(s: Submission, sha: str, reason: str, seconds: float) -> Record:
-        return save(crashed_record(s.student, sha, effective.checks, assignment, s.shown, device, reason, seconds),
-                    reason)
+            cluster = stack.enter_context(ray_executor.connected(ray))
+            device = ray_executor.cluster_device(device, cluster.cluster_resources().get("GPU", 0))
 
-    slots = gpu_slots(device, max(1, jobs or available_cpus()), gpu_jobs)
-    scheduler = Scheduler(job_for, effective.total_seconds(device) + GRADING_MARGIN_S, slots, crashed,
-                          Progress(len(pending), progress), on_record,
-                          preload=["graders.batch", "graders.runner", effective.grader.module.__name__])
-    graded = scheduler.run(pending)
+        def save(record: Record, reason: str) -> Record:
+            """Write a record; a student whose results cannot be written keeps a row in this run's tables."""
+            try:
+                write_outputs(students_dir / record.student, record)
+            except Exception as exc:
+                log.error("%s: the results could not be written (%s: %s)", record.student, type(exc).__name__, exc)
+                record.status = "crashed"
+                for result in record.grading.results:
+                    result.message = f"{reason}; its results could not be written: {exc}. Tell your instructor."
+            return record
+
+        this_run: dict[str, Record] = {
+            s.student: save(refused_record(s.student, effective.checks, assignment, s.shown, device, s.problem),
+                            s.problem) for s in refused}
+
+        def job_for(s: Submission, sha: str, gpu: int | None) -> Job:
+            student_dir = students_dir / s.student
+            student_dir.mkdir(exist_ok=True)
+            copy, graded_sha = write_snapshot(student_dir, assignment, s.suffix, read_file(s.root, s.parts))
+            return Job(assignment, s.student, str(copy), str(student_dir), graded_sha, device, config_text, gpu,
+                       s.shown)
+
+        def crashed(s: Submission, sha: str, reason: str, seconds: float) -> Record:
+            return save(crashed_record(s.student, sha, effective.checks, assignment, s.shown, device, reason,
+                                       seconds), reason)
+
+        graded: list[Record] = []
+        if pending:
+            limit = effective.total_seconds(device) + GRADING_MARGIN_S
+            bar = Progress(len(pending), progress)
+            preload = ["graders.batch", "graders.runner", effective.grader.module.__name__]
+            executor: Executor
+            if cluster is not None:
+                executor = ray_executor.RayExecutor(cluster, job_for, limit, crashed, bar, on_record, preload,
+                                                    effective.checks, device=device, gpu_jobs=gpu_jobs, window=jobs,
+                                                    threads=int(effective.settings["threads"]))
+            else:
+                slots = gpu_slots(device, max(1, jobs or available_cpus()), gpu_jobs)
+                executor = Scheduler(job_for, limit, slots, crashed, bar, on_record, preload)
+            graded = executor.run(pending)
     this_run.update((r.student, r) for r in graded)
     log.info("graded %d, skipped %d already graded, %d entries not graded", len(graded), len(skipped),
              len(found.not_graded))

@@ -212,8 +212,7 @@ class Scheduler:
         try:
             record, reason = self._supervise(self.job_for(s, sha, slot))
         except Exception as exc:  # e.g. this student's results cannot be written: their row says so, the rest go on
-            log.exception("%s: the grading could not be run", s.student)
-            record, reason = None, f"the batch could not run it ({type(exc).__name__}: {exc})"
+            record, reason = None, could_not_run(s, exc)
         finally:
             self.slots.put(slot)
         if self.stopping.is_set():
@@ -236,26 +235,38 @@ class Scheduler:
             self.procs[job.student] = proc
             self.bar.running = len(self.procs)
         try:
-            proc.join(self.limit)
-            if proc.is_alive():
-                reason = f"it ran longer than the batch limit of {self.limit:.0f} s"
-                proc.terminate()  # SIGTERM: the grading process kills its worker on the way out
-                proc.join(10)
-                if proc.is_alive():
-                    proc.kill()
-                    proc.join()
-            elif proc.exitcode != 0:
-                code = proc.exitcode
-                reason = (f"the grading process was killed by {signal.Signals(-code).name}" if code < 0
-                          else f"the grading process exited with code {code}")
-            else:
-                record = read_record(Path(job.student_dir))
-                if record is not None and record.sha256 == job.sha256:
-                    return record, ""
-                reason = "the grading process wrote no result"
+            record, reason = supervise(proc, job, self.limit)
         finally:
             with self.lock:
                 self.procs.pop(job.student, None)
-        if not self.stopping.is_set():
+        if record is None and not self.stopping.is_set():
             log.warning("%s: %s (see %s/grading.log)", job.student, reason, job.student_dir)
-        return None, reason
+        return record, reason
+
+
+def could_not_run(s: Submission, exc: Exception) -> str:
+    """Log why the batch could not run a student's grading (their file gone, their folder unwritable); the reason."""
+    log.error("%s: the grading could not be run", s.student, exc_info=exc)
+    return f"the batch could not run it ({type(exc).__name__}: {exc})"
+
+
+def supervise(proc: multiprocessing.process.BaseProcess, job: Job, limit: float) -> tuple[Record | None, str]:
+    """Wait for a started grading process, stopping it at `limit` seconds: (its record, '') or (None, why not)."""
+    proc.join(limit)
+    if proc.is_alive():
+        reason = f"it ran longer than the batch limit of {limit:.0f} s"
+        proc.terminate()  # SIGTERM: the grading process kills its worker on the way out
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    elif proc.exitcode != 0:
+        code = proc.exitcode
+        reason = (f"the grading process was killed by {signal.Signals(-code).name}" if code < 0
+                  else f"the grading process exited with code {code}")
+    else:
+        record = read_record(Path(job.student_dir))
+        if record is not None and record.sha256 == job.sha256:
+            return record, ""
+        reason = "the grading process wrote no result"
+    return None, reason

@@ -1,4 +1,4 @@
-"""Grader of REINFORCE with a learned baseline under a 200-episode training budget.
+"""Grader of REINFORCE with a learned baseline under a 400-episode training budget (an instructor may set another).
 
 Unit checks run the submission's advantages and losses on the grader's own policy
 and value networks and compare values and gradients with the grader's numpy
@@ -8,7 +8,7 @@ standardizes, and that with the grader's baseline the submission's policy-gradie
 estimator has a lower variance than without one. A loss whose gradient is a positive
 constant multiple of the expected one (a sum over the batch, a 1/2 on the MSE) keeps
 its points with a note (graders/rl/gradients.py). Training runs on CartPole-v1 served
-by this process, which counts the episodes and refuses the 201st; the returned policy
+by this process, which counts the episodes and refuses one over the budget; the returned policy
 is evaluated on 100 episodes of the grader's, and the returned value network on the
 states of episodes of the grader's own (value_check.py). Reference performance:
 docs/reinforce_baseline.md.
@@ -24,11 +24,18 @@ from graders.rl import gradients
 from graders.rl import reinforce as common
 from graders.rl.training import train_and_evaluate
 
-TITLE = "REINFORCE with baseline on CartPole-v1 (200 episodes)"
+# The default budget: with 400 episodes the reference passed 97.8% of 93 seeds it was not tuned on, both seeds of about
+# 96% of gradings (200: 88% and 77%); the target of 99% of gradings is not reached by any budget measured
+# (docs/reinforce_baseline.md "Why 400 episodes").
+EPISODE_BUDGET = 400
+TITLE = f"REINFORCE with baseline on CartPole-v1 ({EPISODE_BUDGET} episodes)"
 INSTRUCTOR_ONLY = ("graders.rl.reinforce",)  # the expected gradients: never in a student kit
 DEFAULTS = {
     "seeds": [0, 1],
-    "episode_budget": 200,
+    # training episodes per seed. 200 is an option (episode_budget = 200 in the instructor's TOML), but a correct
+    # solution then fails a seed often: the reference passed 88% of 93 fresh seeds, both seeds of about 77% of
+    # gradings (docs/reinforce_baseline.md)
+    "episode_budget": EPISODE_BUDGET,
     "eval_episodes": 100,
     "train_seconds": {"cpu": 240, "cuda": 240},  # the student's own time for train(), margin included
     "evaluation_seconds": 60,
@@ -246,7 +253,7 @@ def baseline_reduces_variance(worker, ctx):
 
 @check(points=4, timeout=TRAINING_TIMEOUT, kind="training")
 def trained_policy_first_seed(worker, ctx):
-    """Train within the grader's 200-episode budget (first seed); 100 evaluation episodes reach the threshold,
+    """Train within the grader's episode budget (first seed); 100 evaluation episodes reach the threshold,
     and the returned value network predicts the returns on the grader's own states."""
     train_and_evaluate(worker, ctx, 0, threshold_name="mean_return", title=TITLE,
                        episode_budget=int(ctx.option("episode_budget")))

@@ -88,6 +88,7 @@ class StudentClock:
         self._worker_stat: str | None = None
         self._at_start = (0.0, 0.0)  # (grader busy, worker run delay)
         self.serving, self.cpu_wait = 0.0, 0.0  # seconds not charged so far, as last measured
+        self._idle = 0.0  # seconds the serving thread polled for requests on a CPU (not serving: see idle)
 
     def callbacks(self) -> dict:
         return {"clock_start": self.start}
@@ -108,6 +109,12 @@ class StudentClock:
                 self._worker_stat = f"/proc/{python_pid(self._worker_root)}/schedstat"
             self._at_start = (thread_busy_s(), self._worker_delay())
 
+    def idle(self, seconds: float) -> None:
+        """The serving thread spent `seconds` on a CPU polling for the worker's next request (the fast
+        path's polling): the worker was computing then, so it is the student's time, not serving."""
+        if self.started is not None and self.stopped is None:
+            self._idle += seconds
+
     def stop(self) -> None:
         """Freeze the figures (the call is over)."""
         if self.stopped is None:
@@ -117,7 +124,7 @@ class StudentClock:
     def excluded_s(self) -> float:
         """The time not charged so far: the grader's serving and the worker's waits for a CPU."""
         if self.started is not None and self.stopped is None:
-            self.serving = max(self.serving, thread_busy_s() - self._at_start[0])
+            self.serving = max(self.serving, thread_busy_s() - self._at_start[0] - self._idle)
             delay = self._worker_delay()
             if delay:  # 0: the process is gone or unreadable; keep the last figure
                 self.cpu_wait = max(self.cpu_wait, delay - self._at_start[1])

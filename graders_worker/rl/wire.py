@@ -18,8 +18,11 @@ SAME_STEP, NEXT_STEP, SINGLE = "SameStep", "NextStep", "single"
 MODES = (SAME_STEP, NEXT_STEP, SINGLE)
 
 
+_BITS = np.array([[TERMINATED], [TRUNCATED], [FINAL], [RETIRED]], dtype=np.int64)
+
+
 def unpack_step(packed: np.ndarray) -> dict:
-    flags = packed[:, 9].astype(np.int64)
+    terminated, truncated, final_mask, retired = (_BITS & packed[:, 9].astype(np.int64)) > 0  # one numpy op, 4 rows
     return {"obs": packed[:, 0:4].copy(), "final_obs": packed[:, 4:8].copy(),
-            "rewards": packed[:, 8].astype(np.float64), "terminated": (flags & TERMINATED) > 0,
-            "truncated": (flags & TRUNCATED) > 0, "final_mask": (flags & FINAL) > 0, "retired": (flags & RETIRED) > 0}
+            "rewards": packed[:, 8].astype(np.float64), "terminated": terminated,
+            "truncated": truncated, "final_mask": final_mask, "retired": retired}

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # REINFORCE with a learned baseline, in 200 episodes
+# # REINFORCE with a learned baseline, in 400 episodes
 #
 # In the REINFORCE assignment the return $G_t$ weighted every log-probability. Here a
 # second network, the *value network* $\hat v_w(s)$, learns the expected return from
@@ -9,10 +9,10 @@
 # A baseline that depends on the state only leaves the estimator unbiased and can
 # shrink its variance a lot, which is what makes learning in a small budget possible.
 #
-# **The budget.** Your training may use at most 200 episodes of CartPole-v1, counted
+# **The budget.** Your training may use at most 400 episodes of CartPole-v1, counted
 # by the grader (an episode counts when it starts). When the budget is spent, the
 # grader's environments stop resetting (`envs.retired`), `EpisodeCollector.collect`
-# returns fewer episodes (then none), and a 201st episode is refused. The grader then
+# returns fewer episodes (then none), and a 401st episode is refused. The grader then
 # evaluates your policy on 100 episodes of its own; a seed passes at a mean return of
 # 475.
 #
@@ -51,7 +51,7 @@ import torch.nn as nn
 # %%
 @dataclass
 class Args:
-    episode_budget: int = 200
+    episode_budget: int = 400
     """training episodes allowed (the grader enforces its own count)"""
     num_envs: int = 4
     """CartPoles stepped in lockstep"""
