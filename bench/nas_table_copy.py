@@ -8,6 +8,9 @@ grader's own `SearchServer`, with the relabelling of each seed as a grading draw
 judged with the search check's two criteria at the default thresholds. One JSON line per
 seed: the probes spent, whether the relabelling was decoded, the answer's rank, the
 second half's mean reward and whether both criteria pass.
+The grader's search check then withholds the points with a FLAG unless the submission's
+sampler, log-probability and loss pass their own checks (graders/nas/grader.py
+SEARCH_PIECES; tests/test_nas.py runs this attack as a submission).
 
     PYTHONPATH=. .venv/bin/python bench/nas_table_copy.py --seeds 0-999 --out bench/results/nas_table_copy.jsonl
 """

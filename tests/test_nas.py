@@ -106,6 +106,51 @@ def test_random_search_that_answers_its_best_fails_the_search(grade_source):
         assert SPENT in results[name].message
 
 
+TABLE_COPY = """    ### BEGIN SOLUTION
+    rows = ROWS  # the copy of the public table: "accuracy/flops" -> the architecture's choices
+    meaning = [{} for _ in search.choices]  # token -> choice, per decision, under this search's relabelling
+    for t in range(max(search.choices)):
+        tokens = [min(t, k - 1) for k in search.choices]
+        accuracy, flops = search.evaluate(np.array([tokens]))
+        row = rows.get(f"{float(accuracy[0]):.6f}/{int(flops[0])}")
+        for d, choice in enumerate(row or []):
+            meaning[d][tokens[d]] = choice
+    best = BEST
+    answer = [next((t for t, c in m.items() if c == want), 0) for m, want in zip(meaning, best)]
+    controller = Controller(search.choices)
+    controller.answer = answer
+    search.evaluate(np.array([answer] * search.remaining))
+    return controller
+"""
+
+
+def test_a_copy_of_the_table_without_the_pieces_is_flagged(grade_source):
+    """The table-copy attack (bench/nas_table_copy.py) as a submission: three probes decode the relabelling and
+    the copy's best is proposed for the rest of the budget. It reaches both thresholds; with a sampler that fails
+    its check, the grader withholds the search's points with a flag."""
+    copy = nas_table.load()
+    keys = [f"{a:.6f}/{int(f)}" for a, f in zip(copy.accuracy, copy.flops)]
+    counts: dict[str, int] = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    rows = {k: list(space.tokens_of(i)) for i, k in enumerate(keys) if counts[k] == 1}
+    attack = TABLE_COPY.replace("ROWS", repr(rows)).replace("BEST", repr(_table_top()))
+    source = variant((SKIP_SEARCH, attack),
+                     ("def greedy_architecture(controller) -> torch.Tensor:\n",
+                      "def greedy_architecture(controller) -> torch.Tensor:\n    if hasattr(controller, 'answer'):\n"
+                      "        return torch.tensor(controller.answer)\n"),
+                     ("previous = torch.distributions.Categorical(logits=logits).sample()",
+                      "previous = logits.argmax(dim=1)"))
+    grading = grade_source(NAME, source)
+    results = by_name(grading)
+    assert results["sampling_follows_the_controller"].status == "failed"
+    for name in SEARCH_CHECKS:
+        result = results[name]
+        assert result.status == "flagged" and result.points == 0, result.message
+        assert "reaches the thresholds" in result.message and "sampling_follows_the_controller" in result.message
+        assert "rank 1 of" in result.message  # the attack found the best: only the flag stops it
+
+
 def test_evaluations_past_the_budget_are_refused(grade_source):
     """Calling the grader's callback directly does not get around the budget, nor does opening the space again."""
     greedy = """    ### BEGIN SOLUTION

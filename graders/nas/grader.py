@@ -18,12 +18,13 @@ import math
 
 import numpy as np
 
-from graders.checks import CheckFailed, as_array, as_dict, check, expect, expect_close
+from graders.checks import CheckFailed, CheckFlagged, as_array, as_dict, check, expect, expect_close
 from graders.nas import controller, space
 from graders.nas import table as nas_table
 from graders.nas.search import SearchServer, draw_permutations, expected_best, plot_search
 from graders.rl import gradients, training
 from graders.rl.stats import chi_squared_sf_even
+from graders.sandbox import StudentError
 
 TITLE = "Neural architecture search with a REINFORCE controller"
 INSTRUCTOR_ONLY = ("graders.nas.controller",)  # the expected log-probabilities and gradients: never in a student kit
@@ -326,6 +327,37 @@ def update_uses_the_baseline_before_the_batch(worker, ctx):
 
 # ----------------------------------------------------------------------------- the search
 
+# What a search is made of. The grader cannot see inside the search, and a submission that carries a copy of the
+# public table can reach the search's thresholds without learning (docs/nas.md, "What the checks certify"): the
+# search's points are withheld, with a FLAG, unless these checks also pass on the same submission.
+SEARCH_PIECES = (sampling_follows_the_controller, sequence_log_prob_and_its_gradient,
+                 loss_gradient_is_reinforce_with_baseline)
+
+
+class _Quiet:
+    """The check's context for re-running another check inside it: the same random streams, no notes."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def note(self, text: str) -> None:
+        pass
+
+    def __getattr__(self, name: str):
+        return getattr(self._ctx, name)
+
+
+def _failing_pieces(worker, ctx) -> list[str]:
+    """The SEARCH_PIECES that fail on this submission (the same inputs as their own rows)."""
+    failing = []
+    for piece in SEARCH_PIECES:
+        try:
+            piece(worker, _Quiet(ctx))
+        except (AssertionError, StudentError):  # CheckFailed is an AssertionError
+            failing.append(piece.__name__)
+    return failing
+
+
 
 def _search(worker, ctx, index: int) -> None:
     expect(len(ctx.seeds) > index, f"the grader is configured with {len(ctx.seeds)} seed(s); this check needs "
@@ -370,6 +402,13 @@ def _search(worker, ctx, index: int) -> None:
         expect(late >= late_threshold, f"{label}: the architectures evaluated in the second half of the search have a "
                f"mean reward of {late:.4f}, below {shown_late}: the search did not beat random search by enough",
                hint="the controller's samples should concentrate on good architectures as it learns")
+        if failing := _failing_pieces(worker, ctx):
+            raise CheckFlagged(f"{label}: the search passes, but not its pieces: {', '.join(failing)}",
+                               f"{label}: the search reaches the thresholds, but {', '.join(failing)} "
+                               f"{'fails' if len(failing) == 1 else 'fail'} on your code; the grader cannot see "
+                               "inside a search, so it credits one only with a checked sampler, sequence "
+                               "log-probability and REINFORCE loss. Fix those checks; your instructor reviews "
+                               "flagged rows")
     finally:
         ctx.note(server.summary())
         path = ctx.artifact(f"search_seed{index + 1}.png")
