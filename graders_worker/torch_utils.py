@@ -1,6 +1,9 @@
-"""Torch helpers adapters share: the grader's MLP from its weights, gradients as numpy, scalar losses."""
+"""Torch helpers adapters share: the grader's MLP from its weights, gradients as numpy, scalar losses, seeding,
+and the submission's train() on the student's clock."""
 
 from __future__ import annotations
+
+import random
 
 import numpy as np
 
@@ -38,3 +41,32 @@ def scalar_loss(value, what: str):
     if value.numel() != 1:
         raise ValueError(f"{what} must return a scalar (one number), it returned shape {tuple(value.shape)}")
     return value.reshape(())
+
+
+def seed_everything(seed: int) -> None:
+    """Python's, numpy's and torch's global generators, for the submission's code."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train_on_the_clock(submission, served, seed: int, time_budget_s: float, device: str, what: str):
+    """The submission's `train(served, ...)`, its clock started just before (imports and set-up are not its time).
+
+    Returns what train() returned (a torch module is put in eval mode); None is an error naming `what`.
+    """
+    import torch
+    import torch._dynamo  # noqa: F401 - the first torch optimizer imports it (1-7 s): not the submission's time
+
+    from graders_worker.main import callback
+
+    seed_everything(seed)
+    callback("clock_start")  # the grader's clock of the student's time starts now
+    trained = submission.train(served, seed=seed, time_budget_s=time_budget_s, device=device)
+    if trained is None:
+        raise ValueError(f"train() must return the trained {what} (it returned None)")
+    if isinstance(trained, torch.nn.Module):
+        trained.eval()
+    return trained

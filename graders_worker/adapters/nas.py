@@ -19,23 +19,13 @@ relabelling of the choices, or a seed.
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 
 from graders_worker.arrays import to_numpy
 from graders_worker.main import callback
-from graders_worker.torch_utils import gradients, scalar_loss
+from graders_worker.torch_utils import gradients, scalar_loss, seed_everything, train_on_the_clock
 
 _state: dict = {"controller": None}
-
-
-def _seed_everything(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def grader_controller(weights: dict):
@@ -100,20 +90,8 @@ class ServedSearchSpace:
 
 def train(submission, seed: int, time_budget_s: float, device: str) -> dict:
     """Run the submission's train() on the served search; keep the controller for greedy()."""
-    import torch
-    import torch._dynamo  # noqa: F401 - the first torch optimizer imports it (1-7 s): not the submission's time
-
     _state["controller"] = None
-    search = ServedSearchSpace()
-
-    _seed_everything(seed)
-    callback("clock_start")  # the grader's clock of the student's time starts now
-    controller = submission.train(search, seed=seed, time_budget_s=time_budget_s, device=device)
-    if controller is None:
-        raise ValueError("train() must return the trained controller (it returned None)")
-    if isinstance(controller, torch.nn.Module):
-        controller.eval()
-    _state["controller"] = controller
+    _state["controller"] = train_on_the_clock(submission, ServedSearchSpace(), seed, time_budget_s, device, "controller")
     return {}
 
 
@@ -146,7 +124,7 @@ def log_prob_and_gradient(submission, weights: dict, tokens: np.ndarray, coeffic
 def sample_with_weights(submission, weights: dict, n: int, seed: int) -> np.ndarray:
     import torch
 
-    _seed_everything(seed)
+    seed_everything(seed)
     with torch.no_grad():
         return to_numpy(submission.sample_architectures(grader_controller(weights), n))
 
@@ -228,7 +206,7 @@ def controller_outputs(submission, choices: list[int], hidden: int, n: int, seed
     """The submission's own Controller: logits' shapes, and whether a decision depends on the previous token."""
     import torch
 
-    _seed_everything(seed)
+    seed_everything(seed)
     net = submission.Controller(list(choices), hidden)
     n_params = sum(p.numel() for p in net.parameters())
     shapes, depends = [], []

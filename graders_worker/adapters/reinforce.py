@@ -14,41 +14,19 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 
 from graders_worker.arrays import to_numpy
-from graders_worker.main import callback
 from graders_worker.rl.served_env import ServedEnvs
-from graders_worker.torch_utils import gradients, scalar_loss, torch_mlp
+from graders_worker.torch_utils import gradients, scalar_loss, seed_everything, torch_mlp, train_on_the_clock
 
 _state: dict = {"policy": None}
 
 
-def _seed_everything(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def train(submission, seed: int, time_budget_s: float, device: str) -> dict:
     """Run the submission's train() on served environments; keep the policy for act()."""
-    import torch
-    import torch._dynamo  # noqa: F401 - the first torch optimizer imports it (1-7 s): not the submission's time
-
     _state["policy"] = None
-    make_envs = ServedEnvs()
-    _seed_everything(seed)
-    callback("clock_start")  # the grader's clock of the student's time starts now
-    policy = submission.train(make_envs, seed=seed, time_budget_s=time_budget_s, device=device)
-    if policy is None:
-        raise ValueError("train() must return the trained policy network (it returned None)")
-    if isinstance(policy, torch.nn.Module):
-        policy.eval()
-    _state["policy"] = policy
+    _state["policy"] = train_on_the_clock(submission, ServedEnvs(), seed, time_budget_s, device, "policy network")
     return {}
 
 
@@ -79,7 +57,7 @@ def sample_with_weights(submission, weights: dict, obs: np.ndarray, seed: int) -
     """sample_actions of the submission on the grader's network, for a batch of observations."""
     import torch
 
-    _seed_everything(seed)
+    seed_everything(seed)
     net = torch_mlp(weights)
     with torch.no_grad():
         actions = submission.sample_actions(net, torch.as_tensor(obs, dtype=torch.float32))
