@@ -14,7 +14,9 @@ average is recorded with each line.
 
 `single` is `make_envs.make_env()` (a gymnasium Env, the classic loop) against
 `gym.make("CartPole-v1")`; a number n is `make_envs(n)` against gymnasium's
-`SyncVectorEnv(autoreset_mode=SAME_STEP)` of n environments.
+`SyncVectorEnv(autoreset_mode=SAME_STEP)` of n environments. `--pipes` adds, in the same
+run, the served loop with the grader's shared-memory channel switched off: every step over
+the pipes, as before the fast path (`pipes_*` columns).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from served import served_train
@@ -61,11 +64,15 @@ def train(make_envs, seed, time_budget_s, device="cpu"):
 SOURCE = LOOP  # the grader's worker runs it on make_envs; `raw` below runs it on gymnasium's
 
 
-def served(shape, seconds: float) -> dict:
+def served(shape, seconds: float, pipes: bool = False) -> dict:
+    from unittest import mock
+
     from graders.rl.server import CartPoleServer
+    from graders.sandbox import fastpath
 
     server = CartPoleServer(0)
-    cost = served_train("reinforce", SOURCE.format(shape=shape), server, 0, seconds)
+    with mock.patch.object(fastpath.FastChannel, "create", staticmethod(lambda: None)) if pipes else nullcontext():
+        cost = served_train("reinforce", SOURCE.format(shape=shape), server, 0, seconds)
     trips = server.vector_steps + (server.started if shape == "single" else 1)
     p50, p90, p99 = json.loads(cost["output"].split("STEP_US", 1)[1].splitlines()[0])
     return {"round_trips": trips, "served_wall_us": 1e6 * cost["wall"] / trips, "served_step_p50_us": p50,
@@ -102,13 +109,17 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=["single", "1", "8", "32"])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--pipes", action="store_true", help="also serve over the pipes alone (no fast path)")
     parser.add_argument("--out", default=None, help="append the results as JSON lines here")
     args = parser.parse_args()
     for _ in range(args.repeat):
         for shape in args.envs:
             shape = shape if shape == "single" else int(shape)
             load = Path("/proc/loadavg").read_text().split()[:3]
-            row = {"envs": shape, **served(shape, args.seconds), **raw(shape, args.seconds), "load_average": load}
+            row = {"envs": shape, **served(shape, args.seconds), **raw(shape, args.seconds)}
+            if args.pipes:
+                row.update({f"pipes_{k}": v for k, v in served(shape, args.seconds, pipes=True).items()})
+            row["load_average"] = load
             row["served_over_raw_p50"] = row["served_step_p50_us"] / row["raw_step_p50_us"]
             line = json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()})
             print(line, flush=True)
