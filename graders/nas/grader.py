@@ -358,7 +358,6 @@ def _failing_pieces(worker, ctx) -> list[str]:
     return failing
 
 
-
 def _search(worker, ctx, index: int) -> None:
     expect(len(ctx.seeds) > index, f"the grader is configured with {len(ctx.seeds)} seed(s); this check needs "
            f"at least {index + 1}")
@@ -379,6 +378,7 @@ def _search(worker, ctx, index: int) -> None:
     shown_late = ctx.shown_threshold("late_mean_quantile") if late_private else f"{late_threshold:.4f}"
     greedy_row = None
     try:
+        failing = _failing_pieces(worker, ctx)  # before train(): in the state the pieces' own rows see
         training.train(worker, ctx, server, index, served="the search's evaluations")
         greedy = as_array(worker.call("greedy", timeout=max(ctx.time_left(), 1.0)),
                           "greedy_architecture(controller) after the search", (len(space.CHOICES),), dtype=np.int64)
@@ -402,7 +402,7 @@ def _search(worker, ctx, index: int) -> None:
         expect(late >= late_threshold, f"{label}: the architectures evaluated in the second half of the search have a "
                f"mean reward of {late:.4f}, below {shown_late}: the search did not beat random search by enough",
                hint="the controller's samples should concentrate on good architectures as it learns")
-        if failing := _failing_pieces(worker, ctx):
+        if failing:
             raise CheckFlagged(f"{label}: the search passes, but not its pieces: {', '.join(failing)}",
                                f"{label}: the search reaches the thresholds, but {', '.join(failing)} "
                                f"{'fails' if len(failing) == 1 else 'fail'} on your code; the grader cannot see "
