@@ -35,6 +35,9 @@
 #   grader asks `greedy_architecture(controller)` for the controller's most probable
 #   architecture: it must be in the top few percent of the space, and the architectures
 #   your search evaluated in the second half of its budget must beat random search's.
+#   A search earns its points only if the pieces it is made of (`sample_architectures`,
+#   `sequence_log_prob`, `reinforce_loss`) pass their own checks; otherwise its points
+#   are withheld and the row is flagged for your instructor.
 #   `time_budget_s` counts your own code's time only, not the grader's answers.
 #
 # Run this file (`python nas.py`) to search locally, on the same table, with the
