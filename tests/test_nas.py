@@ -48,6 +48,39 @@ def test_a_loss_that_sums_over_the_batch_keeps_its_points(grade_source):
     assert result.status == "passed" and "sums over the batch instead of averaging" in result.message
 
 
+def test_an_update_written_inline_keeps_its_point(grade_source):
+    """reinforce_update is judged by the weights it leaves: a correct step that does not call reinforce_loss or
+    update_baseline (a summed loss, the moving average inline) keeps its point."""
+    source = edited(NAME, "    loss = reinforce_loss(sequence_log_prob(controller, tokens), rewards_t, baseline)\n",
+                    "    loss = -((rewards_t - baseline) * sequence_log_prob(controller, tokens)).sum()\n")
+    source = source.replace("    return update_baseline(baseline, rewards, decay)\n    ### END SOLUTION",
+                            "    return decay * baseline + (1 - decay) * float(np.mean(rewards))\n    ### END SOLUTION")
+    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    assert result.status == "passed", result.message
+
+
+def test_an_adapter_patched_to_report_an_update_loses_the_point(grade_source):
+    """The worker's adapter runs in the submission's process: replacing it to report a made-up update gains
+    nothing, since the grader computes the step the weights must take."""
+    source = edited(NAME, "    if baseline is None:\n        baseline = float(np.mean(rewards))\n    rewards_t",
+                    "    raise NotImplementedError\n    rewards_t")
+    source += """
+import graders_worker.adapters.nas as _adapter
+
+
+def _made_up(submission, weights, tokens, rewards, baseline, decay, lr):
+    mean = float(np.mean(rewards))
+    before = mean if baseline is None else baseline
+    return {"weights": {k: np.asarray(v) - 0.01 for k, v in weights.items()},
+            "returned": decay * before + (1 - decay) * mean}
+
+
+_adapter.update_step = _made_up
+"""
+    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    assert result.status == "failed" and "did not move by one REINFORCE step" in result.message, result.message
+
+
 # --- submissions that try to score the search checks without learning ------------------------
 
 SKIP_SEARCH = "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,6 @@ from helpers import ROOT, solution_source
 from graders import assignments
 from graders.cli import main
 from graders.release import kit as kits
-from graders.templates import BEGIN, END
 
 FAST_BANDITS = "[bandits]\ntestbed_runs = 100\ntestbed_steps = 150\n[bandits.thresholds]\n" + "".join(
     f"{t} = 0.05\n" for t in ("epsilon_greedy_reward", "epsilon_greedy_optimal", "optimistic_optimal", "ucb_reward",
@@ -67,14 +67,15 @@ def nas_kit(tmp_path_factory) -> Path:
     return out
 
 
-def _solution_lines(name: str) -> list[str]:
-    lines, inside = [], False
-    for line in solution_source(name).splitlines():
-        marker = line.strip().lstrip("#").strip()
-        inside = True if marker == BEGIN else False if marker == END else inside
-        if inside and marker != BEGIN and len(line.strip()) >= 16:
-            lines.append(line.strip())
-    return lines
+@pytest.mark.parametrize("name", assignments.names())
+def test_the_leak_guard_finds_a_solution_and_passes_a_template(name, tmp_path):
+    """The guard the release runs on every kit: a copy of the reference is a leak, the template is not."""
+    shutil.copy(assignments.solution_path(name), tmp_path / "copied.py")
+    assert "copied.py" in kits.leaked_lines(tmp_path, name)
+    (tmp_path / "copied.py").unlink()
+    for template in assignments.template_paths(name):
+        shutil.copy(template, tmp_path / template.name)
+    assert kits.leaked_lines(tmp_path, name) == {}
 
 
 @pytest.mark.parametrize("fixture", ["bandits_kit", "policy_gradient_kit", "nas_kit"])
@@ -87,8 +88,7 @@ def test_kit_holds_the_template_and_no_solution_nor_instructor_code(fixture, req
     assert not [f for f in files if f.startswith("solutions/") or f.endswith("variants.py")]
     assert not [f for f in files if any(f.startswith(f"graders/{o}/") for o in assignments.names() if o != name)]
     text = {f: p.read_text(errors="replace") for f, p in files.items() if p.suffix not in (".npz", ".gz")}
-    for line in _solution_lines(name):
-        assert not [f for f, t in text.items() if line in t], line
+    assert kits.leaked_lines(kit, name) == {}
     for module in assignments.grader(name).instructor_only:  # a stand-in, not the real code
         stand_in = text[module.replace(".", "/") + ".py"]
         assert "Stand-in for the instructor's" in stand_in and "def " not in stand_in
@@ -168,7 +168,7 @@ def test_the_check_cell_grades_the_saved_notebook_in_the_kit(bandits_kit):
 
 def test_a_kit_refuses_to_leak_a_solution_line(tmp_path, monkeypatch):
     # pretend a line the template holds were the solution's
-    monkeypatch.setattr(kits, "solution_lines", lambda name: {"raise NotImplementedError()"})
+    monkeypatch.setattr(kits, "solution_regions", lambda name: [{"raise NotImplementedError()", "import numpy as np"}])
     with pytest.raises(kits.ReleaseError, match="solution lines"):
         kits.build("bandits", tmp_path / "kit")
     assert not (tmp_path / "kit").exists()

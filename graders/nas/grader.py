@@ -50,6 +50,7 @@ DEFAULTS = {
 SEARCH_TIMEOUT = {"cpu": 180, "cuda": 180}
 HIDDEN = 8  # of the grader's controllers
 LOSS_BATCHES = (16, 5)  # two sizes: a factor that is the batch size (a sum) is told from a constant
+UPDATE_LR = 1.0  # of the plain SGD step in update_uses_the_baseline_before_the_batch
 LOG_PROB_HINT = ("run the controller over the decisions, feeding each given token to the next step (teacher forcing), "
                  "and sum log_softmax(logits_d) at token d over all D decisions")
 LOSS_HINT = ("the loss is the mean over the batch of -(R_k - b) * log p(a_k), with the rewards and the baseline "
@@ -64,14 +65,6 @@ def _grads(got, weights: dict, what: str) -> dict:
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _call_record(call) -> bool:
-    """One entry of the adapter's record of reinforce_update's calls: [name, baseline before (or None), ...]."""
-    if not isinstance(call, list) or not call or call[0] not in ("reinforce_loss", "update_baseline"):
-        return False
-    size = 2 if call[0] == "reinforce_loss" else 3
-    return len(call) == size and (call[1] is None or _number(call[1])) and all(_number(v) for v in call[2:])
 
 
 def _flat(grads: dict, names: list[str]) -> np.ndarray:
@@ -124,6 +117,12 @@ def baseline_moving_average(worker, ctx):
         want = mean if baseline is None else decay * baseline + (1 - decay) * mean
         got = float(as_array(worker.call("update_baseline", baseline, rewards, decay), "update_baseline", ()))
         what = f"update_baseline({baseline}, {rewards.tolist()}, decay={decay})"
+        if baseline is None and not math.isclose(got, want, rel_tol=1e-6) and math.isclose(
+                got, (1 - decay) * mean, rel_tol=1e-6):
+            raise CheckFailed(f"{what} = {got:.6g}: no baseline was taken as 0. A baseline that starts at 0 makes "
+                              "every early advantage positive, so the controller reinforces whatever it sampled first.\n"
+                              "Hint: when baseline is None, return the batch's "
+                              "mean reward")
         if baseline is not None and not math.isclose(got, want, rel_tol=1e-6) and math.isclose(
                 got, (1 - decay) * baseline + decay * mean, rel_tol=1e-6):
             raise CheckFailed(f"{what} = {got:.6g}: the decay weighs the new rewards instead of the old baseline.\n"
@@ -241,87 +240,93 @@ def greedy_architecture_takes_each_argmax(worker, ctx):
 
 @check(points=2)
 def loss_gradient_is_reinforce_with_baseline(worker, ctx):
-    """reinforce_loss: its gradient on the grader's controller and two batches is a positive multiple of
-    -(1/m) sum_k (R_k - b) grad log p(a_k) (a constant or the batch size: a sum keeps its points, as in the
-    REINFORCE assignments, graders/rl/gradients.py)."""
+    """reinforce_loss: its gradient with respect to the log-probabilities of two batches is a positive multiple of
+    -(R_k - b) / m (a constant or the batch size: a sum keeps its points, as in the REINFORCE assignments,
+    graders/rl/gradients.py), so that through sequence_log_prob it is the REINFORCE estimator with the baseline."""
     rng = ctx.rng("loss_gradient_is_reinforce_with_baseline")
-    choices = list(space.CHOICES)
-    weights = controller.random_controller(rng, choices, HIDDEN)
-    names = controller.param_names(choices)
     scales = []
     for m in LOSS_BATCHES:
-        tokens = np.stack([rng.integers(0, k, m) for k in choices], axis=1)
+        log_probs = rng.uniform(-9.0, -2.0, m).astype(np.float32)  # of whole architectures: sums of 9 log-softmaxes
         rewards = rng.uniform(0.55, 0.85, m).astype(np.float32)
         baseline = float(rng.uniform(0.65, 0.75))
-        got = worker.call("loss_gradient", weights, tokens, rewards, baseline)
-        what = f"the gradient of reinforce_loss on the grader's controller and a batch of {m} architectures"
-        grads = _grads(got.get("grads") if isinstance(got, dict) else None, weights, what)
-
-        def estimator(coefficients, tokens=tokens):
-            return controller.weighted_log_prob_gradient(weights, choices, tokens, coefficients)
-
-        want = estimator(-(rewards.astype(np.float64) - baseline) / m)
-        g, w = _flat(grads, names), _flat(want, names)
-        c, residual = gradients.fit(g, w)
+        got = worker.call("loss_gradient", log_probs, rewards, baseline)
+        what = f"the gradient of reinforce_loss(log_probs, rewards, baseline) with respect to log_probs, a batch of {m}"
+        grads = got.get("grads") if isinstance(got, dict) else None
+        expect(isinstance(grads, dict) and "log_probs" in grads, f"{what} could not be read back")
+        g = as_array(grads["log_probs"], what, (m,))
+        advantages = rewards.astype(np.float64) - baseline
+        want = -advantages / m
+        c, residual = gradients.fit(g, want)
         if c > 0 and residual <= gradients.TOLERANCE:
             scales.append((m, c))
             continue
-        if gradients.fit(g, -w)[0] > 0 and gradients.fit(g, -w)[1] <= gradients.TOLERANCE:
-            raise CheckFailed(f"{what} is a positive multiple of +g, the REINFORCE estimator itself: minimizing this "
-                              "loss would make architectures with rewards above the baseline *less* likely.\n"
-                              "Hint: " + LOSS_HINT)
-        c_r, r_r = gradients.fit(g, _flat(estimator(-rewards.astype(np.float64) / m), names))
+        c_flip, r_flip = gradients.fit(g, -want)
+        if c_flip > 0 and r_flip <= gradients.TOLERANCE:
+            raise CheckFailed(f"{what} is a positive multiple of +(R_k - b) / m: minimizing this loss would make "
+                              "architectures with rewards above the baseline *less* likely.\nHint: " + LOSS_HINT)
+        c_r, r_r = gradients.fit(g, -rewards.astype(np.float64) / m)
         if c_r > 0 and r_r <= gradients.TOLERANCE:
-            raise CheckFailed(f"{what} is the estimator without the baseline (R_k instead of R_k - b).\n"
+            raise CheckFailed(f"{what} is that of the estimator without the baseline (R_k instead of R_k - b).\n"
                               "Hint: " + LOSS_HINT)
-        k = names[-1]
-        raise CheckFailed(f"{what} does not match the expected gradient: even at the best positive factor, "
+        raise CheckFailed(f"{what} does not match -(R_k - b) / m: even at the best positive factor, "
                           f"{min(residual if c > 0 else 1.0, 9.99):.0%} of its length is off (tolerance "
-                          f"{gradients.TOLERANCE:.1%}); e.g. d / d {k}: expected {np.round(want[k], 5).tolist()}, "
-                          f"got {np.round(grads[k], 5).tolist()}\nHint: {LOSS_HINT}")
+                          f"{gradients.TOLERANCE:.1%}); expected {np.round(want, 5).tolist()}, "
+                          f"got {np.round(g, 5).tolist()}\nHint: {LOSS_HINT}")
     if note := gradients.factor_note(scales, "the gradient of reinforce_loss", LOSS_HINT):
         ctx.note(note)
 
 
 @check(points=1)
 def update_uses_the_baseline_before_the_batch(worker, ctx):
-    """reinforce_update: the loss gets the baseline from before the batch, the controller moves, the update comes back."""
+    """reinforce_update on the grader's controller with plain SGD: the weights take one REINFORCE step with the
+    baseline from before the batch (measured from the weights it leaves), and the updated baseline comes back."""
     rng = ctx.rng("update_uses_the_baseline_before_the_batch")
     choices = list(space.CHOICES)
     weights = controller.random_controller(rng, choices, HIDDEN)
+    names = controller.param_names(choices)
     m, decay = 8, 0.8
     tokens = np.stack([rng.integers(0, k, m) for k in choices], axis=1)
     rewards = rng.uniform(0.55, 0.85, m)
+    mean = float(rewards.mean())
     for baseline in (float(rng.uniform(0.5, 0.6)), None):
         what = f"reinforce_update(..., baseline={baseline}, decay={decay})"
-        got = as_dict(worker.call("update_order", weights, tokens, rewards, baseline, decay), what,
-                      ("calls", "returned", "moved"))
-        calls = got["calls"]
-        expect(isinstance(calls, list) and all(_call_record(c) for c in calls), f"{what}: the record of its calls "
-               "could not be read back")
-        losses = [c for c in calls if c[0] == "reinforce_loss"]
-        updates = [c for c in calls if c[0] == "update_baseline"]
-        expect(len(losses) == 1, f"{what} called reinforce_loss {len(losses)} times; once per update is expected",
-               hint="loss = reinforce_loss(sequence_log_prob(controller, tokens), rewards, baseline)")
-        used = losses[0][1]
-        before = float(rewards.mean()) if baseline is None else baseline
-        after = decay * before + (1 - decay) * float(rewards.mean())
-        if used is not None and baseline is not None and math.isclose(used, after, rel_tol=1e-6):
-            raise CheckFailed(f"{what}: the loss used the baseline already updated with this batch's rewards "
-                              f"({used:.6g}) instead of the one from before the batch ({before:.6g}); a baseline that "
-                              "depends on the rewards it is subtracted from biases the gradient.\n"
-                              "Hint: compute the loss first, then update the baseline")
-        expect(used is not None and math.isclose(used, before, rel_tol=1e-6, abs_tol=1e-9),
-               f"{what}: reinforce_loss got the baseline {used}, expected {before:.6g} "
-               + ("(the batch's mean reward: there is no baseline yet)" if baseline is None else "(the one passed in)"))
-        moved = float(as_array(got["moved"], f"{what}: how far the weights moved", ()))
-        expect(moved > 0, f"{what} did not change the controller's weights",
+        got = as_dict(worker.call("update_step", weights, tokens, rewards, baseline, decay, UPDATE_LR), what,
+                      ("weights", "returned"))
+        after = _grads(got["weights"], weights, f"{what}: the controller's weights after it")
+        step = -(_flat(after, names) - _flat(weights, names)) / UPDATE_LR  # = c * the loss's gradient under SGD
+
+        def estimator(b):
+            return _flat(controller.weighted_log_prob_gradient(weights, choices, tokens, -(rewards - b) / m), names)
+
+        before = mean if baseline is None else baseline
+        updated = decay * before + (1 - decay) * mean
+        expect(bool(np.any(step != 0)), f"{what} did not change the controller's weights",
                hint="optimizer.zero_grad(); loss.backward(); optimizer.step()")
-        want = updates[-1][2] if updates else after  # the submission's own update_baseline, if it used it
+        c, residual = gradients.fit(step, estimator(before))
+        if not (c > 0 and residual <= gradients.TOLERANCE):
+            c_late, r_late = gradients.fit(step, estimator(updated))
+            if baseline is not None and c_late > 0 and r_late <= gradients.TOLERANCE:
+                raise CheckFailed(f"{what}: the step used the baseline already updated with this batch's rewards "
+                                  f"({updated:.6g}) instead of the one from before the batch ({before:.6g}); a "
+                                  "baseline that depends on the rewards it is subtracted from biases the gradient.\n"
+                                  "Hint: compute the loss first, then update the baseline")
+            raise CheckFailed(f"{what}: the weights did not move by one REINFORCE step with the baseline "
+                              f"{before:.6g} " + ("(the batch's mean reward: there is no baseline yet)"
+                                                  if baseline is None else "(the one passed in)")
+                              + f" (off by {min(residual if c > 0 else 1.0, 9.99):.0%} at the best positive factor). "
+                              "The step goes through your sequence_log_prob and reinforce_loss: if their checks fail, "
+                              "fix those first.\nHint: loss = reinforce_loss(sequence_log_prob(controller, tokens), "
+                              "rewards, baseline); optimizer.zero_grad(); loss.backward(); optimizer.step(); once per "
+                              "call")
         returned = got["returned"]
-        expect(_number(returned) and math.isclose(returned, want, rel_tol=1e-6, abs_tol=1e-9),
+        try:  # the submission's own moving average: a mistake there loses its points in baseline_moving_average
+            own = worker.call("update_baseline", baseline, rewards, decay)
+        except StudentError:
+            own = None
+        accepted = [updated] + ([float(own)] if _number(own) else [])
+        expect(_number(returned) and any(math.isclose(returned, v, rel_tol=1e-6, abs_tol=1e-9) for v in accepted),
                f"{what} returned {returned if _number(returned) else type(returned).__name__}, not the baseline "
-               f"after the batch ({want:.6g})",
+               f"after the batch ({updated:.6g})",
                hint="return update_baseline(baseline, rewards, decay), computed after the loss")
 
 

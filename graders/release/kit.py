@@ -33,7 +33,8 @@ from graders.templates import BEGIN, END
 ENTRY_POINTS = ("graders.__main__", "graders.cli", "graders.notebook", "graders.release.replay")
 NOT_FOR_STUDENTS = ("nbgrader", "pytest", "pytest-timeout")  # requirements of the instructor's side only
 DATA_FILES = "*.json"  # files beside a shipped module that travel with it (a grader's measured table)
-MIN_SOLUTION_LINE = 16  # shorter lines of a solution region ("return x") may well occur elsewhere
+MIN_SOLUTION_LINE = 24  # shorter lines of a solution region ("optimizer.step()") are idioms found anywhere
+LEAK_LINES = 3  # telling lines of one solution region that make a file a leak (all of them, for a region of 2)
 
 
 class ReleaseError(RuntimeError):
@@ -111,29 +112,36 @@ def _simple(value) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def solution_lines(assignment: str) -> set[str]:
-    """The lines students write: those inside the reference's solution regions (long enough to be telling)."""
-    lines, inside = set(), False
+def solution_regions(assignment: str) -> list[set[str]]:
+    """The lines students write, region by region of the reference: those long enough to be telling and that the
+    template does not already hold (`with torch.no_grad():` is given elsewhere in it)."""
+    regions, current = [], None
+    given = assignments.template_paths(assignment)[0].read_text()
     for line in assignments.solution_path(assignment).read_text().splitlines():
-        marker = line.strip().lstrip("# ").strip()
+        marker = line.strip()
         if marker == BEGIN:
-            inside = True
+            current = set()
         elif marker == END:
-            inside = False
-        elif inside and len(line.strip()) >= MIN_SOLUTION_LINE:
-            lines.add(line.strip())
-    return lines
+            regions.append(current or set())
+            current = None
+        elif current is not None and len(marker) >= MIN_SOLUTION_LINE and marker not in given:
+            current.add(marker)
+    return regions
 
 
-def leaked_lines(folder: Path, assignment: str) -> dict[str, str]:
-    """{file: a solution line it holds} over every text file of `folder`."""
-    wanted = solution_lines(assignment)
+def leaked_lines(folder: Path, assignment: str) -> dict[str, list[str]]:
+    """{file: the solution lines it holds} over every text file of `folder`, for files that hold LEAK_LINES or more
+    telling lines of one solution region, or all of a region of two (a solution's body; one line alone may be a
+    hint or an idiom)."""
+    regions = [r for r in solution_regions(assignment) if r]
     leaks = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix not in (".npz", ".gz", ".png"):
             text = path.read_text(errors="replace")
-            if hit := next((line for line in wanted if line in text), None):
-                leaks[str(path.relative_to(folder))] = hit
+            for region in regions:
+                held = sorted(line for line in region if line in text)
+                if len(held) >= LEAK_LINES or len(held) == len(region) >= 2:
+                    leaks.setdefault(str(path.relative_to(folder)), []).extend(held)
     return leaks
 
 

@@ -49,10 +49,10 @@ def grader_controller(weights: dict):
             return zeros, zeros.clone()
 
         def step(self, decision: int, previous, state):
-            h, c = state
-            x = self.start.expand(len(h), -1) if previous is None else self.embed[decision - 1](previous)
-            h, c = self.cell(x, (h, c))
-            return self.heads[decision](h), (h, c)
+            n = len(state[0])
+            inputs = self.start.expand(n, -1) if previous is None else self.embed[decision - 1](previous)
+            state = self.cell(inputs, state)  # (hidden, cell)
+            return self.heads[decision](state[0]), state
 
     net = GraderController()
     net.load_state_dict({k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in weights.items()})
@@ -136,20 +136,14 @@ def greedy_with_weights(submission, weights: dict) -> np.ndarray:
         return to_numpy(submission.greedy_architecture(grader_controller(weights)))
 
 
-def loss_gradient(submission, weights: dict, tokens: np.ndarray, rewards: np.ndarray, baseline: float) -> dict:
-    """reinforce_loss on log-probabilities of the grader's controller (computed here), and its gradient."""
+def loss_gradient(submission, log_probs: np.ndarray, rewards: np.ndarray, baseline: float) -> dict:
+    """reinforce_loss on given log-probabilities (a leaf tensor), and its gradient with respect to them."""
     import torch
 
-    net = grader_controller(weights)
-    t = torch.as_tensor(tokens, dtype=torch.int64)
-    state, previous, log_probs = net.initial_state(len(t)), None, 0.0
-    for d in range(len(net.choices)):
-        logits, state = net.step(d, previous, state)
-        log_probs = log_probs + torch.log_softmax(logits, dim=1).gather(1, t[:, d:d + 1])[:, 0]
-        previous = t[:, d]
-    loss = scalar_loss(submission.reinforce_loss(log_probs, torch.as_tensor(rewards, dtype=torch.float32),
+    leaf = torch.tensor(np.asarray(log_probs, dtype=np.float32), requires_grad=True)
+    loss = scalar_loss(submission.reinforce_loss(leaf, torch.as_tensor(rewards, dtype=torch.float32),
                                                  float(baseline)), "reinforce_loss")
-    return {"loss": float(loss.detach()), "grads": gradients(loss, dict(net.named_parameters()))}
+    return {"loss": float(loss.detach()), "grads": gradients(loss, {"log_probs": leaf})}
 
 
 class _PlainSGD:
@@ -171,35 +165,20 @@ class _PlainSGD:
                     p -= self.lr * p.grad
 
 
-def update_order(submission, weights: dict, tokens: np.ndarray, rewards: np.ndarray, baseline, decay: float) -> dict:
-    """reinforce_update on the grader's controller with SGD: which baseline reached the loss, what came back."""
+def update_step(submission, weights: dict, tokens: np.ndarray, rewards: np.ndarray, baseline, decay: float,
+                lr: float) -> dict:
+    """reinforce_update on the grader's controller with plain SGD: the weights it leaves, and what it returned."""
     import torch
 
-    calls: list[tuple] = []
-    originals = {name: getattr(submission, name, None) for name in ("reinforce_loss", "update_baseline")}
-
-    def loss_spy(log_probs, rewards_, baseline_):
-        calls.append(("reinforce_loss", None if baseline_ is None else float(baseline_)))
-        return originals["reinforce_loss"](log_probs, rewards_, baseline_)
-
-    def baseline_spy(baseline_, rewards_, decay_):
-        value = originals["update_baseline"](baseline_, rewards_, decay_)
-        calls.append(("update_baseline", None if baseline_ is None else float(baseline_), float(value)))
-        return value
-
     net = grader_controller(weights)
-    before = {k: v.detach().clone() for k, v in net.named_parameters()}
-    optimizer = _PlainSGD(net.parameters(), lr=0.1)
-    submission.reinforce_loss, submission.update_baseline = loss_spy, baseline_spy
+    returned = submission.reinforce_update(net, _PlainSGD(net.parameters(), lr=lr),
+                                           torch.as_tensor(tokens, dtype=torch.int64),
+                                           np.asarray(rewards, dtype=np.float64), baseline, decay)
     try:
-        returned = submission.reinforce_update(net, optimizer, torch.as_tensor(tokens, dtype=torch.int64),
-                                               np.asarray(rewards, dtype=np.float64), baseline, decay)
-    finally:
-        for name, fn in originals.items():
-            setattr(submission, name, fn)
-    moved = max(float((p.detach() - before[k]).abs().max()) for k, p in net.named_parameters())
-    return {"calls": [list(c) for c in calls], "returned": None if returned is None else float(returned),
-            "moved": moved}
+        returned = float(returned)
+    except (TypeError, ValueError, RuntimeError):
+        returned = None  # the grader says what came back instead of a number
+    return {"weights": {k: to_numpy(v) for k, v in net.state_dict().items()}, "returned": returned}
 
 
 def controller_outputs(submission, choices: list[int], hidden: int, n: int, seed: int) -> dict:

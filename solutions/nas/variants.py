@@ -17,7 +17,7 @@ VARIANTS = [
         "log_prob_of_the_last_token_only",
         "sequence_log_prob keeps only the last decision's log-probability",
         edits=[("total = total + torch.log_softmax(", "total = torch.log_softmax(")],
-        loses=("sequence_log_prob_and_its_gradient",),
+        loses=("sequence_log_prob_and_its_gradient", "update_uses_the_baseline_before_the_batch"),
         messages={"sequence_log_prob_and_its_gradient": "last token only"},
     ),
     Variant(
@@ -32,14 +32,14 @@ VARIANTS = [
         "the loss is +(R - b) log p: gradient ascent on the wrong sign",
         edits=[("return -((rewards.detach() - baseline) * log_probs).mean()",
                 "return ((rewards.detach() - baseline) * log_probs).mean()")],
-        loses=("loss_gradient_is_reinforce_with_baseline",),
+        loses=("loss_gradient_is_reinforce_with_baseline", "update_uses_the_baseline_before_the_batch"),
         messages={"loss_gradient_is_reinforce_with_baseline": "*less* likely"},
     ),
     Variant(
         "no_baseline",
         "the loss weighs each log-probability by the reward, not the reward less the baseline",
         edits=[("return -((rewards.detach() - baseline) * log_probs).mean()", "return -(rewards.detach() * log_probs).mean()")],
-        loses=("loss_gradient_is_reinforce_with_baseline",),
+        loses=("loss_gradient_is_reinforce_with_baseline", "update_uses_the_baseline_before_the_batch"),
         messages={"loss_gradient_is_reinforce_with_baseline": "without the baseline"},
     ),
     Variant(
