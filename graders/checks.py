@@ -92,6 +92,10 @@ def as_array(got, what: str, shape: tuple | None = None, dtype=np.float64, hint:
         raise CheckFailed(_with_hint(f"{what}: expected shape {tuple(shape)}, got shape {array.shape}", hint))
     if shape is None and array.size > MAX_ELEMENTS:
         raise CheckFailed(_with_hint(f"{what}: expected at most {MAX_ELEMENTS} numbers, got {array.size}", hint))
+    if np.dtype(dtype).kind in "iu" and array.dtype.kind == "f":  # whole numbers only: 2.9 is not token 2
+        whole = np.isfinite(array) & (array == np.round(array)) & (np.abs(array) < 2.0**62)
+        if not np.all(whole):
+            raise CheckFailed(_with_hint(f"{what}: expected whole numbers, got {_summary(array)}", hint))
     try:
         array = array.astype(dtype, copy=False)
     except (TypeError, ValueError, OverflowError):

@@ -179,6 +179,10 @@ def test_shapes_are_checked_before_any_conversion():
         as_array("1.5", "text")
     assert as_array([True, False], "bools", (2,)).tolist() == [1.0, 0.0]
     assert as_array(np.arange(3, dtype=np.int8), "ints", (3,), dtype=np.int64).dtype == np.int64
+    assert as_array([2.0, 0.0, -1.0], "tokens", (3,), dtype=np.int64).tolist() == [2, 0, -1]
+    for not_whole in ([2.9, 0.0], [-0.9, 1.0], [np.nan, 1.0], [1e30, 1.0]):  # never truncated into a valid token
+        with pytest.raises(CheckFailed, match="whole numbers"):
+            as_array(not_whole, "tokens", (2,), dtype=np.int64)
     expect_close(np.float32(0.5), 0.5, "a scalar")
     assert MAX_ELEMENTS * 8 <= 256 << 20
 

@@ -71,7 +71,8 @@ def argmax_breaks_ties_at_random(worker, ctx):
     got = as_array(worker.call("argmax_random_ties", values, ctx.worker_seed("argmax")), "argmax of unique maxima", (50,))
     expect_close(got, values.argmax(axis=1), "argmax of rows with one maximum")
     tied = np.tile([1.0, 0.0, 1.0, 1.0], (30000, 1))
-    got = as_array(worker.call("argmax_random_ties", tied, ctx.worker_seed("ties")), "argmax of tied rows", (30000,)).astype(int)
+    got = as_array(worker.call("argmax_random_ties", tied, ctx.worker_seed("ties")), "argmax of tied rows", (30000,),
+                   dtype=np.int64)
     expect(set(np.unique(got)) <= {0, 2, 3}, f"rows [1, 0, 1, 1] gave arms {sorted(set(got.tolist()))}",
            "only maximal arms may be chosen")
     _chi_squared(np.bincount(got, minlength=4)[[0, 2, 3]], "rows [1, 0, 1, 1]",
@@ -141,7 +142,7 @@ def greedy_ties_are_uniform(worker, ctx):
     """With equal estimates, the greedy choice is uniform over the arms (not always arm 0)."""
     n_runs = 50_000
     agent = _agent(worker, "EpsilonGreedy", n_runs=n_runs, k=K, epsilon=0.0, seed=ctx.worker_seed("greedy ties"))
-    actions = as_array(worker.call("agent_act", agent), "first actions", (n_runs,)).astype(int)
+    actions = as_array(worker.call("agent_act", agent), "first actions", (n_runs,), dtype=np.int64)
     expect(actions.min() >= 0 and actions.max() < K, f"actions outside 0..{K - 1}")
     _chi_squared(np.bincount(actions, minlength=K), "first greedy actions with all Q equal",
                  "break ties among maximal estimates at random (argmax_random_ties)")
@@ -154,7 +155,7 @@ def ucb_tries_every_arm_first(worker, ctx):
     agent = _agent(worker, "UCB", n_runs=n_runs, k=K, c=2.0, seed=ctx.worker_seed("ucb untried"))
     chosen = []
     for _ in range(K):
-        actions = as_array(worker.call("agent_act", agent), "UCB actions", (n_runs,)).astype(int)
+        actions = as_array(worker.call("agent_act", agent), "UCB actions", (n_runs,), dtype=np.int64)
         worker.call("agent_update", agent, actions, rng.normal(size=n_runs))
         chosen.append(actions)
     chosen = np.sort(np.array(chosen).T, axis=1)
