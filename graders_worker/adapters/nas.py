@@ -136,14 +136,14 @@ def greedy_with_weights(submission, weights: dict) -> np.ndarray:
         return to_numpy(submission.greedy_architecture(grader_controller(weights)))
 
 
-def loss_gradient(submission, log_probs: np.ndarray, rewards: np.ndarray, baseline: float) -> dict:
-    """reinforce_loss on given log-probabilities (a leaf tensor), and its gradient with respect to them."""
+def loss_gradient(submission, log_probs: np.ndarray, rewards: np.ndarray, baseline: float) -> np.ndarray:
+    """The gradient of reinforce_loss with respect to given log-probabilities (a leaf tensor)."""
     import torch
 
     leaf = torch.tensor(np.asarray(log_probs, dtype=np.float32), requires_grad=True)
     loss = scalar_loss(submission.reinforce_loss(leaf, torch.as_tensor(rewards, dtype=torch.float32),
                                                  float(baseline)), "reinforce_loss")
-    return {"loss": float(loss.detach()), "grads": gradients(loss, {"log_probs": leaf})}
+    return gradients(loss, {"log_probs": leaf})["log_probs"]
 
 
 class _PlainSGD:
