@@ -1,17 +1,20 @@
-"""The value-network check of reinforce_baseline: the reference against value networks that never
+"""The value-network check of reinforce_baseline: correct ways of learning a value network against ones that never
 learn, over many seeds (in process, as bench/reinforce_sweep.py runs the reference).
 
-For each seed the reference (or a variant) trains on the grader's `CartPoleServer` with its
-episode budget (the grader's default); then `graders.reinforce_baseline.value_check.measure` plays 20 episodes
-of the grader's own with the trained policy and compares the value network's predictions
-(x Args.return_scale) with the grader's discounted returns: their mean squared error over
-the returns' variance (the best constant's error). One JSON line per (variant, seed): the
-evaluation mean of the policy and that ratio.
+For each (variant, seed) the reference with the variant's edits trains on the grader's `CartPoleServer` (episode
+budget, relabelling and seeds as the grader's) recording every training episode's observations; then the grader's
+evaluation plays its 100 episodes with the returned policy. The value network's predictions (x Args.return_scale)
+are compared with the grader's discounted returns (Args.gamma) on two sets of states:
+- `final`: 20 episodes of the grader's own, played by the returned policy (the check before issue 27);
+- `train_K`: the last K training episodes as the grader served them (K = 20, 50, 100).
+For each: the mean squared error over the returns' variance (the best constant's error) and over their mean
+square (the zero predictor's error), the correlation, and the mean prediction and return. One JSON line per
+(variant, seed), stamped with the commit and settings; a re-run skips the rows already in --out.
 
-    PYTHONPATH=. .venv/bin/python bench/reinforce_baseline_value.py --seeds 0-49 --jobs 2 \
-        --out bench/results/reinforce_baseline_value.jsonl
+    PYTHONPATH=. .venv/bin/python bench/reinforce_baseline_value.py --seeds 2000-2009 --jobs 1 \\
+        --out bench/results/reinforce_baseline_value_variants.jsonl
 
-docs/reinforce_baseline.md records the distribution and the threshold chosen.
+docs/reinforce_baseline.md records the distributions and the threshold chosen.
 """
 
 from __future__ import annotations
@@ -28,14 +31,37 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.reinforce_sweep import patched_source  # noqa: E402
+from bench import provenance  # noqa: E402
+from bench.reinforce_sweep import patched_source, seed_list  # noqa: E402
 
-VARIANTS = {  # name -> source patches of the reference
-    "reference": [],
-    "value_never_steps": ["                value_optimizer.step()=>                pass"],
-    "value_lr_zero": ["value_learning_rate: float = 1e-2=>value_learning_rate: float = 0.0"],
+ENTROPY = ("            (p_loss + v_loss).backward()",
+           "            entropy = torch.distributions.Categorical(logits=policy(obs)).entropy().mean()\n"
+           "            (p_loss - 0.01 * entropy + v_loss).backward()")
+# name -> (correct?, --set overrides of Args, --patch edits of the reference)
+VARIANTS = {
+    "reference": (True, [], []),
+    "value_steps_1": (True, ["value_epochs=1"], []),
+    "value_lr_1e-3": (True, ["value_learning_rate=1e-3"], []),
+    "batches_of_5_one_step": (True, ["num_envs=5", "episodes_per_update=5", "policy_steps=1", "value_epochs=1"], []),
+    "entropy_bonus": (True, [], ["=>".join(ENTROPY)]),
+    "undiscounted": (True, ["gamma=1.0", "return_scale=500.0"], []),
+    "policy_lr_2e-2": (True, ["policy_learning_rate=2e-2"], []),
+    "value_never_steps": (False, [], ["                value_optimizer.step()=>                pass"]),
+    "value_lr_zero": (False, ["value_learning_rate=0.0"], []),
+    "fresh_value_net": (False, [], ["    return policy, value_net\n=>"
+                                    "    return policy, ValueNetwork(obs_dim, args.hidden_size).to(device)\n"]),
 }
-EPISODES = 20  # the grader's value_episodes
+FINAL_EPISODES = 20
+WINDOWS = (20, 50, 100)
+
+
+def stats(predictions: np.ndarray, returns: np.ndarray) -> dict:
+    error = float(np.mean((predictions - returns) ** 2))
+    spread = float(np.var(returns))
+    corr = float(np.corrcoef(predictions, returns)[0, 1]) if np.std(predictions) > 0 and spread > 0 else 0.0
+    return {"over_var": error / spread if spread > 0 else float("inf"), "over_meansq": error / float(np.mean(returns**2)),
+            "corr": corr, "mean_prediction": float(predictions.mean()), "mean_return": float(returns.mean()),
+            "states": len(returns)}
 
 
 def run(variant: str, seed: int) -> dict:
@@ -43,55 +69,73 @@ def run(variant: str, seed: int) -> dict:
 
     from graders import assignments
     from graders.reinforce_baseline import value_check
+    from graders.rl.cartpole import Relabelling
     from graders.rl.evaluation import evaluate
     from graders.rl.server import CartPoleServer
     from graders_worker.rl.served_env import ServedVectorEnv
 
     torch.set_num_threads(1)
-    source = patched_source("reinforce_baseline", [], VARIANTS[variant])
+    _correct, sets, patches = VARIANTS[variant]
+    source = patched_source("reinforce_baseline", sets, patches)
     defaults = assignments.grader("reinforce_baseline").defaults
-    server = CartPoleServer(seed, episode_budget=defaults["episode_budget"])
+    relabelling = Relabelling(seed)
+    server = CartPoleServer(seed, episode_budget=defaults["episode_budget"], relabelling=relabelling,
+                            record_states=True)
     callbacks = server.callbacks()
     module = types.ModuleType("reference")
     sys.modules["reference"] = module
-    exec(compile(source, "reference.py", "exec"), module.__dict__)  # noqa: S102 - the reference
+    exec(compile(source, "reference.py", "exec"), module.__dict__)  # noqa: S102 - the reference, edited
+
     def serve(name, *args):
         return callbacks[name](*args)
 
     policy, value_net = module.train(lambda n: ServedVectorEnv(n, callback=serve, call_array=serve),
                                      seed=seed, time_budget_s=float("inf"))
+    args = module.Args()
+
+    def predict(states: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return value_net(torch.as_tensor(states)).squeeze(-1).numpy().astype(np.float64) * args.return_scale
 
     class InProcess:
         @staticmethod
         def call(name, observations=None, timeout=None):
             with torch.no_grad():
-                if name == "act":
-                    return np.asarray(module.act(policy, observations))
-                if name == "value_units":
-                    args = module.Args()
-                    return {"return_scale": args.return_scale, "gamma": args.gamma}
-                return value_net(torch.as_tensor(observations)).squeeze(-1).numpy()
+                return np.asarray(module.act(policy, observations))
 
-    eval_mean = float(np.mean(evaluate(InProcess(), seed, int(defaults["eval_episodes"]))))
-    row = {"variant": variant, "seed": seed, "eval_mean": eval_mean,
-           "passed": eval_mean >= defaults["thresholds"]["mean_return"]}
-    row.update(value_check.measure(InProcess(), np.random.default_rng([seed, 99]), EPISODES))
+    eval_mean = float(np.mean(evaluate(InProcess(), seed, int(defaults["eval_episodes"]), relabelling=relabelling)))
+    row = {**provenance.stamp({"sets": sets, "patches": patches, "budget": defaults["episode_budget"]}),
+           "variant": variant, "correct": VARIANTS[variant][0], "seed": seed, "eval_mean": eval_mean,
+           "passed": eval_mean >= defaults["thresholds"]["mean_return"],
+           "train_lengths_last20": [int(n) for n in server.episode_lengths[-20:]]}
+    states, lengths = value_check.play(InProcess(), np.random.default_rng([seed, 99]), FINAL_EPISODES,
+                                       relabelling=relabelling)
+    row["final"] = stats(predict(states), np.concatenate([value_check.discounted(n, args.gamma) for n in lengths]))
+    for k in WINDOWS:
+        episodes = server.episode_states[-k:]
+        returns = np.concatenate([value_check.discounted(len(e), args.gamma) for e in episodes])
+        row[f"train_{k}"] = stats(predict(np.concatenate(episodes)), returns)
     return row
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0-19")
+    parser.add_argument("--seeds", default="2000-2009")
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--out", default=None, help="append one JSON line per (variant, seed); resumes")
     args = parser.parse_args()
-    first, last = map(int, args.seeds.split("-"))
-    jobs = [(v, s) for s in range(first, last + 1) for v in args.variants.split(",")]
+    done = set()
+    if args.out and Path(args.out).exists():
+        done = {(r["variant"], r["seed"]) for r in map(json.loads, Path(args.out).read_text().splitlines())}
+    jobs = [(v, s) for s in seed_list(args.seeds) for v in args.variants.split(",") if (v, s) not in done]
+    if not jobs:
+        return 0
     with ProcessPoolExecutor(args.jobs) as pool:
         for row in pool.map(run, *zip(*jobs)):
             line = json.dumps(row)
-            print(line, flush=True)
+            print(json.dumps({k: row[k] for k in ("variant", "seed", "eval_mean")} | {
+                w: round(row[w]["over_var"], 2) for w in ("final", "train_20", "train_100")}), flush=True)
             if args.out:
                 with open(args.out, "a") as f:
                     f.write(line + "\n")

@@ -65,7 +65,7 @@ def patched_source(assignment: str, settings: list[str], patches: list[str], ide
 
 # With --budgets, the reference reads the budget from the environment at each use instead of
 # once: the same value in a run of one budget, so the same run (see run_seed's fork).
-DYNAMIC_BUDGET = [("    while seen < budget and", "    while seen < envs.episode_budget and"),
+DYNAMIC_BUDGET = [("    while seen < budget:", "    while seen < envs.episode_budget:"),
                   ("min(args.episodes_per_update, budget - seen)", "min(args.episodes_per_update, envs.episode_budget - seen)")]
 
 

@@ -7,6 +7,7 @@ returning and fail by raising `CheckFailed` (or AssertionError).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -34,9 +35,17 @@ class CheckFlagged(Exception):
         self.flag = flag
 
 
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
 @dataclass(frozen=True)
 class Check:
-    """A check as declared; an instructor's overrides make a new one (`dataclasses.replace`)."""
+    """A check as declared; an instructor's overrides make a new one (`dataclasses.replace`).
+
+    `needs`: the checks whose results this one reads (`ctx.result`): they run before it, a selection that
+    holds it holds them too, and its message can name them when they failed (graders/contract.py).
+    `per_seed`: one row per configured grading seed (`rows`), each with its `seed_index`.
+    """
 
     name: str
     fn: Callable
@@ -44,6 +53,23 @@ class Check:
     timeout: float | Mapping[str, float]
     kind: str
     doc: str
+    needs: tuple[str, ...] = ()
+    per_seed: bool = False
+    seed_index: int | None = None  # a per-seed check's row: the index of its seed in the grading's seeds
+    declared: str = ""  # a per-seed row: the name of the check it was declared as
+
+    @property
+    def family(self) -> str:
+        """The name this check was declared as (a per-seed row's declaration, else its own name)."""
+        return self.declared or self.name
+
+    def rows(self, seeds: int) -> tuple[Check, ...]:
+        """The rows of this check for a grading with `seeds` seeds: itself, or one per seed (NAME_first_seed, ...)."""
+        if not self.per_seed:
+            return (self,)
+        return tuple(dataclasses.replace(self, name=f"{self.name}_{seed_name(i)}", seed_index=i, declared=self.name,
+                                         doc=self.doc if i == 0 else f"The same on seed #{i + 1}.")
+                     for i in range(seeds))
 
     def __post_init__(self):
         if isinstance(self.timeout, Mapping):
@@ -55,14 +81,21 @@ class Check:
         return float(self.timeout)
 
 
-def check(*, points: float, timeout: float | dict[str, float] = 10, kind: str = "unit"):
-    """Declare a graded check: points, a time limit (seconds, or per device), its kind."""
+def seed_name(index: int) -> str:
+    """How a per-seed row names its seed: first_seed, second_seed, ..., seed_11."""
+    return f"{ORDINALS[index]}_seed" if index < len(ORDINALS) else f"seed_{index + 1}"
+
+
+def check(*, points: float, timeout: float | dict[str, float] = 10, kind: str = "unit", needs: tuple[str, ...] = (),
+          per_seed: bool = False):
+    """Declare a graded check: points, a time limit (seconds, or per device), its kind; the checks whose results
+    it reads (`needs`); `per_seed`: one row per grading seed, the function taking the fixture `seed_index`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
 
     def mark(fn: Callable) -> Callable:
         doc = (fn.__doc__ or "").strip().splitlines()
-        fn.__check__ = Check(fn.__name__, fn, points, timeout, kind, doc[0] if doc else "")
+        fn.__check__ = Check(fn.__name__, fn, points, timeout, kind, doc[0] if doc else "", tuple(needs), per_seed)
         return fn
 
     return mark

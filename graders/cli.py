@@ -30,6 +30,7 @@ from graders.release import replay
 from graders.results import Record, student_status
 from graders.runner import DeviceError, grade
 from graders.sandbox import IsolationUnavailable
+from graders.selection import SelectionError
 
 USAGE_ERROR = 2
 NEEDS_REVIEW = 3  # batch: every student graded, but some rows are flagged for the instructor's review
@@ -65,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                    "instead of the table)")
     g.add_argument("--feedback", type=Path, metavar="DIR",
                    help="write the feedback page, results.json and the plots here")
+    g.add_argument("--check", action="append", default=[], metavar="CHECK", dest="checks",
+                   help="grade only this check (repeatable; with what it needs); the others are skipped")
+    g.add_argument("--unit", action="store_true", help="grade only the checks that do not train (seconds)")
     _device_and_config(g)
     if replay.in_kit():
         return parser
@@ -149,9 +153,13 @@ def _grade(args) -> int:
     if not args.submission.exists():
         print(f"error: {args.submission} does not exist (give the path of your .py or .ipynb file)", file=sys.stderr)
         return USAGE_ERROR
+    if (args.checks or args.unit) and (args.json or args.feedback):
+        print("error: --json and --feedback write a whole grading; grade without --check/--unit for them",
+              file=sys.stderr)
+        return USAGE_ERROR
     grading = grade(args.assignment, args.submission, device=args.device, config=Config.load(args.config),
                     artifacts_dir=args.feedback / "artifacts" if args.feedback else None,
-                    listener=TerminalProgress.for_stream(sys.stderr))
+                    listener=TerminalProgress.for_stream(sys.stderr), checks=args.checks, unit=args.unit)
     if args.json == "-":
         print(gradescope.render(grading))
     else:
@@ -288,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                    "batch": _batch, "nbgrader-source": _nbgrader_source, "release": _release,
                    "gradescope": _gradescope}[args.command]
         return command(args) if args.command != "list" else command()
-    except (ConfigError, DeviceError, IsolationUnavailable, GraderContractError, KeyError) as exc:
+    except (ConfigError, DeviceError, IsolationUnavailable, GraderContractError, SelectionError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
 

@@ -19,8 +19,10 @@
     accept = ["alice", "bob:trained_policy_first_seed"]   # a student, or student:check
 
 Keep this file outside `assignments/` (and outside anything students can read).
-Unknown tables, keys and checks are errors, so a typo never silently keeps a default
-(tests/test_config.py grades with the example above).
+Unknown tables, keys and checks are errors, so a typo never silently keeps a default.
+A check declared per seed (the training checks of reinforce, reinforce_baseline and
+nas) has one row per seed of `seeds`, named NAME_first_seed, NAME_second_seed, ...:
+three seeds give three rows, and an override names the row.
 
 `Config.effective(name)` is the one place where defaults and overrides meet: the
 settings and the checks that `grade`, `validate` and `batch` all use.
@@ -70,9 +72,11 @@ class Effective:
     def max_score(self) -> float:
         return sum(c.points for c in self.checks)
 
-    def total_seconds(self, device: str) -> float:
-        """Wall-clock limit of one grading: `total_seconds` if set, else the checks' limits plus the import."""
-        return self.settings["total_seconds"] or (sum(c.timeout_for(device) for c in self.checks)
+    def total_seconds(self, device: str, selected: frozenset[str] | None = None) -> float:
+        """Wall-clock limit of one grading: `total_seconds` if set, else the checks' limits plus the import (of the
+        `selected` checks only, when only those are graded)."""
+        chosen = [c for c in self.checks if selected is None or c.name in selected]
+        return self.settings["total_seconds"] or (sum(c.timeout_for(device) for c in chosen)
                                                    + self.limits.import_seconds)
 
 
@@ -85,6 +89,8 @@ def _check_values(assignment: str, settings: dict) -> None:
     seeds = settings["seeds"]
     if not (isinstance(seeds, list) and seeds and all(type(s) is int and s >= 0 for s in seeds)):
         raise ConfigError(f"[{assignment}] seeds must be a list of non-negative integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"[{assignment}] seeds must be different from each other, got {seeds!r}")
     if not (type(settings["threads"]) is int and settings["threads"] >= 1):
         raise ConfigError(f"[{assignment}] threads must be a positive integer")
     if not _number(settings["total_seconds"]):
@@ -179,10 +185,11 @@ class Config:
         name = grader.name
         settings = self.settings(name, grader.defaults)
         overrides = settings["checks"]
-        if unknown := set(overrides) - {c.name for c in grader.checks}:
+        rows = grader.rows(len(settings["seeds"]))  # a per-seed check has a row per seed: NAME_first_seed, ...
+        if unknown := set(overrides) - {c.name for c in rows}:
             raise ConfigError(f"[{name}.checks] names unknown checks {sorted(unknown)}; "
-                              f"known: {[c.name for c in grader.checks]}")
-        checks = tuple(dataclasses.replace(c, **overrides.get(c.name, {})) for c in grader.checks)
+                              f"known with {len(settings['seeds'])} seed(s): {[c.name for c in rows]}")
+        checks = tuple(dataclasses.replace(c, **overrides.get(c.name, {})) for c in rows)
         table = self.assignments.get(name, {})
         private = {"seeds"} & set(table) | {f"thresholds.{t}" for t in table.get("thresholds", {})}
         return Effective(grader, settings, checks, self.sandbox_limits(), frozenset(private))

@@ -21,6 +21,15 @@ A check's fixtures are injected by parameter name:
     ctx: Context                        seeds, options, thresholds, notes, artifacts, the check's deadline
     fresh_worker: () -> CheckWorker     a new process with the same submission, for this check alone
                                         (closed when it ends): nothing another call left behind can reach it
+    seed_index: int                     a per-seed check's (`@check(per_seed=True)`) row: which of the
+                                        grading's seeds it runs (ctx.seeds[seed_index]); one row per seed
+
+A training check's `worker` is a new process of its own, where no other check has
+called anything: a training run starts from the submission as imported, never from
+what a unit check's calls left behind (module-level lists, torch's global state).
+A check that reads other checks' results names them in `needs` (`ctx.result(name)`);
+the engine runs them first, and a selection (`--check`) that holds the check holds
+them too.
 
 `load(name)` imports `graders.NAME.grader` and raises `GraderContractError` for a
 module that breaks the contract (a misspelt fixture or hook, a missing TITLE), so a
@@ -44,7 +53,7 @@ import numpy as np
 
 from graders.checks import KINDS, Check
 from graders.progress import Listener
-from graders.results import METRIC_ORDERS
+from graders.results import METRIC_ORDERS, CheckResult
 from graders.sandbox import Worker
 
 # Settings every assignment has; a grader's DEFAULTS may change their values and add its own.
@@ -72,6 +81,8 @@ class Context:
     internal_errors: list[str] = field(default_factory=list)
     metrics: dict[str, dict] = field(default_factory=dict)  # the running check's (see `metric`)
     listener: Listener | None = None  # who watches the grading (a progress display); never decides anything
+    checks: tuple[Check, ...] = ()  # the grading's rows
+    results: dict[str, CheckResult] = field(default_factory=dict)  # the rows graded so far, by name
 
     @property
     def seeds(self) -> list[int]:
@@ -80,6 +91,27 @@ class Context:
     @property
     def threads(self) -> int:
         return int(self.settings["threads"])
+
+    def result(self, name: str) -> CheckResult:
+        """The result of a check the running check `needs` (graded before it)."""
+        return self.results[name]
+
+    def failed(self, names) -> list[str]:
+        """Of the checks `names` (declared names: a per-seed one means all its rows) graded so far, the rows that did
+        not pass."""
+        return [c.name for c in self.checks
+                if c.family in names and c.name in self.results and self.results[c.name].status != "passed"]
+
+    def blame(self, names) -> str:
+        """'' when the checks `names` passed, else a sentence that names those that failed and what each checks: a
+        failure that comes from an earlier function says so, and where."""
+        docs = {c.name: c.doc for c in self.checks}
+        failed = [f"{name} ({docs[name].rstrip('.')})" if docs.get(name) else name for name in self.failed(names)]
+        if not failed:
+            return ""
+        one = len(failed) == 1
+        return (f"this check uses what {'this check tests' if one else 'these checks test'}, and "
+                f"{'it' if one else 'they'} failed: {'; '.join(failed)}. Fix {'it' if one else 'them'} first")
 
     def time_left(self) -> float:
         """Seconds until the running check's deadline."""
@@ -157,7 +189,8 @@ class CheckWorker:
         return self._worker.output
 
 
-FIXTURES: dict[str, object] = {"worker": CheckWorker, "ctx": Context, "fresh_worker": "Callable[[], CheckWorker]"}
+FIXTURES: dict[str, object] = {"worker": CheckWorker, "ctx": Context, "fresh_worker": "Callable[[], CheckWorker]",
+                                "seed_index": int}
 
 
 @dataclass(frozen=True)
@@ -168,9 +201,18 @@ class Grader:
     module: ModuleType
     title: str
     defaults: dict
-    checks: tuple[Check, ...]
+    declared: tuple[Check, ...]  # as written; a per-seed check is one
     worker_readable: Callable[[Context], list] | None = None
     instructor_only: tuple[str, ...] = ()
+
+    def rows(self, seeds: int) -> tuple[Check, ...]:
+        """The checks of a grading with `seeds` seeds, in running order (a per-seed check gives one row per seed)."""
+        return tuple(row for c in self.declared for row in c.rows(seeds))
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        """The checks of a grading with the default seeds."""
+        return self.rows(len({**COMMON_DEFAULTS, **self.defaults}["seeds"]))
 
 
 def collect(module: ModuleType) -> tuple[Check, ...]:
@@ -197,11 +239,27 @@ def _problems(module: ModuleType, checks: tuple[Check, ...]) -> list[str]:
     if not checks:
         problems.append("it defines no @check function")
     for c in checks:
-        if unknown := [p for p in inspect.signature(c.fn).parameters if p not in FIXTURES]:
+        parameters = inspect.signature(c.fn).parameters
+        if unknown := [p for p in parameters if p not in FIXTURES]:
             problems.append(f"check {c.name} asks for unknown fixtures {unknown}; fixtures are {sorted(FIXTURES)}")
+        if c.per_seed != ("seed_index" in parameters):
+            problems.append(f"check {c.name}: a check takes seed_index exactly when it is declared per_seed=True")
+    problems += _needs_problems(checks)
     for name in vars(module):
         if name not in HOOKS and (close := difflib.get_close_matches(name, HOOKS, n=1, cutoff=0.85)):
             problems.append(f"{name!r} looks like a misspelt {close[0]!r}")
+    return problems
+
+
+def _needs_problems(checks: tuple[Check, ...]) -> list[str]:
+    """Each check needs only checks that run before it."""
+    problems, before = [], set()
+    for c in checks:
+        if not isinstance(c.needs, tuple) or not all(isinstance(n, str) for n in c.needs):
+            problems.append(f"check {c.name}: needs must be a tuple of check names")
+        elif missing := [n for n in c.needs if n not in before]:
+            problems.append(f"check {c.name} needs {missing}, which are not checks that run before it")
+        before.add(c.name)
     return problems
 
 

@@ -4,13 +4,15 @@
     check("bandits")
 
 grades the notebook *as last saved* (save first: Ctrl-S) with the public checks and
-shows the table inline (HTML in Jupyter, text elsewhere). It is the same grading as
+shows the table inline (HTML in Jupyter, text elsewhere); `check("bandits",
+"ucb_selection")` grades one check (and the checks it needs), `check("bandits",
+unit=True)` every check that does not train. It is the same grading as
 `python -m graders grade NAME NAME.ipynb`, in the repository or in a student kit,
 and it is not the official grading: the instructor grades with their own seeds.
 
 The notebook's own file is found from what Jupyter tells its kernel (the
 `JPY_SESSION_NAME` variable, `__session__`, VS Code's `__vsc_ipynb_file__`), else
-`NAME.ipynb` in the working folder; `check(NAME, path)` names it outright.
+`NAME.ipynb` in the working folder; `check(NAME, path=...)` names it outright.
 Without bubblewrap (macOS, WSL without it) the grader confines the code by process
 limits only, which is fine for checking your own work.
 """
@@ -50,7 +52,7 @@ def notebook_path(assignment: str) -> Path:
     if fallback.is_file():
         return fallback
     raise FileNotFoundError(f"cannot tell which notebook this is; save it and call check({assignment!r}, "
-                            f"'path/to/{assignment}.ipynb')")
+                            f"path='path/to/{assignment}.ipynb')")
 
 
 def html_table(grading: Grading, saved: str = "") -> str:
@@ -70,10 +72,17 @@ def html_table(grading: Grading, saved: str = "") -> str:
             + "".join(rows) + f"</table><p><i>{e(NOT_OFFICIAL)}</i></p>")
 
 
-def check(assignment: str, path: str | Path | None = None, *, device: str = "auto") -> None:
-    """Grade the saved notebook (or `path`) with the public checks and show the result here."""
+def check(assignment: str, *checks: str, unit: bool = False, path: str | Path | None = None,
+          device: str = "auto") -> None:
+    """Grade the saved notebook (or `path`) with the public checks and show the result here.
+
+    `check("vae", "gaussian_kl")` grades that check alone (and what it needs), `check("vae", unit=True)` every
+    check that does not train: seconds instead of minutes. The others show as skipped, not as zeros.
+    """
     from graders.runner import grade
 
+    if misplaced := [c for c in checks if c.endswith((".ipynb", ".py"))]:
+        raise TypeError(f"check({assignment!r}, ...) takes check names; give the notebook as path={misplaced[0]!r}")
     if os.environ.get("NBGRADER_EXECUTION"):  # nbgrader's Validate or autograde runs every cell: not here
         print("check() does nothing under nbgrader; run this cell in Jupyter to check your work")
         return
@@ -81,7 +90,7 @@ def check(assignment: str, path: str | Path | None = None, *, device: str = "aut
     saved = f"as saved at {time.strftime('%H:%M:%S', time.localtime(file.stat().st_mtime))}"
     print(f"Grading {file.name} {saved} (save first to grade your latest changes); this can take minutes...",
           flush=True)
-    grading = grade(assignment, file, device=device)
+    grading = grade(assignment, file, device=device, checks=checks, unit=unit)
     shell = _ipython()
     if shell is not None:
         from IPython.display import HTML, display

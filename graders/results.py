@@ -41,6 +41,12 @@ class Grading:
     isolation: str = ""
     artifacts: list[str] = field(default_factory=list)
     internal_error: str | None = None  # a bug of the grader, not of the submission
+    selection: list[str] | None = None  # the checks graded when only some were asked for (graders/selection.py)
+
+    @property
+    def partial(self) -> bool:
+        """Only some checks were graded: feedback for the student, never an official grade."""
+        return self.selection is not None
 
     @property
     def score(self) -> float:
@@ -48,7 +54,9 @@ class Grading:
 
     @property
     def max_score(self) -> float:
-        return round(sum(r.max_points for r in self.results), 6)
+        """The points at stake: of the graded checks only, when only some were asked for."""
+        graded = [r for r in self.results if self.selection is None or r.name in self.selection]
+        return round(sum(r.max_points for r in graded), 6)
 
     @property
     def flags(self) -> list[str]:

@@ -11,7 +11,7 @@ import inspect
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from graders.checks import Check, CheckFailed, CheckFlagged, SetupError
@@ -21,6 +21,7 @@ from graders.progress import Listener
 from graders.release.replay import NeedsInstructorGrader, skipped_in_kit
 from graders.results import SKIPPED, CheckResult, Grading
 from graders.sandbox import SubmissionLoadError, Worker, WorkerError
+from graders.selection import NOT_SELECTED, select
 from graders.submission import Submission, SubmissionFormatError, load
 
 log = logging.getLogger(__name__)
@@ -59,15 +60,20 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
     """The check's result, and whether the submission failed to load during it."""
     result = CheckResult(check.name, 0.0, check.points, "passed", kind=check.kind)
     ctx.notes, ctx.metrics = [], {}
-    printed_before = len(worker.output)
     if time.monotonic() >= total_deadline:
         result.status, result.message = "timeout", "not run: the grading's total time limit was reached"
         return result, False
+    own = check.kind == "training"  # a training run starts where no other check's calls have run (contract.py)
+    if own:
+        worker = spawn()
+    printed_before = len(worker.output)
     try:
         worker.start()  # importing the submission has its own limit; the check's clock starts after it
     except WorkerError as exc:
         result.status, result.message = exc.status, submission.explain(str(exc))
         result.output = worker.output[printed_before:]
+        if own:
+            worker.close()
         return result, isinstance(exc, SubmissionLoadError)
     start = time.monotonic()
     ctx.deadline = min(start + check.timeout_for(ctx.device), total_deadline)
@@ -82,7 +88,8 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         ctx.deadline += time.monotonic() - started
         return CheckWorker(fresh[-1], ctx)
 
-    fixtures = {"worker": CheckWorker(worker, ctx), "ctx": ctx, "fresh_worker": fresh_worker}
+    fixtures = {"worker": CheckWorker(worker, ctx), "ctx": ctx, "fresh_worker": fresh_worker,
+                "seed_index": check.seed_index}
     assert set(fixtures) == set(FIXTURES)
     kwargs = {name: fixtures[name] for name in inspect.signature(check.fn).parameters}
     load_failed = False
@@ -111,7 +118,7 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         ctx.internal_errors.append(check.name)
     finally:
         ctx.deadline = None
-        for other in fresh:
+        for other in fresh + ([worker] if own else []):
             other.close()
     result.seconds = round(time.monotonic() - start, 3)
     result.message = "\n".join([m for m in [result.message, *ctx.notes] if m])
@@ -121,29 +128,35 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
 
 
 def grade(assignment: str | Effective, submission: str | Path, *, device: str = "auto", config: Config | None = None,
-          artifacts_dir: str | Path | None = None, listener: Listener | None = None) -> Grading:
+          artifacts_dir: str | Path | None = None, listener: Listener | None = None,
+          checks: Sequence[str] = (), unit: bool = False) -> Grading:
     """Grade one submission of one assignment (a name, or an assignment as a config grades it).
 
     `listener` (graders.progress) is told what happens as it happens, for a progress display.
+    `checks`, `unit`: grade only those checks (names of rows or of declared checks), or only the unit checks,
+    with what they need (graders/selection.py); the others are skipped rows. Raises SelectionError for a name
+    that is no check.
     """
     effective = assignment if isinstance(assignment, Effective) else (config or Config()).effective(assignment)
+    selected = select(effective.checks, checks, unit)
     listener = listener or Listener()
     grading = None
     try:
-        listener.grading_started(effective.name, effective.checks, effective.total_seconds(resolve_device(device)))
-        grading = _grade(effective, submission, device, artifacts_dir, listener)
+        chosen = [c for c in effective.checks if selected is None or c.name in selected]
+        listener.grading_started(effective.name, chosen, effective.total_seconds(resolve_device(device), selected))
+        grading = _grade(effective, submission, device, artifacts_dir, listener, selected)
     finally:
         listener.grading_finished(grading)
     return grading
 
 
 def _grade(effective: Effective, submission: str | Path, device: str, artifacts_dir: str | Path | None,
-           listener: Listener) -> Grading:
+           listener: Listener, selected: frozenset[str] | None = None) -> Grading:
     name, checks, limits = effective.name, effective.checks, effective.limits
     device = resolve_device(device)
-    grading = Grading(name, str(submission), device)
+    grading = Grading(name, str(submission), device, selection=None if selected is None else sorted(selected))
     ctx = Context(name, device, effective.settings, Path(artifacts_dir) if artifacts_dir else None,
-                  private=effective.private, listener=listener)
+                  private=effective.private, listener=listener, checks=checks)
     start = time.monotonic()
     try:
         loaded = load(submission, name)
@@ -167,9 +180,12 @@ def _grade(effective: Effective, submission: str | Path, device: str, artifacts_
 
     with spawn() as worker:
         grading.isolation = worker.isolation
-        total_deadline = start + effective.total_seconds(device)
+        total_deadline = start + effective.total_seconds(device, selected)
         load_failed_in = None
         for c in checks:
+            if selected is not None and c.name not in selected:
+                grading.results.append(CheckResult(c.name, 0.0, c.points, SKIPPED, NOT_SELECTED, kind=c.kind))
+                continue
             if load_failed_in is not None:
                 grading.results.append(_not_loaded(c, load_failed_in))
             elif c.name in skipped_in_kit():
@@ -180,6 +196,7 @@ def _grade(effective: Effective, submission: str | Path, device: str, artifacts_
                 grading.results.append(result)
                 if load_failed:
                     load_failed_in = c.name
+            ctx.results[c.name] = grading.results[-1]
             listener.check_finished(grading.results[-1])
             log.info("%s: %s %s/%s", c.name, grading.results[-1].status, grading.results[-1].points, c.points)
     if ctx.internal_errors:

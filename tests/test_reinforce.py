@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from helpers import ROOT, by_name, controller_source, edited, solution_source
 
-from graders.rl.cartpole import env_seeds
+from graders.rl.cartpole import Relabelling, env_seeds
 from graders.rl.evaluation import evaluate
 from graders.rl.server import CartPoleServer
 from graders.sandbox import CallbackRefused
@@ -77,6 +77,7 @@ def test_learning_flags_need_a_start_like_an_untrained_policy_and_a_curve_near_t
 
 CLASSIC_LOOP = """
     ### BEGIN SOLUTION
+    start = time.monotonic()  # a port that keeps its own wall clock
     env = make_envs.make_env()  # one gymnasium Env: the classic loop
     for episode in range(EPISODES):
         obs, _ = env.reset()
@@ -123,8 +124,8 @@ timeout = 120
 """
     (tmp_path / "other.toml").write_text(config)
     (tmp_path / "other.py").write_text(edited("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n",
-                                              "    ### BEGIN SOLUTION\n    while time.monotonic() - start < "
-                                              "time_budget_s:\n        pass\n"))
+                                              "    ### BEGIN SOLUTION\n    start = time.monotonic()\n"
+                                              "    while time.monotonic() - start < time_budget_s:\n        pass\n"))
     other = subprocess.Popen([sys.executable, "-m", "graders", "grade", "reinforce", str(tmp_path / "other.py"),
                               "--config", str(tmp_path / "other.toml"), "--device", "cpu"],
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -239,10 +240,178 @@ def test_served_env_matches_gym_make_episode_by_episode():
             obs, done, length = got[0], got[2] or got[3], length + 1
         lengths.append(length)
     assert server.episode_lengths == lengths and 500 in lengths and min(lengths) < 100
-    with pytest.raises(RuntimeError, match="call reset"):
+
+
+# pytorch/examples' reinforcement_learning/reinforce.py as of its gym-0.26 API (commit 74a70e1), ported as a student
+# would: its network, loop and hyperparameters kept. Its episode ends when `done` = terminated: it steps on past the
+# 500-step truncation, so the better its policy, the longer its episodes (up to 10000 steps).
+PYTORCH_EXAMPLES = '''
+from itertools import count
+
+
+class ExamplePolicy(nn.Module):
+    """pytorch/examples' REINFORCE network: 128 hidden units, dropout 0.6, softmax probabilities."""
+
+    def __init__(self):
+        super().__init__()
+        self.affine1 = nn.Linear(4, 128)
+        self.dropout = nn.Dropout(p=0.6)
+        self.affine2 = nn.Linear(128, 2)
+
+    def forward(self, x):
+        return torch.softmax(self.affine2(torch.relu(self.dropout(self.affine1(x)))), dim=1)
+
+
+def train(make_envs, seed, time_budget_s, device="cpu", args=None):
+    """pytorch/examples' reinforcement_learning/reinforce.py (gym 0.26 API): an episode ends when terminated."""
+    env = make_envs.make_env()
+    torch.manual_seed(seed)
+    policy = ExamplePolicy()
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    eps = np.finfo(np.float32).eps.item()
+    running_reward = 10
+    for i_episode in count(1):
+        state, _ = env.reset()
+        ep_reward, log_probs, rewards = 0, [], []
+        for t in range(1, 10000):  # Don't infinite loop while learning
+            m = torch.distributions.Categorical(policy(torch.from_numpy(state).float().unsqueeze(0)))
+            action = m.sample()
+            log_probs.append(m.log_prob(action))
+            state, reward, done, _, _ = env.step(action.item())
+            rewards.append(reward)
+            ep_reward += reward
+            if done:
+                break
+        running_reward = 0.05 * ep_reward + (1 - 0.05) * running_reward
+        R, returns = 0, []
+        for r in rewards[::-1]:
+            R = r + 0.99 * R
+            returns.insert(0, R)
+        returns = torch.tensor(returns)
+        returns = (returns - returns.mean()) / (returns.std() + eps)
+        optimizer.zero_grad()
+        torch.cat([-lp * R for lp, R in zip(log_probs, returns)]).sum().backward()
+        optimizer.step()
+        if running_reward > env.spec.reward_threshold:
+            return policy
+'''
+
+
+def pytorch_examples_port() -> str:
+    source = solution_source("reinforce")
+    start = source.index("def train(")
+    end = source.index("# %% [markdown]", start)
+    return source[:start] + PYTORCH_EXAMPLES.lstrip("\n") + "\n\n" + source[end:]
+
+
+@pytest.mark.slow
+def test_pytorch_examples_reinforce_steps_past_truncation_and_keeps_its_points(grade_source):
+    results = by_name(grade_source("reinforce", pytorch_examples_port(), config_toml="[reinforce]\nseeds = [0]\n"))
+    training = results["trained_policy_first_seed"]
+    assert training.status == "passed" and training.points == 4, training.message
+    assert "steps after an episode's end" in training.message
+    assert all(results[name].status == "passed" for name in UNIT_CHECKS)
+
+
+def _gymnasium_error(call) -> tuple[type, str]:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - the test compares whatever gymnasium raises
+        return type(exc), str(exc)
+    raise AssertionError("gymnasium accepted it")
+
+
+def test_served_env_accepts_and_refuses_what_gym_make_does():
+    """pytorch/examples' REINFORCE steps until terminated: past the 500-step truncation, and (here) past the fall."""
+    server = CartPoleServer(seed=3)
+    env, reference = ServedEnv(**_in_process(server)), gym.make("CartPole-v1")
+    want = _gymnasium_error(lambda: reference.step(0))  # before any reset: gymnasium's ResetNeeded, its words
+    with pytest.raises(want[0]) as got:
         env.step(0)
-    with pytest.raises(ValueError, match="one integer"):
-        env.step(np.array([0, 1]))
+    assert str(got.value) == want[1]
+    obs, _ = env.reset()
+    want_obs, _ = reference.reset(seed=env_seeds(3, "train", 1)[0])
+    np.testing.assert_array_equal(obs, want_obs, strict=True)
+    for bad in (np.array([0, 1]), 2, 1.0, np.array([1.0]), "1"):
+        want = _gymnasium_error(lambda: reference.step(bad))  # noqa: B023
+        with pytest.raises(want[0]) as got:
+            env.step(bad)
+        assert str(got.value) == want[1]
+    steps, truncated_at, terminated_at, rewards = 0, None, None, []
+    while terminated_at is None or steps < terminated_at + 30:
+        action = int(_balancing_actions(obs[None])[0]) if steps < 540 else 1  # then push it over
+        got, want = env.step(action if steps % 2 else np.int64(action)), reference.step(action)
+        np.testing.assert_array_equal(got[0], want[0], strict=True)
+        assert got[1:] == want[1:], (steps, got[1:], want[1:])
+        obs, steps = got[0], steps + 1
+        truncated_at = truncated_at or (steps if got[3] else None)
+        terminated_at = terminated_at or (steps if got[2] else None)
+        rewards.append(got[1])
+    assert truncated_at == 500 and terminated_at > 540 and rewards[terminated_at - 1] == 1.0
+    assert set(rewards[terminated_at:]) == {0.0}
+    assert server.episode_lengths == [500] and server.steps_past_end == steps - 500
+    assert "steps after an episode's end" in server.summary()
+    obs, _ = env.reset()  # and the next episode starts as gymnasium's does
+    np.testing.assert_array_equal(obs, reference.reset()[0], strict=True)
+
+
+def test_the_relabelled_environment_is_gymnasiums_under_the_relabelling():
+    relabelling = Relabelling(seed=12)
+    assert sorted(relabelling.order.tolist()) == [0, 1, 2, 3] and set(relabelling.signs.tolist()) <= {-1.0, 1.0}
+    server = CartPoleServer(seed=12, relabelling=relabelling)
+    envs = ServedVectorEnv(3, gym.vector.AutoresetMode.SAME_STEP, **_in_process(server))
+    reference, ref_obs = _gymnasium_vector(3, 12, gym.vector.AutoresetMode.SAME_STEP)
+    high = reference.single_observation_space.high
+    np.testing.assert_array_equal(envs.single_observation_space.high, high[relabelling.order])
+    obs, _ = envs.reset()
+    np.testing.assert_array_equal(obs, relabelling.observations(ref_obs))
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        actions = rng.integers(0, 2, 3)
+        got, want = envs.step(actions), reference.step(actions ^ relabelling.swap)
+        np.testing.assert_array_equal(got[0], relabelling.observations(want[0]))
+        for got_array, want_array in zip(got[1:4], want[1:4], strict=True):
+            np.testing.assert_array_equal(got_array, want_array)
+        if "final_obs" in want[4]:
+            for g, w in zip(got[4]["final_obs"], want[4]["final_obs"], strict=True):
+                assert (g is None) == (w is None)
+                if w is not None:
+                    np.testing.assert_array_equal(g, relabelling.observations(w[None])[0])
+
+
+class _Controller:
+    """A worker whose act() is the balancing controller, written for gymnasium's labels."""
+
+    def call(self, name, obs, timeout=None):
+        return _balancing_actions(obs)
+
+
+def test_a_controller_for_gymnasiums_labels_fails_the_relabelled_evaluation():
+    """It balances on gymnasium's labels; under a seed's relabelling it passes only where the relabelling leaves the
+    angle and its velocity where the controller reads them (about 2% of the 768 labellings, measured)."""
+    assert evaluate(_Controller(), seed=5, episodes=10).mean() == 500
+    relabelled = [evaluate(_Controller(), seed=s, episodes=10, relabelling=Relabelling(s)).mean() for s in range(40)]
+    assert sum(m >= 475 for m in relabelled) <= 3 and np.median(relabelled) < 100, relabelled
+    for seed in range(2000):  # neither gymnasium's own labels nor their mirror image is ever drawn
+        r = Relabelling(seed)
+        assert not (r.order.tolist() == [0, 1, 2, 3] and abs(r.signs.sum()) == 4 and (r.signs[0] > 0) == (r.swap == 0))
+
+
+def test_when_the_students_time_is_up_every_environment_retires_then_steps_are_refused():
+    calls = []
+    server = CartPoleServer(seed=1, time_up=lambda: len(calls) >= 3)
+    server.make(2, SAME_STEP)
+    server.reset()
+    while not server.out_of_time:
+        calls.append(1)
+        server._next_time_check = 0.0  # ask the clock at every step (it is asked every TIME_CHECK_S)
+        reply = unpack_step(server.step(np.ones(2, dtype=np.int64)))
+    assert reply["retired"].all() and (reply["rewards"] == 0).all()
+    assert server.cut == 2 and "your time ran out" in server.summary()
+    with pytest.raises(CallbackRefused, match="used its time"):
+        server.step(np.ones(2, dtype=np.int64))
+    with pytest.raises(CallbackRefused, match="used its time"):
+        server.reset()
 
 
 def test_gymnasium_vector_wrappers_work_on_the_served_env():
@@ -344,14 +513,6 @@ def test_make_envs_validates_and_happens_once():
 
 # --- conventions that are not errors (issue 21) ------------------------------------------------------
 
-UNIT_ONLY = """
-[reinforce]
-evaluation_seconds = 1
-[reinforce.checks.trained_policy_first_seed]
-timeout = 2
-[reinforce.checks.trained_policy_second_seed]
-timeout = 2
-"""
 
 
 def test_a_loss_summed_over_the_batch_keeps_its_points_with_a_note(grade_source):
@@ -361,7 +522,7 @@ def test_a_loss_summed_over_the_batch_keeps_its_points_with_a_note(grade_source)
     source = edited("reinforce", reference,
                     "    log_probs = torch.distributions.Categorical(logits=logits).log_prob(actions)\n"
                     "    return torch.stack([-r * lp for r, lp in zip(returns, log_probs)]).sum()")
-    result = by_name(grade_source("reinforce", source, config_toml=UNIT_ONLY))["loss_gradient_is_reinforce"]
+    result = by_name(grade_source("reinforce", source, unit=True))["loss_gradient_is_reinforce"]
     assert result.status == "passed" and result.points == 3, result.message
     assert "sums over the batch instead of averaging" in result.message and "16 x the mean" in result.message
 
@@ -370,5 +531,5 @@ def test_a_factor_that_depends_on_the_batch_is_not_a_convention(grade_source):
     """Dividing by the returns' spread is a positive multiple on each batch, but not a constant one."""
     source = edited("reinforce", "    return -(returns.detach() * log_probs).mean()",
                     "    return -(returns.detach() / (returns.std() + 1e-8) * log_probs).mean()")
-    result = by_name(grade_source("reinforce", source, config_toml=UNIT_ONLY))["loss_gradient_is_reinforce"]
+    result = by_name(grade_source("reinforce", source, unit=True))["loss_gradient_is_reinforce"]
     assert result.status == "failed" and "changes with the batch" in result.message, result.message

@@ -159,7 +159,7 @@ def test_kit_offers_only_the_student_commands(bandits_kit):
 
 def test_the_check_cell_grades_the_saved_notebook_in_the_kit(bandits_kit):
     script = ("import sys; sys.path.insert(0, '.'); from graders.notebook import check; "
-              "check('bandits', 'bandits.ipynb', device='cpu')")
+              "check('bandits', path='bandits.ipynb', device='cpu')")
     done = subprocess.run([sys.executable, "-c", script], cwd=bandits_kit, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Grading bandits.ipynb as saved at" in done.stdout and "Not the official grading" in done.stdout

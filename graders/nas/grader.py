@@ -334,37 +334,12 @@ def update_uses_the_baseline_before_the_batch(worker, ctx):
 # What a search is made of. The grader cannot see inside the search, and a submission that carries a copy of the
 # public table can reach the search's thresholds without learning (docs/nas.md, "What the checks certify"): the
 # search's points are withheld, with a FLAG, unless these checks also pass on the same submission.
-SEARCH_PIECES = (sampling_follows_the_controller, sequence_log_prob_and_its_gradient,
-                 loss_gradient_is_reinforce_with_baseline)
-
-
-class _Quiet:
-    """The check's context for re-running another check inside it: the same random streams, no notes."""
-
-    def __init__(self, ctx):
-        self._ctx = ctx
-
-    def note(self, text: str) -> None:
-        pass
-
-    def __getattr__(self, name: str):
-        return getattr(self._ctx, name)
-
-
-def _failing_pieces(worker, ctx) -> list[str]:
-    """The SEARCH_PIECES that fail on this submission (the same inputs as their own rows)."""
-    failing = []
-    for piece in SEARCH_PIECES:
-        try:
-            piece(worker, _Quiet(ctx))
-        except (AssertionError, StudentError):  # CheckFailed is an AssertionError
-            failing.append(piece.__name__)
-    return failing
+# Their rows ran in the unit checks' worker before any search (each search trains in a worker of its own).
+SEARCH_PIECES = ("sampling_follows_the_controller", "sequence_log_prob_and_its_gradient",
+                 "loss_gradient_is_reinforce_with_baseline")
 
 
 def _search(worker, ctx, index: int) -> None:
-    expect(len(ctx.seeds) > index, f"the grader is configured with {len(ctx.seeds)} seed(s); this check needs "
-           f"at least {index + 1}")
     label = f"seed #{index + 1}"
     table = nas_table.load()
     budget = int(ctx.option("evaluation_budget"))
@@ -382,7 +357,7 @@ def _search(worker, ctx, index: int) -> None:
     shown_late = ctx.shown_threshold("late_mean_quantile") if late_private else f"{late_threshold:.4f}"
     greedy_row = None
     try:
-        failing = _failing_pieces(worker, ctx)  # before train(): in the state the pieces' own rows see
+        failing = ctx.failed(SEARCH_PIECES)  # their rows ran before, in the unit checks' worker
         training.train(worker, ctx, server, index, served="the search's evaluations")
         greedy = as_array(worker.call("greedy", timeout=max(ctx.time_left(), 1.0)),
                           "greedy_architecture(controller) after the search", (len(space.CHOICES),), dtype=np.int64)
@@ -425,13 +400,8 @@ def _search(worker, ctx, index: int) -> None:
                 ctx.note(f"(no search plot: {exc})")
 
 
-@check(points=4, timeout=SEARCH_TIMEOUT, kind="training")
-def search_first_seed(worker, ctx):
-    """Search the grader's space within the budget (first seed): the greedy architecture is in the top few percent."""
-    _search(worker, ctx, 0)
-
-
-@check(points=4, timeout=SEARCH_TIMEOUT, kind="training")
-def search_second_seed(worker, ctx):
-    """The same on the second seed (another relabelling of the choices)."""
-    _search(worker, ctx, 1)
+@check(points=4, timeout=SEARCH_TIMEOUT, kind="training", per_seed=True, needs=SEARCH_PIECES)
+def search(worker, ctx, seed_index):
+    """Search the grader's space within the budget (one row per seed, each with its own relabelling of the
+    choices): the greedy architecture is in the top few percent."""
+    _search(worker, ctx, seed_index)

@@ -20,6 +20,9 @@ def gradescope(grading: Grading, *, visibility: dict[str, str] | None = None, st
     `visibility`: {check: one of VISIBILITIES} (default visible); `leaderboard`: list the
     metrics the checks published (ctx.metric).
     """
+    if grading.partial:
+        raise ValueError("a grading of some checks only (--check/--unit) is not a grade: results.json is written "
+                         "for whole gradings")
     visibility = visibility or {}
     tests = []
     for r in grading.results:

@@ -42,6 +42,9 @@ def table(grading: Grading, *, details: bool = True) -> str:
                 rows += ["  your code printed:", r.output.rstrip()[-2000:]]
     if grading.internal_error:
         rows += ["", f"INTERNAL GRADER ERROR: {grading.internal_error}"]
+    if grading.partial:
+        rows += ["", f"Only {len(grading.selection)} of {len(grading.results)} checks were graded (the total counts "
+                     "those); the skipped ones are not zeros: grade the whole file to see them."]
     if in_kit():
         skipped = sum(r.status == SKIPPED for r in grading.results)
         rows += ["", "This is the student kit's check with the public seeds, not your grade: the official grading "

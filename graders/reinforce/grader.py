@@ -127,13 +127,7 @@ def sampled_actions_follow_the_policy(worker, ctx):
                 "never explores")
 
 
-@check(points=4, timeout=TRAINING_TIMEOUT, kind="training")
-def trained_policy_first_seed(worker, ctx):
-    """Train on the grader's environments (first seed), then 100 evaluation episodes reach the threshold."""
-    train_and_evaluate(worker, ctx, 0, threshold_name="mean_return", title=TITLE)
-
-
-@check(points=4, timeout=TRAINING_TIMEOUT, kind="training")
-def trained_policy_second_seed(worker, ctx):
-    """The same on the second seed."""
-    train_and_evaluate(worker, ctx, 1, threshold_name="mean_return", title=TITLE)
+@check(points=4, timeout=TRAINING_TIMEOUT, kind="training", per_seed=True)
+def trained_policy(worker, ctx, seed_index):
+    """Train on the grader's environments (one row per seed), then 100 evaluation episodes reach the threshold."""
+    train_and_evaluate(worker, ctx, seed_index, threshold_name="mean_return", title=TITLE)

@@ -24,12 +24,13 @@ import time
 import numpy as np
 
 from graders.checks import CheckFailed, as_array, expect
-from graders.rl.cartpole import CartPole, cos_sin
+from graders.rl.cartpole import CartPole, Relabelling, cos_sin
 
 
 def play(worker, rng: np.random.Generator, episodes: int, timeout: float | None = None,
-         ) -> tuple[np.ndarray, list[int]]:
-    """(the states of `episodes` episodes of the trained policy (n, 4) float32, each episode's length)."""
+         relabelling: Relabelling | None = None) -> tuple[np.ndarray, list[int]]:
+    """(the states of `episodes` episodes of the trained policy (n, 4) float32, as served with `relabelling`; each
+    episode's length)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     envs = [CartPole() for _ in range(episodes)]
     obs = np.array([env.reset(int(s)) for env, s in zip(envs, rng.integers(0, 2**31 - 1, episodes), strict=True)],
@@ -39,14 +40,17 @@ def play(worker, rng: np.random.Generator, episodes: int, timeout: float | None 
     while running.any():
         index = np.flatnonzero(running)
         left = None if deadline is None else max(deadline - time.monotonic(), 0.1)
-        actions = as_array(worker.call("act", obs[index], timeout=left), f"act() on {len(index)} observations",
+        served = obs[index] if relabelling is None else relabelling.observations(obs[index])
+        actions = as_array(worker.call("act", served, timeout=left), f"act() on {len(index)} observations",
                            (len(index),))
         if not np.all((actions == 0) | (actions == 1)):
             raise CheckFailed(f"act() must return actions 0 or 1, got {sorted(set(actions.tolist()))[:5]}")
+        if relabelling is not None and relabelling.swap:
+            actions = 1 - actions
         running_envs = [envs[j] for j in index.tolist()]
         for j, env, action, angle in zip(index.tolist(), running_envs, actions.tolist(), cos_sin(running_envs),
                                          strict=True):
-            states[j].append(obs[j].copy())
+            states[j].append(obs[j].copy() if relabelling is None else relabelling.observations(obs[j][None])[0])
             terminated, truncated = env.step(int(action), angle)
             obs[j] = env.state()
             running[j] = not (terminated or truncated)
@@ -69,10 +73,11 @@ def _units(reply) -> tuple[float, float]:
     return scale, gamma
 
 
-def measure(worker, rng: np.random.Generator, episodes: int, timeout: float | None = None) -> dict:
+def measure(worker, rng: np.random.Generator, episodes: int, timeout: float | None = None,
+            relabelling: Relabelling | None = None) -> dict:
     """The value network's error on the grader's states against the best constant's: mse / var (and the parts)."""
     scale, gamma = _units(worker.call("value_units", timeout=timeout))
-    states, lengths = play(worker, rng, episodes, timeout)
+    states, lengths = play(worker, rng, episodes, timeout, relabelling)
     returns = np.concatenate([discounted(n, gamma) for n in lengths])
     got = worker.call("values", states, timeout=None if timeout is None else max(timeout, 1.0))
     predictions = as_array(got, f"the value network's predictions on {len(states)} states", (len(states),)) * scale
@@ -82,11 +87,11 @@ def measure(worker, rng: np.random.Generator, episodes: int, timeout: float | No
             "gamma": gamma, "mean_prediction": float(predictions.mean()), "mean_return": float(returns.mean())}
 
 
-def expect_value_network_learned(worker, ctx, label: str) -> None:
+def expect_value_network_learned(worker, ctx, label: str, relabelling: Relabelling | None = None) -> None:
     """The training check's second half: the returned value network predicts the grader's returns."""
     threshold = float(ctx.threshold("max_value_error_ratio"))
     m = measure(worker, ctx.rng(f"value states {label}"), int(ctx.option("value_episodes")),
-                timeout=max(ctx.time_left(), 1.0))
+                timeout=max(ctx.time_left(), 1.0), relabelling=relabelling)
     ctx.note(f"{label}: the value network (x Args.return_scale = {m['scale']:g}) on {m['states']} states of the "
              f"grader's own episodes: mean squared error {m['ratio']:.2f} x that of the best constant (threshold "
              f"{threshold:g}); mean prediction {m['mean_prediction']:.1f}, mean return {m['mean_return']:.1f} "

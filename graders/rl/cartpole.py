@@ -92,3 +92,44 @@ def env_seeds(seed: int, purpose: str, n: int) -> list[int]:
     stream = {"train": 1, "evaluate": 2}[purpose]
     rng = np.random.default_rng([int(seed), stream])
     return [int(s) for s in rng.integers(0, 2**31 - 1, size=n)]
+
+
+class Relabelling:
+    """A grading seed's secret relabelling of CartPole: the observation's components permuted and their signs
+    flipped, and the two actions maybe swapped.
+
+    Training, the evaluation and the value check all serve the same relabelled CartPole,
+    a CartPole as good as gymnasium's for a learner (whose networks start symmetric in
+    their inputs and outputs), and useless to a controller written for gymnasium's
+    labels or trained on gymnasium's environment: it would have to find the relabelling
+    from the episodes it is served first (docs/security.md). The observation space is
+    relabelled too (its bounds permuted), as an environment of these labels would say.
+    """
+
+    def __init__(self, seed: int):
+        rng = np.random.default_rng([int(seed), 3])
+        while True:  # never gymnasium's own labels, nor their mirror image (CartPole's own symmetry)
+            self.order = rng.permutation(4)  # served component i is the state's component order[i]
+            self.signs = rng.choice([-1.0, 1.0], size=4)
+            self.swap = int(rng.integers(2))  # served action a pushes as action a ^ swap
+            mirror = self.order.tolist() == [0, 1, 2, 3] and abs(self.signs.sum()) == 4
+            if not (mirror and (self.signs[0] > 0) == (self.swap == 0)):
+                break
+        self._index = [int(i) for i in self.order]
+        self._signs = self.signs.tolist()
+
+    def observation(self, state: list[float]) -> list[float]:
+        """One state (gymnasium's order) as served."""
+        return [state[i] * s for i, s in zip(self._index, self._signs, strict=True)]
+
+    def observations(self, states: np.ndarray) -> np.ndarray:
+        """States (n, 4), gymnasium's order, as served (same dtype)."""
+        return (states[:, self.order] * self.signs).astype(states.dtype, copy=False)
+
+    def action(self, served: int) -> int:
+        """The push (gymnasium's action) a served action means."""
+        return served ^ self.swap
+
+    def bounds(self, high: np.ndarray) -> np.ndarray:
+        """gymnasium's observation bounds (symmetric) in the served order."""
+        return np.asarray(high)[self.order]

@@ -16,26 +16,49 @@ Modes (`make(num_envs, mode)`), as gymnasium 1.x defines them:
   sub-environment's action and returns the first observation of the next episode,
   reward 0, no termination;
 - `single`: one environment without autoreset, `gym.make("CartPole-v1")`'s contract:
-  after an episode's end the next call must be `reset`.
+  `reset` starts an episode; a `step` after the episode's end (terminated or truncated)
+  goes on as gymnasium's goes on (the physics continues, truncated stays true past 500
+  steps, reward 0 once the pole has fallen, with gymnasium's warning in the worker).
+  Such steps belong to no episode: the episode was recorded when it ended, and they
+  count neither as an episode nor towards its return (`steps_past_end` counts them).
 With an episode budget, a sub-environment whose next episode would be over the budget
 is *retired* instead of reset: it keeps its last observation, ignores its actions and
 returns reward 0 and no termination from then on (`envs.retired` says which). Once
 every sub-environment is retired, stepping again is refused with a message that
-names the budget; so is a reset over the budget.
+names the budget; so is a reset over the budget. When the student's own time is up
+(`time_up`, the training's StudentClock), every sub-environment retires the same way,
+the episodes then running are cut (not recorded), and a template's loop, which stops
+when its environments are retired, returns what it trained: no student code reads a clock.
+
+Every observation is served relabelled and every action read relabelled
+(`cartpole.Relabelling`, a secret of the grading seed) when the server is given one.
 """
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable
 
 import numpy as np
 
-from graders.rl.cartpole import CartPole, cos_sin, env_seeds
+from graders.rl.cartpole import CartPole, Relabelling, cos_sin, env_seeds
 from graders.sandbox import CallbackRefused
 from graders_worker.rl.wire import FINAL, MODES, RETIRED, SAME_STEP, SINGLE, TERMINATED, TRUNCATED, WIDTH
 
 MAX_ENVS = 64
+TIME_CHECK_S = 0.05  # how often (wall clock) a step asks whether the student's time is up
 _ZERO4 = [0.0, 0.0, 0.0, 0.0]
+# gymnasium's words for a step before the first reset (OrderEnforcing's ResetNeeded)
+STEP_BEFORE_RESET = "Cannot call env.step() before calling env.reset()"
+
+
+@functools.cache
+def gymnasium_high() -> tuple[float, ...]:
+    """CartPole-v1's observation bounds as the installed gymnasium defines them (they changed between versions)."""
+    from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+    return tuple(float(h) for h in CartPoleEnv().observation_space.high)
 
 
 class CartPoleServer:
@@ -46,12 +69,22 @@ class CartPoleServer:
     """
 
     def __init__(self, seed: int, episode_budget: int | None = None, max_envs: int = MAX_ENVS,
-                 on_episode: Callable[[int, float], None] | None = None):
-        """`on_episode(episodes finished, its return)`: told of each finished episode (a progress display)."""
+                 on_episode: Callable[[int, float], None] | None = None, relabelling: Relabelling | None = None,
+                 time_up: Callable[[], bool] | None = None, record_states: bool = False):
+        """`on_episode(episodes finished, its return)`: told of each finished episode (a progress display).
+        `relabelling`: the grading's secret labels (None: gymnasium's). `time_up()`: whether the student's own
+        time is up (asked every TIME_CHECK_S of a training's steps). `record_states`: keep every finished
+        episode's observations, as served (`episode_states`)."""
         self.seed = seed
         self.on_episode = on_episode
         self.episode_budget = episode_budget
         self.max_envs = max_envs
+        self.relabelling = relabelling
+        self.time_up = time_up
+        self.out_of_time = False  # the student's time ran out: every environment retired
+        self.cut = 0  # episodes running when the time ran out (never recorded)
+        self.steps_past_end = 0  # single environment: steps after an episode's end, as gym.make allows
+        self._next_time_check = 0.0
         self.mode: str | None = None
         self.envs: list[CartPole] = []
         self.started = 0  # episodes started (resets, automatic or not)
@@ -60,11 +93,15 @@ class CartPoleServer:
         self.episode_returns: list[float] = []  # finished episodes, in the order they ended
         self.episode_lengths: list[int] = []
         self.episode_end_steps: list[int] = []  # value of `steps` when each episode ended
+        self.record_states = record_states
+        self.episode_states: list[np.ndarray] = []  # with record_states: each finished episode's (T, 4) observations
+        self._visited: list[list[list[float]]] = []  # with record_states: the running episodes' states so far
         self._returns: list[float] = []
         self._lengths: list[int] = []
         self._states: list[list[float]] = []  # each environment's last observation, in float64
         self._retired: list[bool] = []
         self._ended: list[bool] = []  # the episode ended and the environment waits for its reset
+        self._fell = False  # single environment: the pole fell in this episode (gymnasium's steps_beyond_terminated)
         self._reset_done = False
 
     def callbacks(self) -> dict:
@@ -90,9 +127,33 @@ class CartPoleServer:
         self.mode, self.envs = mode, [CartPole() for _ in range(n)]
         self._returns, self._lengths, self._states = [0.0] * n, [0] * n, [list(_ZERO4) for _ in range(n)]
         self._retired, self._ended = [False] * n, [False] * n
-        return {"num_envs": n, "episode_budget": self.episode_budget, "mode": mode}
+        self._visited = [[] for _ in range(n)]
+        high = np.array(gymnasium_high())
+        if self.relabelling is not None:
+            high = self.relabelling.bounds(high)
+        return {"num_envs": n, "episode_budget": self.episode_budget, "mode": mode, "high": high.tolist()}
+
+    def _check_time(self) -> None:
+        """When the student's own time is up, retire every environment (the episodes running are cut)."""
+        if self.time_up is None or self.out_of_time:
+            return
+        now = time.monotonic()
+        if now < self._next_time_check:
+            return
+        self._next_time_check = now + TIME_CHECK_S
+        if self.time_up():
+            self.out_of_time = True
+            self.cut = sum(1 for i, r in enumerate(self._retired) if not r and not self._ended[i] and self._lengths[i])
+            self._retired = [True] * len(self.envs)
+
+    def _refuse_if_out_of_time(self) -> None:
+        if self.out_of_time:
+            raise CallbackRefused("your train() has used its time (counted in your own code's time) and its "
+                                  "environments are retired: stop when envs.retired is all True and return what "
+                                  "you trained")
 
     def _refuse_if_over_budget(self, new: int) -> None:
+        self._refuse_if_out_of_time()
         if self.episode_budget is not None and self.started + new > self.episode_budget:
             raise CallbackRefused(
                 f"the training budget is {self.episode_budget} episodes and all of them have been used: "
@@ -104,18 +165,29 @@ class CartPoleServer:
         if not self.envs:
             raise CallbackRefused("reset() before make_envs()")
         n = len(self.envs)
+        self._check_time()
         self._refuse_if_over_budget(n)
         seeds = env_seeds(self.seed, "train", n) if not self._reset_done else [None] * n
         self._states = [env.reset(s) for env, s in zip(self.envs, seeds, strict=True)]
         self.started += n
         self._returns, self._lengths, self._retired, self._ended = [0.0] * n, [0] * n, [False] * n, [False] * n
+        self._visited = [[] for _ in range(n)]
+        self._fell = False
         self._reset_done = True
-        return np.array(self._states, dtype=np.float32)
+        return self._served(np.array(self._states, dtype=np.float32))
+
+    def _served(self, rows: np.ndarray) -> np.ndarray:
+        """Observations (n, 4) or wire rows (n, WIDTH) as the worker sees them: relabelled."""
+        if self.relabelling is not None:
+            rows[:, 0:4] = self.relabelling.observations(rows[:, 0:4])
+            if rows.shape[1] == WIDTH:
+                rows[:, 4:8] = self.relabelling.observations(rows[:, 4:8])
+        return rows
 
     def _check_actions(self, actions) -> list:
         n = len(self.envs)
         if not self._reset_done:
-            raise CallbackRefused("step() before reset()")
+            raise CallbackRefused(STEP_BEFORE_RESET)
         if not isinstance(actions, np.ndarray) or actions.shape != (n,) or actions.dtype.kind not in "iub":
             shape = getattr(actions, "shape", None)
             raise CallbackRefused(f"step(actions) needs {n} integer actions (one per environment), got "
@@ -123,11 +195,10 @@ class CartPoleServer:
         values = actions.tolist()
         if not set(values) <= {0, 1}:
             raise CallbackRefused(f"CartPole actions are 0 or 1, got {sorted(set(values))[:5]}")
-        if self.mode == SINGLE and self._ended[0]:
-            raise CallbackRefused("step() after the episode ended (terminated or truncated): call reset() first, "
-                                  "as gymnasium requires")
         if all(self._retired):
             self._refuse_if_over_budget(1)
+        if self.relabelling is not None and self.relabelling.swap:
+            values = [1 - v for v in values]
         return values
 
     def _record(self, i: int) -> None:
@@ -136,6 +207,9 @@ class CartPoleServer:
         self.episode_lengths.append(self._lengths[i])
         self.episode_end_steps.append(self.steps)
         self._returns[i], self._lengths[i] = 0.0, 0
+        if self.record_states:
+            self.episode_states.append(self._served(np.array(self._visited[i], dtype=np.float32)))
+            self._visited[i] = []
         if self.on_episode is not None:
             self.on_episode(len(self.episode_returns), self.episode_returns[-1])
 
@@ -148,9 +222,24 @@ class CartPoleServer:
         self.started += 1
         return True
 
+    def _step_past_end(self, action: int) -> np.ndarray:
+        """The single environment, stepped after its episode's end: gymnasium's CartPole goes on (its physics, its
+        reward rule, TimeLimit's truncation); the step belongs to no episode."""
+        env = self.envs[0]
+        terminated, truncated = env.step(action)
+        self.steps_past_end += 1
+        reward = 1.0 if not terminated or not self._fell else 0.0  # gymnasium: 1 until the step the pole falls
+        self._fell |= terminated
+        state = self._states[0] = env.state()
+        return self._served(np.array([state + _ZERO4 + [reward, TERMINATED * terminated + TRUNCATED * truncated]],
+                                     dtype=np.float32))
+
     def step(self, actions) -> np.ndarray:
         """One step of every environment; the answer is wire.py's (n, 10) float32 array."""
-        values = self._check_actions(actions)
+        values = self._check_actions(actions)  # refused when every environment retired before this step
+        self._check_time()  # the step that finds the time up answers "retired" for every environment
+        if self.mode == SINGLE and self._ended[0] and not self._retired[0]:
+            return self._step_past_end(values[0])
         self.vector_steps += 1
         states, returns, lengths, retired, ended = self._states, self._returns, self._lengths, self._retired, self._ended
         same_step = self.mode == SAME_STEP
@@ -165,6 +254,8 @@ class CartPoleServer:
                 flags = 0 if self._next_episode(i) else RETIRED
                 out += states[i] + _ZERO4 + [0.0, flags]
                 continue
+            if self.record_states:
+                self._visited[i].append(states[i])
             terminated, truncated = env.step(values[i], angles[i])
             self.steps += 1
             returns[i] += 1.0
@@ -178,13 +269,20 @@ class CartPoleServer:
                     out += states[i] + state + [1.0, flags]
                     continue
                 ended[i] = True
+                self._fell = bool(terminated)
                 out += state + _ZERO4 + [1.0, flags]
             else:
                 out += state + _ZERO4 + [1.0, 0]
-        return np.array(out, dtype=np.float32).reshape(-1, WIDTH)
+        return self._served(np.array(out, dtype=np.float32).reshape(-1, WIDTH))
 
     def summary(self) -> str:
         n = len(self.episode_returns)
         last = np.mean(self.episode_returns[-100:]) if n else float("nan")
-        return (f"training as the grader saw it: {n} episodes finished, {self.started} started, {self.steps} steps "
+        text = (f"training as the grader saw it: {n} episodes finished, {self.started} started, {self.steps} steps "
                 f"in {len(self.envs)} environment(s); mean return of the last {min(n, 100)}: {last:.1f}")
+        if self.steps_past_end:
+            text += (f"; {self.steps_past_end} steps after an episode's end (gym.make allows them; they belong to no "
+                     "episode)")
+        if self.out_of_time:
+            text += f"; your time ran out: the environments retired ({self.cut} running episode(s) cut)"
+        return text

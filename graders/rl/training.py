@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from graders.checks import CheckFailed, CheckFlagged, expect
+from graders.checks import CheckFlagged, expect
+from graders.rl.cartpole import Relabelling
 from graders.rl.certify import learning_figures, learning_flags
 from graders.rl.evaluation import evaluate
 from graders.rl.plots import plot_learning_curve
@@ -34,13 +35,6 @@ from graders.sandbox.student_clock import StudentClock
 TRAIN_MARGIN = 0.1  # of the time budget, between the budget told to train() and the moment its call is stopped
 SETUP_S = 60.0  # for the adapter's imports and set-up before train() starts (not the student's time)
 MIN_BUDGET_S = 5.0  # a smaller budget is a configuration that leaves no time to train
-
-
-def _seed(ctx, index: int) -> int:
-    seeds = ctx.seeds
-    if len(seeds) <= index:
-        raise CheckFailed(f"the grader is configured with {len(seeds)} seed(s); this check needs at least {index + 1}")
-    return int(seeds[index])
 
 
 def _certify(ctx, server: CartPoleServer, label: str) -> None:
@@ -88,6 +82,7 @@ def train(worker, ctx, server, seed_index: int, served: str = "the environment")
     evaluation_s = float(ctx.option("evaluation_seconds"))
     clock = StudentClock(time_budget(ctx), margin=TRAIN_MARGIN, setup_s=SETUP_S,
                          hard_end=ctx.deadline - evaluation_s)
+    server.time_up = lambda: clock.own_s() >= clock.budget_s  # the served task ends itself: no student reads a clock
     try:
         serve_training(worker, server, clock, ctx.worker_seed(f"train {seed_index}"), ctx.device)
     finally:
@@ -100,16 +95,18 @@ def train(worker, ctx, server, seed_index: int, served: str = "the environment")
 
 def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: str,
                        episode_budget: int | None = None) -> None:
-    seed = _seed(ctx, index)  # stays in the grader: the worker and the feedback see only "seed #N"
+    seed = int(ctx.seeds[index])  # stays in the grader: the worker and the feedback see only "seed #N"
     label = f"seed #{index + 1}"
-    server = CartPoleServer(seed, episode_budget=episode_budget,
+    relabelling = Relabelling(seed)  # the same secret labels for training and evaluation
+    server = CartPoleServer(seed, episode_budget=episode_budget, relabelling=relabelling,
                             on_episode=lambda n, ret: ctx.progress(f"{label}: episode {n}, return {ret:g}"))
     threshold = float(ctx.threshold(threshold_name))
     shown = ctx.shown_threshold(threshold_name)
     eval_returns = None
     try:
         train(worker, ctx, server, index)
-        eval_returns = evaluate(worker, seed, int(ctx.option("eval_episodes")), timeout=max(ctx.time_left(), 1.0))
+        eval_returns = evaluate(worker, seed, int(ctx.option("eval_episodes")), timeout=max(ctx.time_left(), 1.0),
+                                relabelling=relabelling)
         mean, std = float(np.mean(eval_returns)), float(np.std(eval_returns))
         passed = mean >= threshold
         ctx.metric(f"mean return, {label}", mean)  # Gradescope's leaderboard

@@ -10,7 +10,15 @@ Either is made once per training run. Each `step` is one callback to the grader
 (graders/rl/server.py), through the shared-memory fast path when there is one, which
 steps the real environments, counts and records; these objects only forward actions
 and hand back what the grader answered. Reset seeds come from the grader: a `seed`
-passed to `reset` is ignored.
+passed to `reset` is ignored. The observation space's bounds are the grader's too
+(its CartPole may label the observation's components in another order).
+
+The single `ServedEnv` accepts every call sequence `gym.make("CartPole-v1")` accepts,
+stepping on after an episode's end included, and refuses what it refuses with
+gymnasium's own exceptions and words (a step before the first reset, an action its
+action space does not contain). When the grader retires an environment (the episode
+budget is spent, or the student's own time is up), `retired` says so; the single
+environment's step that retires it returns truncated=True.
 """
 
 from __future__ import annotations
@@ -21,16 +29,15 @@ import numpy as np
 from graders_worker.arrays import to_numpy
 from graders_worker.fastpath import call_array
 from graders_worker.main import callback
-from graders_worker.rl.wire import NEXT_STEP, SAME_STEP, SINGLE, TERMINATED, TRUNCATED, unpack_step
+from graders_worker.rl.wire import NEXT_STEP, RETIRED, SAME_STEP, SINGLE, TERMINATED, TRUNCATED, unpack_step
 
 _NO_ARGUMENT = np.zeros(0, dtype=np.uint8)
 
 
-def _observation_space() -> gym.spaces.Box:
-    """CartPole-v1's, as the installed gymnasium defines it (its bounds changed between versions)."""
-    from gymnasium.envs.classic_control.cartpole import CartPoleEnv
-
-    return CartPoleEnv().observation_space
+def _observation_space(high) -> gym.spaces.Box:
+    """CartPole-v1's space with the bounds the grader sent (gymnasium's, in the grader's order of components)."""
+    high = np.asarray(high, dtype=np.float32)
+    return gym.spaces.Box(-high, high, dtype=np.float32)
 
 
 def _autoreset_value(mode) -> str:
@@ -56,7 +63,7 @@ class ServedVectorEnv(gym.vector.VectorEnv):
         self.num_envs = int(info["num_envs"])
         self.episode_budget = info["episode_budget"]
         self.metadata = {"autoreset_mode": gym.vector.AutoresetMode(mode), "render_modes": []}
-        self.single_observation_space = _observation_space()
+        self.single_observation_space = _observation_space(info["high"])
         self.single_action_space = gym.spaces.Discrete(2)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
@@ -88,7 +95,7 @@ class ServedVectorEnv(gym.vector.VectorEnv):
 class ServedEnv(gym.Env):
     """A gymnasium environment like `gym.make("CartPole-v1")`, whose dynamics live in the grader.
 
-    No autoreset: after `terminated or truncated`, call `reset()` before stepping again.
+    No autoreset: after `terminated or truncated`, call `reset()` to start the next episode.
     """
 
     metadata = {"render_modes": []}
@@ -97,27 +104,37 @@ class ServedEnv(gym.Env):
         self._call_array = call_array
         info = callback("env_make", 1, SINGLE)
         self.episode_budget = info["episode_budget"]
-        self.observation_space = _observation_space()
+        self.observation_space = _observation_space(info["high"])
         self.action_space = gym.spaces.Discrete(2)
         self.spec = gym.spec("CartPole-v1")
+        self.retired = False
         self._action = np.zeros(1, dtype=np.int64)
+        self._has_reset = False
+        self._terminated = self._warned = False
 
     def reset(self, *, seed=None, options=None):
         """Start the next episode; the grader seeds it (a `seed` given here is ignored)."""
         super().reset(seed=seed)
-        return np.array(self._call_array("env_reset", _NO_ARGUMENT)[0]), {}
+        obs = np.array(self._call_array("env_reset", _NO_ARGUMENT)[0])
+        self._has_reset, self._terminated, self._warned = True, False, False
+        return obs, {}
 
     def step(self, action):
-        if type(action) is int:
-            self._action[0] = action
-        else:
-            value = np.asarray(to_numpy(action)).reshape(-1)
-            if value.shape != (1,) or value.dtype.kind not in "iub":
-                raise ValueError(f"CartPole's action is one integer, 0 or 1; got {action!r}")
-            self._action[0] = value[0]
+        if not self._has_reset:  # gymnasium's OrderEnforcing
+            raise gym.error.ResetNeeded("Cannot call env.step() before calling env.reset()")
+        assert self.action_space.contains(action), f"{action!r} ({type(action)}) invalid"  # CartPoleEnv's words
+        if self._terminated and not self._warned:
+            gym.logger.warn("You are calling 'step()' even though this environment has already returned "
+                            "terminated = True. You should always call 'reset()' once you receive 'terminated = True' "
+                            "-- any further steps are undefined behavior.")
+            self._warned = True
+        self._action[0] = int(action)
         row = self._call_array("env_step", self._action)[0]
         flags = int(row[9])
-        return row[:4].copy(), float(row[8]), bool(flags & TERMINATED), bool(flags & TRUNCATED), {}
+        terminated, retired = bool(flags & TERMINATED), bool(flags & RETIRED)
+        self._terminated |= terminated
+        self.retired |= retired
+        return row[:4].copy(), float(row[8]), terminated, bool(flags & TRUNCATED) or retired, {}
 
 
 class ServedEnvs:

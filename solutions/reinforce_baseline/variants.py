@@ -1,16 +1,6 @@
-"""Known buggy variants of the REINFORCE-with-baseline reference (graders/variants.py explains the format).
-
-CONFIG: the unit checks only (the training checks get too little time to start)."""
+"""Known buggy variants of the REINFORCE-with-baseline reference (graders/variants.py explains the format)."""
 
 from graders.variants import Variant
-
-CONFIG = """[reinforce_baseline]
-evaluation_seconds = 1
-[reinforce_baseline.checks.trained_policy_first_seed]
-timeout = 2
-[reinforce_baseline.checks.trained_policy_second_seed]
-timeout = 2
-"""
 
 VARIANTS = [
     Variant(

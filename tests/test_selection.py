@@ -1,0 +1,150 @@
+"""Check selection (--check, --unit), per-seed rows, declared needs, and a worker of its own per training check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import pytest
+from helpers import ROOT, by_name
+
+from graders import contract
+from graders.checks import CheckFailed, check
+from graders.config import Config, ConfigError
+from graders.outputs.gradescope import gradescope
+from graders.results import SKIPPED
+from graders.runner import grade
+from graders.selection import NOT_SELECTED, SelectionError
+
+SUBMISSION = '''
+CALLS = []
+
+def bump():
+    CALLS.append(1)
+    return len(CALLS)
+
+def double(x):
+    return 2 * x
+'''
+
+
+def toy_module() -> types.ModuleType:
+    module = types.ModuleType("toy_grader")
+    module.TITLE = "toy"
+    module.DEFAULTS = {"seeds": [5, 6]}
+
+    @check(points=1)
+    def counts_calls(worker, ctx):
+        """bump() counts its calls."""
+        assert worker.call("bump") == 1 and worker.call("bump") == 2
+
+    @check(points=2)
+    def doubles(worker, ctx):
+        """double(x) = 2x."""
+        assert worker.call("double", 3) == 6, "double(3) is not 6"
+
+    @check(points=4, kind="training", per_seed=True, needs=("doubles",))
+    def trained(worker, ctx, seed_index):
+        """Trains on one seed."""
+        if blame := ctx.blame(("doubles",)):
+            raise CheckFailed(blame)
+        calls = worker.call("bump")
+        ctx.note(f"seed {ctx.seeds[seed_index]}")
+        assert calls == 1, f"the training worker had seen {calls - 1} earlier calls"
+
+    for fn in (counts_calls, doubles, trained):
+        setattr(module, fn.__name__, fn)
+    return module
+
+
+@pytest.fixture
+def toy(tmp_path):
+    grader = contract.from_module("toy", toy_module())
+    path = tmp_path / "toy.py"
+    path.write_text(SUBMISSION)
+    return grader, path
+
+
+def test_a_per_seed_check_has_a_row_per_seed_and_each_training_row_a_worker_of_its_own(toy):
+    grader, path = toy
+    grading = grade(Config().effective_of(grader), path, device="cpu")
+    rows = by_name(grading)
+    assert list(rows) == ["counts_calls", "doubles", "trained_first_seed", "trained_second_seed"]
+    assert all(r.status == "passed" for r in grading.results), [r.message for r in grading.results]
+    assert "seed 5" in rows["trained_first_seed"].message and "seed 6" in rows["trained_second_seed"].message
+    assert grading.score == grading.max_score == 11 and not grading.partial
+
+
+def test_three_seeds_give_three_rows_and_overrides_name_rows(toy):
+    grader, path = toy
+    config = Config(assignments={"toy": {"seeds": [1, 2, 3], "checks": {"trained_third_seed": {"points": 1}}}})
+    effective = config.effective_of(grader)
+    assert [c.name for c in effective.checks][-3:] == ["trained_first_seed", "trained_second_seed",
+                                                       "trained_third_seed"]
+    assert [c.seed_index for c in effective.checks][-3:] == [0, 1, 2] and effective.max_score == 12
+    for bad in ({"checks": {"trained_fourth_seed": {"points": 1}}}, {"seeds": [4, 4]}):
+        with pytest.raises(ConfigError):
+            Config(assignments={"toy": bad}).effective_of(grader)
+
+
+def test_selecting_a_check_grades_it_and_what_it_needs_and_skips_the_rest(toy):
+    grader, path = toy
+    effective = Config().effective_of(grader)
+    grading = grade(effective, path, device="cpu", checks=["trained_second_seed"])
+    rows = by_name(grading)
+    assert [n for n, r in rows.items() if r.status != SKIPPED] == ["doubles", "trained_second_seed"]
+    assert rows["counts_calls"].message == NOT_SELECTED and rows["counts_calls"].points == 0
+    assert grading.partial and grading.score == grading.max_score == 6
+    with pytest.raises(ValueError, match="not a grade"):
+        gradescope(grading)
+    family = grade(effective, path, device="cpu", checks=["trained"])
+    assert [r.name for r in family.results if r.status == "passed"] == ["doubles", "trained_first_seed",
+                                                                          "trained_second_seed"]
+    unit = grade(effective, path, device="cpu", unit=True)
+    assert [r.status for r in unit.results] == ["passed", "passed", SKIPPED, SKIPPED] and unit.max_score == 3
+    with pytest.raises(SelectionError, match="did you mean 'doubles'"):
+        grade(effective, path, device="cpu", checks=["double"])
+
+
+def test_a_check_that_needs_a_failed_one_names_it(toy):
+    grader, path = toy
+    path.write_text(SUBMISSION.replace("return 2 * x", "return 3 * x"))
+    rows = by_name(grade(Config().effective_of(grader), path, device="cpu"))
+    assert rows["doubles"].status == "failed"
+    for name in ("trained_first_seed", "trained_second_seed"):
+        assert rows[name].status == "failed" and "doubles (double(x) = 2x)" in rows[name].message
+
+
+def test_the_contract_refuses_needs_of_later_checks_and_a_per_seed_check_without_its_seed():
+    module = toy_module()
+
+    @check(points=1, needs=("trained",))
+    def early(worker, ctx):
+        pass
+
+    @check(points=1, kind="training", per_seed=True)
+    def no_seed(worker, ctx):
+        pass
+
+    module.early, module.no_seed = early, no_seed
+    with pytest.raises(contract.GraderContractError) as error:
+        contract.from_module("toy", module)
+    assert "early needs ['trained']" in str(error.value)
+    assert "no_seed: a check takes seed_index exactly when it is declared per_seed=True" in str(error.value)
+
+
+def test_cli_grades_the_unit_checks_alone_and_refuses_a_partial_results_json(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "graders", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+
+    unit = cli("grade", "reinforce", "solutions/reinforce/reinforce.py", "--unit", "--device", "cpu")
+    assert unit.returncode == 0, unit.stderr
+    assert "trained_policy_first_seed" in unit.stdout and "skipped" in unit.stdout and "Only 3 of 5" in unit.stdout
+    assert " 7 / 7" in unit.stdout
+    partial = cli("grade", "reinforce", "solutions/reinforce/reinforce.py", "--check", "discounted_returns", "--json",
+                  str(tmp_path / "r.json"))
+    assert partial.returncode == 2 and "whole grading" in partial.stderr and not (tmp_path / "r.json").exists()
+    unknown = cli("grade", "reinforce", "solutions/reinforce/reinforce.py", "--check", "nope")
+    assert unknown.returncode == 2 and "no check named 'nope'" in unknown.stderr
