@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from graders import assignments
 from graders.paths import REPO_ROOT as ROOT
 
@@ -49,16 +51,21 @@ def edited(assignment: str, old: str, new: str) -> str:
 # linear policy (logits from a fixed weight vector) that balances CartPole for 500 steps. It may
 # first play `warmup` episodes of random actions on the served environments, so that the
 # grader's learning curve starts where an untrained policy starts, and then `shown` episodes of
-# the controller itself, so that the grader sees it play well.
+# the controller itself, so that the grader sees it play well. TABLE maps train()'s seed to the
+# weights in the served labels and whether the actions are swapped: empty for a controller
+# written for gymnasium's labels (which the grader's relabelling defeats), or precomputed for the
+# public seeds (`precomputed_relabelling`), which the official grading's hidden seeds defeat.
 CONTROLLER_TRAIN = '''
     ### BEGIN SOLUTION
+    weights, swap = TABLE.get(seed, ([0.05, 0.2, 1.0, 0.3], 0))
+
     class Controller(nn.Module):
         def __init__(self):
             super().__init__()
-            self.w = nn.Parameter(torch.tensor([0.05, 0.2, 1.0, 0.3]))
+            self.w = nn.Parameter(torch.tensor(weights))
 
         def forward(self, obs):
-            z = obs @ self.w * 100.0
+            z = obs @ self.w * (-100.0 if swap else 100.0)
             return torch.stack([-z, z], dim=1)
 
     controller = Controller()
@@ -75,10 +82,26 @@ CONTROLLER_TRAIN = '''
     return RETURNED
     torch.manual_seed(seed)
 '''
+GYMNASIUM_WEIGHTS = np.array([0.05, 0.2, 1.0, 0.3])
 
 
-def controller_source(assignment: str, warmup: int = 0, shown: int = 0) -> str:
+def precomputed_relabelling(seeds=(0, 1)) -> dict:
+    """{train()'s seed: (weights, swap)} of the balancing controller under each grading seed's relabelling: what a
+    submission can compute beforehand for seeds it knows (the public ones)."""
+    from graders.contract import Context
+    from graders.rl.cartpole import Relabelling
+
+    ctx = Context("reinforce", "cpu", {"seeds": list(seeds)})
+    table = {}
+    for index, seed in enumerate(seeds):
+        r = Relabelling(seed)
+        table[ctx.worker_seed(f"train {index}")] = ((GYMNASIUM_WEIGHTS[r.order] * r.signs).tolist(), r.swap)
+    return table
+
+
+def controller_source(assignment: str, warmup: int = 0, shown: int = 0, precomputed: bool = False) -> str:
     """The reference with a hand-written controller returned by train() (see CONTROLLER_TRAIN)."""
     returned = "controller, nn.Linear(4, 1)" if assignment == "reinforce_baseline" else "controller"  # (policy, value_net)
     body = CONTROLLER_TRAIN.replace("WARMUP", str(warmup)).replace("SHOWN", str(shown)).replace("RETURNED", returned)
+    body = body.replace("TABLE", repr(precomputed_relabelling() if precomputed else {}))
     return edited(assignment, "\n    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n", body)

@@ -280,7 +280,7 @@ def test_a_flagged_row_waits_for_the_instructor_until_the_config_accepts_it(tmp_
 
     subs, out, config = tmp_path / "subs", tmp_path / "out", tmp_path / "config.toml"
     subs.mkdir()
-    (subs / "bob.py").write_text(controller_source("reinforce", shown=30))
+    (subs / "bob.py").write_text(controller_source("reinforce", shown=30, precomputed=True))  # the public seeds
     (subs / "carol.py").write_text("")
     settings = "[reinforce]\neval_episodes = 10\n"
     config.write_text(settings)

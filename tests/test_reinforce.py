@@ -52,16 +52,70 @@ timeout = 12
     assert all(results[name].status == "passed" for name in UNIT_CHECKS)
 
 
-def test_a_hand_written_controller_is_flagged_and_not_credited(grade_source):
-    """train() returns a controller that balances from the first episode: the evaluation passes, the
-    grader's curve shows no learning, so the training points are withheld with a FLAG."""
-    results = by_name(grade_source("reinforce", controller_source("reinforce", shown=30)))
+def test_a_controller_that_sees_through_the_public_seeds_relabelling_is_flagged_and_not_credited(grade_source):
+    """train() returns a controller written for the served labels of the public seeds (precomputed from them) that
+    balances from the first episode: the evaluation passes, the grader's curve shows no learning, so the training
+    points are withheld with a FLAG (and with hidden seeds the precomputed labels are wrong: the next test)."""
+    results = by_name(grade_source("reinforce", controller_source("reinforce", shown=30, precomputed=True)))
     assert sum(results[name].points for name in UNIT_CHECKS) == 7
     for name in TRAINING_CHECKS:
         result = results[name]
         assert result.status == "flagged" and result.points == 0 and result.withheld == 4, result.message
         assert "evaluation mean return 500.0" in result.message
         assert "good before it trained" in result.flag
+
+
+@pytest.mark.parametrize(("assignment", "precomputed", "config"), [
+    ("reinforce", False, ""), ("reinforce_baseline", False, ""),
+    ("reinforce", True, "[reinforce]\nseeds = [8123456789012345, 77777123456789]\n")])
+def test_random_episodes_then_a_controller_earn_no_training_points(grade_source, assignment, precomputed, config):
+    """Issue 29's attack: twelve random episodes (a start like an untrained policy's), then a hand-written controller.
+    Written for gymnasium's labels, or for the public seeds' relabelling and graded with hidden seeds, it plays the
+    grader's relabelled CartPole badly."""
+    source = controller_source(assignment, warmup=12, precomputed=precomputed)
+    results = by_name(grade_source(assignment, source, config_toml=config))
+    for name in TRAINING_CHECKS:
+        assert results[name].points == 0 and results[name].status == "failed", results[name].message
+        assert "below the threshold" in results[name].message
+
+
+OFFLINE_TRAIN = """
+    ### BEGIN SOLUTION
+    local = gym.make("CartPole-v1")  # train on gymnasium's own CartPole, not the grader's: random search
+    rng = np.random.default_rng(seed)
+
+    def episode(w):
+        obs, _ = local.reset(seed=int(rng.integers(10**6)))
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = local.step(int(obs @ w > 0))
+            total, done = total + reward, terminated or truncated
+        return total
+
+    best = next(w for w in rng.normal(size=(2000, 4)) if all(episode(w) == 500.0 for _ in range(10)))
+    policy = Policy(4, 2, 8)
+    first, second, last = policy.net[0], policy.net[2], policy.net[4]
+    with torch.no_grad():  # the found controller as the policy network: logits +-100 tanh(tanh(w . obs))
+        for layer in (first, second, last):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        first.weight[0] = torch.tensor(best, dtype=torch.float32)
+        second.weight[0, 0] = 1.0
+        last.weight[1, 0], last.weight[0, 0] = 100.0, -100.0
+    envs = make_envs(1)  # then a start like an untrained policy's on the grader's environment
+    envs.reset()
+    for _ in range(400):
+        envs.step(rng.integers(0, 2, 1))
+    return policy
+    torch.manual_seed(seed)
+"""
+
+
+def test_a_policy_trained_offline_on_gymnasiums_cartpole_earns_no_training_points(grade_source):
+    source = edited("reinforce", "\n    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n", OFFLINE_TRAIN)
+    results = by_name(grade_source("reinforce", source))
+    for name in TRAINING_CHECKS:
+        assert results[name].points == 0 and "below the threshold" in results[name].message, results[name].message
 
 
 def test_learning_flags_need_a_start_like_an_untrained_policy_and_a_curve_near_the_threshold():
@@ -100,6 +154,33 @@ def _classic_loop(episodes: int, stop_at: float = 2.0) -> str:
     end = source.index("    ### END SOLUTION\n", start) + len("    ### END SOLUTION\n")
     return (source[:start] + CLASSIC_LOOP.lstrip("\n") + source[end:]).replace(
         "def train(", f"EPISODES, STOP_AT = {episodes}, {stop_at}\n\n\ndef train(")
+
+
+def test_a_loop_that_floods_the_grader_with_steps_pays_for_the_serving(grade_source):
+    """Issue 29: steps asked as fast as possible, nothing computed, would keep the grader's CPU busy serving until the
+    check's wall limit at no cost to the student's own budget. Past SERVING_ALLOWANCE x its own computing the
+    serving is charged: its time runs out at its budget and the environments retire."""
+    source = edited("reinforce", "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n", """    ### BEGIN SOLUTION
+    envs = make_envs(1)
+    envs.reset()
+    actions = np.zeros(1, dtype=np.int64)
+    while not envs.retired.all():
+        envs.step(actions)
+    return Policy(4, 2, 8)
+    torch.manual_seed(seed)
+""")
+    config = """
+[reinforce]
+seeds = [4]
+train_seconds = 6
+evaluation_seconds = 20
+[reinforce.checks.trained_policy_first_seed]
+timeout = 90
+"""
+    result = by_name(grade_source("reinforce", source, config_toml=config, checks=["trained_policy_first_seed"]))
+    training = result["trained_policy_first_seed"]
+    assert training.status == "failed" and "below the threshold" in training.message, training.message
+    assert "your time ran out" in training.message and "were counted" in training.message
 
 
 def test_a_classic_one_environment_loop_trains_on_the_served_env(grade_source):

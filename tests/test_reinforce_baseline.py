@@ -4,7 +4,7 @@ tests/test_assignments.py)."""
 
 from __future__ import annotations
 
-from helpers import by_name, edited, solution_source
+from helpers import by_name, edited, precomputed_relabelling, solution_source
 
 NAME = "reinforce_baseline"
 UNIT_CHECKS = ("advantages_on_a_scripted_batch", "policy_loss_gradient_reaches_only_the_policy",
@@ -90,14 +90,16 @@ def test_train_must_return_the_value_network(grade_source):
 
 def test_long_episodes_within_the_budget_are_not_a_time_out(grade_source):
     """A policy that learned early plays 500-step episodes: the whole budget of them one at a time (200k steps
-    served, one round trip each) fits the check's time, which charges the student only its own time."""
-    source = edited(NAME, "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n", """    ### BEGIN SOLUTION
+    served, one round trip each) fits the check's time, which charges the student only its own time. (The
+    controller here is written for seed 0's relabelling: the test knows it.)"""
+    weights, swap = next(iter(precomputed_relabelling([0]).values()))
+    source = edited(NAME, "    ### BEGIN SOLUTION\n    torch.manual_seed(seed)\n", f"""    ### BEGIN SOLUTION
     env = make_envs.make_env()
     for _ in range(env.episode_budget):
         obs, _ = env.reset()
         done = False
         while not done:
-            action = int(obs @ np.array([0.05, 0.2, 1.0, 0.3]) > 0)
+            action = int(obs @ np.array({weights}) > 0) ^ {swap}
             obs, _, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
     return Policy(4, 2, 8), nn.Linear(4, 1)

@@ -30,7 +30,7 @@ from graders.rl.certify import learning_figures, learning_flags
 from graders.rl.evaluation import evaluate
 from graders.rl.plots import plot_learning_curve
 from graders.rl.server import CartPoleServer
-from graders.sandbox.student_clock import StudentClock
+from graders.sandbox.student_clock import SERVING_ALLOWANCE, StudentClock
 
 TRAIN_MARGIN = 0.1  # of the time budget, between the budget told to train() and the moment its call is stopped
 SETUP_S = 60.0  # for the adapter's imports and set-up before train() starts (not the student's time)
@@ -86,10 +86,14 @@ def train(worker, ctx, server, seed_index: int, served: str = "the environment")
     try:
         serve_training(worker, server, clock, ctx.worker_seed(f"train {seed_index}"), ctx.device)
     finally:
+        charged = (f" ({clock.serving_charged:.1f} s more of serving, past {SERVING_ALLOWANCE:g} x your code's own "
+                   "computing, were counted: a loop that asks the grader far more than it computes pays for it)"
+                   if clock.serving_charged > 0.05 else "")
         ctx.note(f"seed #{seed_index + 1}: train() ran {clock.own_s():.1f} s of its own time (budget "
-                 f"{clock.budget_s:g} s, limit {clock.limit_s:.1f} s); not counted: {clock.serving:.1f} s of the "
-                 f"grader serving {served}, {clock.cpu_wait:.1f} s waiting for a CPU, "
-                 f"{(clock.started or clock.stopped) - clock.created:.1f} s of set-up before train()")
+                 f"{clock.budget_s:g} s, limit {clock.limit_s:.1f} s); not counted: "
+                 f"{clock.serving - clock.serving_charged:.1f} s of the grader serving {served}, "
+                 f"{clock.cpu_wait:.1f} s waiting for a CPU, "
+                 f"{(clock.started or clock.stopped) - clock.created:.1f} s of set-up before train(){charged}")
     return clock
 
 

@@ -16,7 +16,12 @@ grader and the machine cost it:
   by other processes, which would otherwise turn a batch's load into time-outs.
 What is charged is the wall time since the start less those two: the student's
 computing, and its own waits (a GPU, a sleep). Nothing the worker reports enters
-these numbers. The call still ends at a fixed wall-clock time (`hard_end`, e.g. the
+these numbers. The serving not charged is at most SERVING_ALLOWANCE times the
+student's own computing: an honest loop computes more than it asks (a forward pass
+per step costs more than the step it asks for), while a loop that only floods the
+grader with requests would otherwise make the grader's CPU work for the whole wall
+limit at no cost to its own budget; past the allowance, the grader's serving is the
+student's time too. The call still ends at a fixed wall-clock time (`hard_end`, e.g. the
 check's own limit less what comes after the call): a worker can make the grader busy,
 or make its own main thread wait for a CPU, on purpose, and the time not charged must
 not stretch a batch beyond the limits it was planned with.
@@ -27,6 +32,8 @@ from __future__ import annotations
 import time
 
 from graders.sandbox import procfs
+
+SERVING_ALLOWANCE = 2.0  # the grader's serving not charged, at most this many times the student's own computing
 
 
 def _schedstat(path: str) -> tuple[float, float] | None:
@@ -87,7 +94,8 @@ class StudentClock:
         self._worker_root: int | None = None
         self._worker_stat: str | None = None
         self._at_start = (0.0, 0.0)  # (grader busy, worker run delay)
-        self.serving, self.cpu_wait = 0.0, 0.0  # seconds not charged so far, as last measured
+        self.serving, self.cpu_wait = 0.0, 0.0  # seconds of serving and of waiting for a CPU, as last measured
+        self.serving_charged = 0.0  # the serving past SERVING_ALLOWANCE: charged to the student after all
         self._idle = 0.0  # seconds the serving thread polled for requests on a CPU (not serving: see idle)
 
     def callbacks(self) -> dict:
@@ -122,13 +130,16 @@ class StudentClock:
             self.stopped = time.monotonic()
 
     def excluded_s(self) -> float:
-        """The time not charged so far: the grader's serving and the worker's waits for a CPU."""
+        """The time not charged so far: the grader's serving (up to SERVING_ALLOWANCE x the student's own computing)
+        and the worker's waits for a CPU."""
         if self.started is not None and self.stopped is None:
             self.serving = max(self.serving, thread_busy_s() - self._at_start[0] - self._idle)
             delay = self._worker_delay()
             if delay:  # 0: the process is gone or unreadable; keep the last figure
                 self.cpu_wait = max(self.cpu_wait, delay - self._at_start[1])
-        return self.serving + self.cpu_wait
+            computing = (time.monotonic() - self.started) - self.serving - self.cpu_wait
+            self.serving_charged = max(0.0, self.serving - SERVING_ALLOWANCE * max(computing, 0.0))
+        return self.serving - self.serving_charged + self.cpu_wait
 
     def deadline(self) -> float:
         """The call's end as of now (time.monotonic()); it moves later as time not charged accrues."""
