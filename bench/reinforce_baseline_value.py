@@ -53,6 +53,7 @@ VARIANTS = {
 }
 FINAL_EPISODES = 20
 WINDOWS = (20, 50, 100)
+ARRAYS = ""  # --arrays DIR: one .npz per row with the training states and the value network's predictions
 
 
 def stats(predictions: np.ndarray, returns: np.ndarray) -> dict:
@@ -108,13 +109,20 @@ def run(variant: str, seed: int) -> dict:
            "variant": variant, "correct": VARIANTS[variant][0], "seed": seed, "eval_mean": eval_mean,
            "passed": eval_mean >= defaults["thresholds"]["mean_return"],
            "train_lengths_last20": [int(n) for n in server.episode_lengths[-20:]]}
-    states, lengths = value_check.play(InProcess(), np.random.default_rng([seed, 99]), FINAL_EPISODES,
-                                       relabelling=relabelling)
-    row["final"] = stats(predict(states), np.concatenate([value_check.discounted(n, args.gamma) for n in lengths]))
+    states_final, lengths_final = value_check.play(InProcess(), np.random.default_rng([seed, 99]), FINAL_EPISODES,
+                                                   relabelling=relabelling)
+    row["final"] = stats(predict(states_final),
+                         np.concatenate([value_check.discounted(n, args.gamma) for n in lengths_final]))
     for k in WINDOWS:
         episodes = server.episode_states[-k:]
         returns = np.concatenate([value_check.discounted(len(e), args.gamma) for e in episodes])
         row[f"train_{k}"] = stats(predict(np.concatenate(episodes)), returns)
+    if ARRAYS:  # every training state and what the value network says of it, for metrics thought of later
+        states = np.concatenate(server.episode_states)
+        np.savez_compressed(Path(ARRAYS) / f"{variant}_{seed}.npz", states=states, predictions=predict(states),
+                            lengths=np.array(server.episode_lengths), gamma=args.gamma,
+                            final_states=states_final, final_predictions=predict(states_final),
+                            final_lengths=np.array(lengths_final))
     return row
 
 
@@ -124,7 +132,10 @@ def main() -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", default=None, help="append one JSON line per (variant, seed); resumes")
+    parser.add_argument("--arrays", default="", help="a folder for one .npz of states and predictions per row")
     args = parser.parse_args()
+    global ARRAYS
+    ARRAYS = args.arrays
     done = set()
     if args.out and Path(args.out).exists():
         done = {(r["variant"], r["seed"]) for r in map(json.loads, Path(args.out).read_text().splitlines())}

@@ -29,7 +29,8 @@ called anything: a training run starts from the submission as imported, never fr
 what a unit check's calls left behind (module-level lists, torch's global state).
 A check that reads other checks' results names them in `needs` (`ctx.result(name)`);
 the engine runs them first, and a selection (`--check`) that holds the check holds
-them too.
+them too. `ctx.shared` carries what a check leaves for later checks of the same
+grading (reinforce_baseline's spare seed: which row used it).
 
 `load(name)` imports `graders.NAME.grader` and raises `GraderContractError` for a
 module that breaks the contract (a misspelt fixture or hook, a missing TITLE), so a
@@ -82,6 +83,7 @@ class Context:
     metrics: dict[str, dict] = field(default_factory=dict)  # the running check's (see `metric`)
     listener: Listener | None = None  # who watches the grading (a progress display); never decides anything
     checks: tuple[Check, ...] = ()  # the grading's rows
+    shared: dict = field(default_factory=dict)  # what a check leaves for the later checks of the same grading
     results: dict[str, CheckResult] = field(default_factory=dict)  # the rows graded so far, by name
 
     @property

@@ -358,7 +358,7 @@ def _search(worker, ctx, index: int) -> None:
     greedy_row = None
     try:
         failing = ctx.failed(SEARCH_PIECES)  # their rows ran before, in the unit checks' worker
-        training.train(worker, ctx, server, index, served="the search's evaluations")
+        training.train(worker, ctx, server, training.Run.of(ctx, index), served="the search's evaluations")
         greedy = as_array(worker.call("greedy", timeout=max(ctx.time_left(), 1.0)),
                           "greedy_architecture(controller) after the search", (len(space.CHOICES),), dtype=np.int64)
         expect(np.all((greedy >= 0) & (greedy < np.array(space.CHOICES))),

@@ -15,7 +15,7 @@ import numpy as np
 from graders.checks import as_array, check, expect, expect_close
 from graders.rl import gradients
 from graders.rl import reinforce as common
-from graders.rl.training import train_and_evaluate
+from graders.rl.training import Run, train_and_evaluate
 
 TITLE = "REINFORCE on CartPole-v1"
 INSTRUCTOR_ONLY = ("graders.rl.reinforce",)  # the expected gradients: never in a student kit
@@ -130,4 +130,4 @@ def sampled_actions_follow_the_policy(worker, ctx):
 @check(points=4, timeout=TRAINING_TIMEOUT, kind="training", per_seed=True)
 def trained_policy(worker, ctx, seed_index):
     """Train on the grader's environments (one row per seed), then 100 evaluation episodes reach the threshold."""
-    train_and_evaluate(worker, ctx, seed_index, threshold_name="mean_return", title=TITLE)
+    train_and_evaluate(worker, ctx, Run.of(ctx, seed_index), threshold_name="mean_return", title=TITLE)

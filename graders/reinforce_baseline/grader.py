@@ -23,7 +23,7 @@ from graders.reinforce_baseline import value_check
 from graders.rl import gradients
 from graders.rl import reinforce as common
 from graders.rl.cartpole import Relabelling
-from graders.rl.training import train_and_evaluate
+from graders.rl.training import Run, train_and_evaluate
 
 # The default budget: with 400 episodes the reference passed 97.8% of 93 seeds it was not tuned on, both seeds of about
 # 96% of gradings (200: 88% and 77%); the target of 99% of gradings is not reached by any budget measured
@@ -38,6 +38,9 @@ DEFAULTS = {
     # gradings (docs/reinforce_baseline.md)
     "episode_budget": EPISODE_BUDGET,
     "eval_episodes": 100,
+    # the decision rule: the first seed of a grading that fails its training check is replaced by a spare seed
+    # (derived from the grading's seeds), so a grading passes when two of three seeds pass (docs/reinforce_baseline.md)
+    "spare_seed": True,
     "train_seconds": {"cpu": 240, "cuda": 240},  # the student's own time for train(), margin included
     "evaluation_seconds": 60,
     # Learning the grader must see (graders/rl/certify.py): the mean of the first start_episodes served
@@ -51,8 +54,10 @@ DEFAULTS = {
                    "untrained_start": 100.0, "learning_seen": 250.0},
 }
 # the check's wall limit: the student's own train_seconds, the evaluation's evaluation_seconds, and room for the set-up,
-# the grader's serving and a loaded machine's waits, which are not the student's time (graders/rl/training.py)
-TRAINING_TIMEOUT = {"cpu": 600, "cuda": 600}
+# the grader's serving and a loaded machine's waits, which are not the student's time (graders/rl/training.py); twice,
+# for the row that trains the spare seed too
+TRAINING_TIMEOUT = {"cpu": 900, "cuda": 900}
+SPARE = "spare seed used by"
 ADVANTAGE_HINT = "A_t = G_t - v(s_t): the return minus the baseline, with the baseline detached (values.detach())"
 POLICY_HINT = ("the policy loss is the mean of -A_t log pi(a_t|s_t) with A_t = G_t - value_net(obs) detached, and the "
                "returns used as given (already scaled by the caller); no normalization unless "
@@ -252,11 +257,26 @@ def baseline_reduces_variance(worker, ctx):
            hint="the policy loss must use A_t = G_t - value_net(s_t), not the returns themselves")
 
 
-@check(points=4, timeout=TRAINING_TIMEOUT, kind="training", per_seed=True)
-def trained_policy(worker, ctx, seed_index):
-    """Train within the grader's episode budget (one row per seed); 100 evaluation episodes reach the threshold,
-    and the returned value network predicts the returns on the grader's own states."""
-    train_and_evaluate(worker, ctx, seed_index, threshold_name="mean_return", title=TITLE,
+def _train_and_check(worker, ctx, run: Run) -> None:
+    """One training run: the policy's evaluation, then the value network."""
+    train_and_evaluate(worker, ctx, run, threshold_name="mean_return", title=TITLE,
                        episode_budget=int(ctx.option("episode_budget")))
-    value_check.expect_value_network_learned(worker, ctx, f"seed #{seed_index + 1}",
-                                             Relabelling(int(ctx.seeds[seed_index])))
+    value_check.expect_value_network_learned(worker, ctx, run.label, Relabelling(run.seed))
+
+
+@check(points=4, timeout=TRAINING_TIMEOUT, kind="training", per_seed=True)
+def trained_policy(worker, fresh_worker, ctx, seed_index):
+    """Train within the grader's episode budget (one row per seed); 100 evaluation episodes reach the threshold,
+    and the returned value network predicts the returns on the grader's own states. Decision rule: the first
+    seed that fails is replaced by one spare seed (two of three pass)."""
+    try:
+        _train_and_check(worker, ctx, Run.of(ctx, seed_index))
+    except CheckFailed as failure:
+        if not ctx.option("spare_seed") or SPARE in ctx.shared:
+            raise
+        ctx.shared[SPARE] = seed_index
+        ctx.note(f"seed #{seed_index + 1} failed ({str(failure).splitlines()[0]}); the grading's one spare seed "
+                 "is trained in its place, in a fresh worker (a correct solution fails a seed now and then: "
+                 "docs/reinforce_baseline.md)")
+        _train_and_check(fresh_worker(), ctx, Run.spare(ctx))
+        ctx.note(f"the spare seed passed: seed #{seed_index + 1} counts as passed")

@@ -22,6 +22,8 @@ in it next to train_seconds (a limit too small for train_seconds shrinks the bud
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from graders.checks import CheckFlagged, expect
@@ -67,6 +69,31 @@ def time_budget(ctx) -> float:
     return budget_s
 
 
+@dataclass(frozen=True)
+class Run:
+    """One training run of a check: its grading seed (it stays in the grader), how the student sees it named, and
+    the key of its derived random streams and files."""
+
+    seed: int
+    label: str  # "seed #1", "the spare seed"
+    key: str  # "0", "1", "spare"
+
+    @classmethod
+    def of(cls, ctx, index: int) -> Run:
+        """The run of the grading's seed number `index`."""
+        return cls(int(ctx.seeds[index]), f"seed #{index + 1}", str(index))
+
+    @classmethod
+    def spare(cls, ctx) -> Run:
+        """The grading's spare seed, derived one-way from its seeds (reinforce_baseline's decision rule)."""
+        return cls(int(ctx.rng("spare seed").integers(2**62)), "the spare seed", "spare")
+
+    @property
+    def file(self) -> str:
+        """How its feedback files are named: seed1, seed2, spare_seed."""
+        return f"seed{int(self.key) + 1}" if self.key.isdigit() else f"{self.key}_seed"
+
+
 def serve_training(worker, server: CartPoleServer, clock: StudentClock, worker_seed: int, device: str):
     """The submission's train() on the server's environments, timed by `clock` (bench/ uses it too)."""
     try:
@@ -76,7 +103,7 @@ def serve_training(worker, server: CartPoleServer, clock: StudentClock, worker_s
         clock.stop()
 
 
-def train(worker, ctx, server, seed_index: int, served: str = "the environment") -> StudentClock:
+def train(worker, ctx, server, run: Run, served: str = "the environment") -> StudentClock:
     """Train on what `server` serves (its `callbacks()`: CartPole, or the NAS grader's search space) within the
     check's time; a note says where the time went."""
     evaluation_s = float(ctx.option("evaluation_seconds"))
@@ -84,12 +111,12 @@ def train(worker, ctx, server, seed_index: int, served: str = "the environment")
                          hard_end=ctx.deadline - evaluation_s)
     server.time_up = lambda: clock.own_s() >= clock.budget_s  # the served task ends itself: no student reads a clock
     try:
-        serve_training(worker, server, clock, ctx.worker_seed(f"train {seed_index}"), ctx.device)
+        serve_training(worker, server, clock, ctx.worker_seed(f"train {run.key}"), ctx.device)
     finally:
         charged = (f" ({clock.serving_charged:.1f} s more of serving, past {SERVING_ALLOWANCE:g} x your code's own "
                    "computing, were counted: a loop that asks the grader far more than it computes pays for it)"
                    if clock.serving_charged > 0.05 else "")
-        ctx.note(f"seed #{seed_index + 1}: train() ran {clock.own_s():.1f} s of its own time (budget "
+        ctx.note(f"{run.label}: train() ran {clock.own_s():.1f} s of its own time (budget "
                  f"{clock.budget_s:g} s, limit {clock.limit_s:.1f} s); not counted: "
                  f"{clock.serving - clock.serving_charged:.1f} s of the grader serving {served}, "
                  f"{clock.cpu_wait:.1f} s waiting for a CPU, "
@@ -97,10 +124,9 @@ def train(worker, ctx, server, seed_index: int, served: str = "the environment")
     return clock
 
 
-def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: str,
+def train_and_evaluate(worker, ctx, run: Run, *, threshold_name: str, title: str,
                        episode_budget: int | None = None) -> None:
-    seed = int(ctx.seeds[index])  # stays in the grader: the worker and the feedback see only "seed #N"
-    label = f"seed #{index + 1}"
+    seed, label = run.seed, run.label  # the seed stays in the grader: the worker and the feedback see the label
     relabelling = Relabelling(seed)  # the same secret labels for training and evaluation
     server = CartPoleServer(seed, episode_budget=episode_budget, relabelling=relabelling,
                             on_episode=lambda n, ret: ctx.progress(f"{label}: episode {n}, return {ret:g}"))
@@ -108,7 +134,7 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
     shown = ctx.shown_threshold(threshold_name)
     eval_returns = None
     try:
-        train(worker, ctx, server, index)
+        train(worker, ctx, server, run)
         eval_returns = evaluate(worker, seed, int(ctx.option("eval_episodes")), timeout=max(ctx.time_left(), 1.0),
                                 relabelling=relabelling)
         mean, std = float(np.mean(eval_returns)), float(np.std(eval_returns))
@@ -122,7 +148,7 @@ def train_and_evaluate(worker, ctx, index: int, *, threshold_name: str, title: s
         _certify(ctx, server, label)
     finally:
         ctx.note(server.summary())
-        path = ctx.artifact(f"learning_curve_seed{index + 1}.png")
+        path = ctx.artifact(f"learning_curve_{run.file}.png")
         if path is not None:
             try:
                 plot_learning_curve(path, server, threshold, shown, f"{title}, {label}", eval_returns)
