@@ -107,13 +107,13 @@ class Context:
     def blame(self, names) -> str:
         """'' when the checks `names` passed, else a sentence that names those that failed and what each checks: a
         failure that comes from an earlier function says so, and where."""
-        docs = {c.name: c.doc for c in self.checks}
-        failed = [f"{name} ({docs[name].rstrip('.')})" if docs.get(name) else name for name in self.failed(names)]
+        docs = {c.name: c.doc.rstrip(".") for c in self.checks}
+        failed = [f"{name} ({docs[name]})" if docs.get(name) else name for name in self.failed(names)]
         if not failed:
             return ""
-        one = len(failed) == 1
-        return (f"this check uses what {'this check tests' if one else 'these checks test'}, and "
-                f"{'it' if one else 'they'} failed: {'; '.join(failed)}. Fix {'it' if one else 'them'} first")
+        if len(failed) == 1:
+            return f"it uses what the check {failed[0]} checks, and that check failed. Fix it first"
+        return f"it uses what the checks {'; '.join(failed)} check, and they failed. Fix them first"
 
     def time_left(self) -> float:
         """Seconds until the running check's deadline."""

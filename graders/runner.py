@@ -121,6 +121,8 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         for other in fresh + ([worker] if own else []):
             other.close()
     result.seconds = round(time.monotonic() - start, 3)
+    if result.status in ("failed", "error", "timeout") and (blame := ctx.blame(check.needs)):
+        result.message = f"Probably not this check's own fault: {blame}.\n{result.message}"
     result.message = "\n".join([m for m in [result.message, *ctx.notes] if m])
     result.output = worker.output[printed_before:] + "".join(other.output for other in fresh)
     result.metrics = dict(ctx.metrics)

@@ -112,3 +112,59 @@ seeds = [0]
     result = by_name(grade_source(NAME, source, config_toml=config))["trained_policy_first_seed"]
     assert result.status in ("passed", "failed"), result.message
     assert "400 episodes finished, 400 started, 200000 steps in 1 environment(s)" in result.message
+
+
+# --- the decision rule (issue 27): the first seed that fails is replaced by one spare seed ------------------------
+
+
+class _Worker:
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _rows_with_outcomes(monkeypatch, passes: dict, seeds=(11, 12), spare: bool = True) -> tuple[list, list]:
+    """Run the training rows of a grading whose runs pass or fail as `passes` says ({run label: bool}); the runs
+    trained, in order, and each row's outcome ("passed" or the failure's first line)."""
+    from graders.checks import CheckFailed
+    from graders.contract import Context
+    from graders.reinforce_baseline import grader
+
+    trained = []
+
+    def fake_run(worker, ctx, run):
+        trained.append((run.label, worker.name))
+        if not passes[run.label]:
+            raise CheckFailed(f"{run.label}: below the threshold")
+
+    monkeypatch.setattr(grader, "_train_and_check", fake_run)
+    ctx = Context(NAME, "cpu", {**grader.DEFAULTS, "seeds": list(seeds), "spare_seed": spare})
+    outcomes = []
+    for index in range(len(seeds)):
+        try:
+            grader.trained_policy(_Worker(f"worker {index}"), lambda: _Worker("fresh"), ctx, index)
+            outcomes.append("passed")
+        except CheckFailed as exc:
+            outcomes.append(str(exc).splitlines()[0])
+    return trained, outcomes
+
+
+def test_the_first_failing_seed_is_replaced_by_the_spare_seed_once(monkeypatch):
+    trained, outcomes = _rows_with_outcomes(monkeypatch, {"seed #1": False, "seed #2": True, "the spare seed": True})
+    assert outcomes == ["passed", "passed"]
+    assert trained == [("seed #1", "worker 0"), ("the spare seed", "fresh"), ("seed #2", "worker 1")]
+    trained, outcomes = _rows_with_outcomes(monkeypatch, {"seed #1": False, "seed #2": False, "the spare seed": True})
+    assert outcomes == ["passed", "seed #2: below the threshold"]  # one spare per grading: two of three
+    assert [label for label, _ in trained] == ["seed #1", "the spare seed", "seed #2"]
+    trained, outcomes = _rows_with_outcomes(monkeypatch, {"seed #1": True, "seed #2": False, "the spare seed": False})
+    assert outcomes == ["passed", "the spare seed: below the threshold"]
+    _, outcomes = _rows_with_outcomes(monkeypatch, {"seed #1": False, "seed #2": True}, spare=False)
+    assert outcomes == ["seed #1: below the threshold", "passed"]
+
+
+def test_the_spare_seed_is_derived_from_the_grading_seeds_and_hidden_with_them():
+    from graders.contract import Context
+    from graders.rl.training import Run
+
+    spares = {Run.spare(Context(NAME, "cpu", {"seeds": seeds})).seed for seeds in ([0, 1], [0, 2], [5, 1])}
+    assert len(spares) == 3 and not spares & {0, 1, 2, 5}
+    assert Run.spare(Context(NAME, "cpu", {"seeds": [0, 1]})).seed == Run.spare(Context(NAME, "cpu", {"seeds": [0, 1]})).seed

@@ -102,6 +102,11 @@ def _close(got, want, what: str, ctx, hint: str = "", mask=None) -> np.ndarray:
                                         "|expected|)")
 
 
+# The checks of the functions a student's later function calls (the reference's do): a later check that fails
+# names them when they failed too (its own figure cannot be right then; docs/policy_gradient.md).
+VALUES = ("softmax_policy", "softmax_jacobian", "finite_horizon_values", "episodic_values")
+
+
 # --- 1. the softmax policy and its Jacobian --------------------------------------------------
 
 
@@ -188,7 +193,7 @@ def visit_counts(worker, ctx):
 # --- 4. the theorem ------------------------------------------------------------------------------------
 
 
-@check(points=3, timeout=CHECK_TIMEOUT)
+@check(points=3, timeout=CHECK_TIMEOUT, needs=(*VALUES, "visit_counts"))
 def theorem_with_visit_counts(worker, ctx):
     """policy_gradient_theorem equals grad J (autograd and finite differences)."""
     for case in _cases(ctx):
@@ -206,7 +211,7 @@ def theorem_with_visit_counts(worker, ctx):
         _close(got, fd, f"gradient on {case.name} vs finite differences of J", ctx, hint=hint)
 
 
-@check(points=2, timeout=CHECK_TIMEOUT)
+@check(points=2, timeout=CHECK_TIMEOUT, needs=("softmax_jacobian",))
 def theorem_up_to_normalisation(worker, ctx):
     """With mu = eta / sum(eta) the theorem's sum is grad J / sum(eta): proportional, not equal."""
     factors = []
@@ -227,7 +232,7 @@ def theorem_up_to_normalisation(worker, ctx):
     ctx.note("sum(eta) (expected episode length) per case: " + ", ".join(factors))
 
 
-@check(points=3, timeout=CHECK_TIMEOUT)
+@check(points=3, timeout=CHECK_TIMEOUT, needs=(*VALUES, "k_step_probabilities"))
 def unrolled_identity(worker, ctx):
     """unrolled_value_gradient: grad v(s) = sum_x sum_k Pr(s -> x in k) sum_a q grad pi, per start s."""
     for case in _cases(ctx):
@@ -244,7 +249,7 @@ def unrolled_identity(worker, ctx):
 # --- 6. baselines -------------------------------------------------------------------------------------------
 
 
-@check(points=2, timeout=CHECK_TIMEOUT)
+@check(points=2, timeout=CHECK_TIMEOUT, needs=("softmax_jacobian",))
 def baseline_term_vanishes(worker, ctx):
     """action_weighted_gradient: sum_a b(s) grad pi(a|s) = 0; not so for b(s, a)."""
     for case in _cases(ctx):
@@ -320,14 +325,14 @@ def _unbiased(worker, ctx, with_baseline: bool, hint: str) -> None:
     ctx.note("; ".join(notes))
 
 
-@check(points=3, timeout=CHECK_TIMEOUT)
+@check(points=3, timeout=CHECK_TIMEOUT, needs=("softmax_policy",))
 def reinforce_unbiased(worker, ctx):
     """reinforce_gradients without a baseline: each episode's estimate is the grader's, and their mean is grad J."""
     _unbiased(worker, ctx, False, "g = sum over the episode's real steps t of G_t (onehot(A_t) - pi(.|S_t)) in row "
                                   "S_t, with G_t = R_{t+1} + ... + R_T; padding steps (t >= length) do not count")
 
 
-@check(points=3, timeout=CHECK_TIMEOUT)
+@check(points=3, timeout=CHECK_TIMEOUT, needs=("softmax_policy",))
 def reinforce_baseline_unbiased(worker, ctx):
     """reinforce_gradients with a value baseline b_t(s): each episode's estimate is the grader's; still unbiased."""
     _unbiased(worker, ctx, True, "subtract baseline[t, S_t], the baseline of the state the action was taken in, at "
@@ -335,7 +340,7 @@ def reinforce_baseline_unbiased(worker, ctx):
                                  "adds bias")
 
 
-@check(points=2, timeout=CHECK_TIMEOUT)
+@check(points=2, timeout=CHECK_TIMEOUT, needs=("softmax_policy", "reinforce_unbiased", "reinforce_baseline_unbiased"))
 def baseline_lowers_variance(worker, ctx):
     """The value baseline lowers the total variance of the estimates, on the same episodes."""
     limit = ctx.threshold("max_variance_ratio")

@@ -34,6 +34,8 @@ DEFAULTS = {
 # the check's wall limit: the student's own train_seconds, the evaluation's evaluation_seconds, and room for the set-up,
 # the grader's serving and a loaded machine's waits, which are not the student's time (graders/rl/training.py)
 TRAINING_TIMEOUT = {"cpu": 600, "cuda": 600}
+# the functions a training run uses: a training check that fails names these checks when they failed too
+UNIT_CHECKS = ("discounted_returns", "loss_gradient_is_reinforce", "sampled_actions_follow_the_policy")
 LOSS_HINT = ("the loss is the mean over the batch of -G_t * log pi(a_t|s_t), where log pi(a_t|s_t) is "
              "log_softmax(logits) at the action actually taken (gather), and the returns are used as given "
              "(constants, already scaled by the caller)")
@@ -127,7 +129,7 @@ def sampled_actions_follow_the_policy(worker, ctx):
                 "never explores")
 
 
-@check(points=4, timeout=TRAINING_TIMEOUT, kind="training", per_seed=True)
+@check(points=4, timeout=TRAINING_TIMEOUT, kind="training", per_seed=True, needs=UNIT_CHECKS)
 def trained_policy(worker, ctx, seed_index):
     """Train on the grader's environments (one row per seed), then 100 evaluation episodes reach the threshold."""
     train_and_evaluate(worker, ctx, Run.of(ctx, seed_index), threshold_name="mean_return", title=TITLE)

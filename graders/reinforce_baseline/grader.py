@@ -58,6 +58,10 @@ DEFAULTS = {
 # for the row that trains the spare seed too
 TRAINING_TIMEOUT = {"cpu": 900, "cuda": 900}
 SPARE = "spare seed used by"
+# the functions a training run uses: a training check that fails names these checks when they failed too
+UNIT_CHECKS = ("advantages_on_a_scripted_batch", "policy_loss_gradient_reaches_only_the_policy",
+               "value_loss_is_mse_and_reaches_only_the_value_network", "normalized_advantages_are_standardized",
+               "baseline_reduces_variance")
 ADVANTAGE_HINT = "A_t = G_t - v(s_t): the return minus the baseline, with the baseline detached (values.detach())"
 POLICY_HINT = ("the policy loss is the mean of -A_t log pi(a_t|s_t) with A_t = G_t - value_net(obs) detached, and the "
                "returns used as given (already scaled by the caller); no normalization unless "
@@ -264,7 +268,7 @@ def _train_and_check(worker, ctx, run: Run) -> None:
     value_check.expect_value_network_learned(worker, ctx, run.label, Relabelling(run.seed))
 
 
-@check(points=4, timeout=TRAINING_TIMEOUT, kind="training", per_seed=True)
+@check(points=4, timeout=TRAINING_TIMEOUT, kind="training", per_seed=True, needs=UNIT_CHECKS)
 def trained_policy(worker, fresh_worker, ctx, seed_index):
     """Train within the grader's episode budget (one row per seed); 100 evaluation episodes reach the threshold,
     and the returned value network predicts the returns on the grader's own states. Decision rule: the first

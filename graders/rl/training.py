@@ -37,6 +37,7 @@ from graders.sandbox.student_clock import SERVING_ALLOWANCE, StudentClock
 TRAIN_MARGIN = 0.1  # of the time budget, between the budget told to train() and the moment its call is stopped
 SETUP_S = 60.0  # for the adapter's imports and set-up before train() starts (not the student's time)
 MIN_BUDGET_S = 5.0  # a smaller budget is a configuration that leaves no time to train
+SPARE_KEY = 0x5BA2E  # the spare seed's stream of the grading's seeds
 
 
 def _certify(ctx, server: CartPoleServer, label: str) -> None:
@@ -85,8 +86,9 @@ class Run:
 
     @classmethod
     def spare(cls, ctx) -> Run:
-        """The grading's spare seed, derived one-way from its seeds (reinforce_baseline's decision rule)."""
-        return cls(int(ctx.rng("spare seed").integers(2**62)), "the spare seed", "spare")
+        """The grading's spare seed, derived one-way from all its seeds (reinforce_baseline's decision rule)."""
+        stream = np.random.default_rng(np.random.SeedSequence([int(s) for s in ctx.seeds], spawn_key=(SPARE_KEY,)))
+        return cls(int(stream.integers(2**62)), "the spare seed", "spare")
 
     @property
     def file(self) -> str:

@@ -19,6 +19,8 @@ VARIANTS = [
             )
         ],
         loses=("finite_horizon_values", "theorem_with_visit_counts", "unrolled_identity"),
+        messages={"theorem_with_visit_counts": "the check finite_horizon_values (finite_horizon_values:",
+                  "unrolled_identity": "Probably not this check's own fault"},
     ),
     Variant(
         "mu_instead_of_eta",
@@ -45,6 +47,8 @@ VARIANTS = [
             "unrolled_identity",
             "baseline_term_vanishes",
         ),
+        messages={"baseline_term_vanishes": "the check softmax_jacobian (softmax_jacobian: d pi(a|s)",
+                  "theorem_up_to_normalisation": "Probably not this check's own fault"},
     ),
     Variant(
         "action_dependent_baseline",
