@@ -88,34 +88,42 @@ def build(folder: Path) -> None:
 
 
 def screenshot(page: Path, png: Path, width: int, height: int) -> None:
-    """A PNG of a page, by Debian's chromium in headless mode."""
+    """A PNG of a page, by Debian's chromium in headless mode, in 64 colours (small enough to keep in docs/)."""
+    from PIL import Image
+
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                     f"--window-size={width},{height}", f"--screenshot={png}", page.as_uri()],
                    check=True, capture_output=True, timeout=120)
+    with Image.open(png) as image:
+        small = image.convert("RGB").resize((width * 3 // 4, height * 3 // 4), Image.LANCZOS).quantize(64)
+    small.save(png, optimize=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
     parser.add_argument("--screenshots", type=Path, help="write the screenshots into this folder (e.g. docs/)")
+    parser.add_argument("--again", action="store_true", help="keep OUT's graded class; only `graders report` it again")
     args = parser.parse_args()
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    build(args.out / "submissions")
-    config = args.out / "config.toml"
-    config.write_text(FAST_BANDITS + "[limits]\nimport_seconds = 4\nmemory_mb = 2048\n")
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "graders", "batch", "bandits", str(args.out / "submissions"), "--out",
-                           str(args.out / "results"), "--device", "cpu", "-j", "2", "--config", str(config)],
-                          cwd=ROOT, capture_output=True, text=True)
+    if args.again:
+        command = ["report", str(args.out / "results")]
+    else:
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        build(args.out / "submissions")
+        config = args.out / "config.toml"
+        config.write_text(FAST_BANDITS + "[limits]\nimport_seconds = 4\nmemory_mb = 2048\n")
+        command = ["batch", "bandits", str(args.out / "submissions"), "--out", str(args.out / "results"), "--device",
+                   "cpu", "-j", "2", "--config", str(config)]
+    done = subprocess.run([sys.executable, "-m", "graders", *command], cwd=ROOT, capture_output=True, text=True)
     print(done.stdout[-3000:], done.stderr[-2000:], f"exit {done.returncode} in {time.monotonic() - start:.0f} s")
     results = args.out / "results"
     print(json.dumps({"flagged": (results / "similarity" / "pairs.csv").read_text().count(",yes")}))
     if args.screenshots:
-        screenshot(results / "report" / "index.html", args.screenshots / "class_report.png", 1000, 2300)
-        pair = results / "similarity" / "pair-1.html"
-        screenshot(results / "similarity" / "index.html", args.screenshots / "class_similarity.png", 1000, 1100)
-        screenshot(pair, args.screenshots / "class_similarity_pair.png", 1400, 1100)
+        screenshot(results / "report" / "index.html", args.screenshots / "class_report.png", 1000, 2200)
+        screenshot(results / "similarity" / "index.html", args.screenshots / "class_similarity.png", 1000, 1000)
+        screenshot(results / "similarity" / "pair-1.html", args.screenshots / "class_similarity_pair.png", 1300, 1000)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 
 NOISE_CHARS = 25  # copydetect's k: the shortest shared run of filtered code that counts (its default)
 GUARANTEE_CHARS = 30  # every shared run this long is found (winnowing window = 30 - 25 + 1; its default)
-THRESHOLD = 0.5  # a pair is flagged from this share of one student's own code found in the other's (measured)
+THRESHOLD = 0.65  # a pair is flagged from this share of one student's own code found in the other's (measured)
 MIN_OVERLAP = 150  # ...and at least this many characters of filtered code shared (measured)
+PREFILTER = 0.2  # pairs are compared in full when one side has this share of its fingerprints in the other's
 MAX_READ_CHARS = 400_000  # of a student's code read (code cells of a notebook); the rest is cut, and said so
 MAX_CODE_CHARS = 60_000  # of a student's own code compared (beyond the template); the rest is cut, and said so
 MAX_ALIGNMENTS = 8  # passes of aligning the template with what is left of a student's code
@@ -68,7 +69,9 @@ class Pair:
     b: str
     share_a: float  # the part of a's own code found in b's
     share_b: float
-    overlap: int  # characters of filtered code shared
+    overlap: int  # characters of filtered code shared, counted on the side where fewer are (a repeated idiom
+    #               counts once per place it occurs, so the longer side could count one short match many times)
+    fingerprints: float = 0.0  # the larger share of fingerprints one side has in the other (the prefilter's)
     slices_a: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((2, 0), dtype=int))
     slices_b: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((2, 0), dtype=int))
 
@@ -79,7 +82,7 @@ class Pair:
 
 @dataclass
 class Similarity:
-    pairs: list[Pair]  # every pair sharing anything, highest score first
+    pairs: list[Pair]  # every pair compared in full (see `candidates`), highest score first
     codes: dict[str, Code]
     threshold: float = THRESHOLD
     min_overlap: int = MIN_OVERLAP
@@ -224,7 +227,7 @@ def _fingerprint(detector, text: str, boilerplate: np.ndarray | None = None, win
 
 
 def compare(codes: Mapping[str, str | Code], templates: Iterable[str] = (), threshold: float = THRESHOLD,
-            min_overlap: int = MIN_OVERLAP) -> Similarity:
+            min_overlap: int = MIN_OVERLAP, prefilter: float = PREFILTER) -> Similarity:
     """Every pair of students sharing code beyond the templates' (`codes`: {student: code text or Code})."""
     detector, _ = _copydetect()
     found = {s: dataclasses.replace(c, student=s) if isinstance(c, Code) else Code(s, c) for s, c in codes.items()}
@@ -243,20 +246,42 @@ def compare(codes: Mapping[str, str | Code], templates: Iterable[str] = (), thre
             prints[student] = _fingerprint(detector, code.text, boilerplate)
         except (RecursionError, MemoryError, ValueError) as exc:  # a lexer's limits; never one student's loss
             code.problem = f"could not be tokenized ({type(exc).__name__})"
-    # Candidates share a fingerprint; only they are compared in full (most pairs of a class share nothing).
+    pairs = []
+    for a, b in candidates(prints, prefilter):
+        overlap_a, (share_a, share_b), (slices_a, slices_b) = detector.compare_files(prints[a], prints[b])
+        overlap_b = share_b * prints[b].token_coverage
+        if overlap_a > 0:
+            pairs.append(Pair(a, b, float(share_a), float(share_b), int(round(min(overlap_a, overlap_b))),
+                              fingerprint_share(prints[a], prints[b]), slices_a, slices_b))
+    pairs.sort(key=lambda p: (-p.score, p.a, p.b))
+    return Similarity(pairs, found, threshold, min_overlap)
+
+
+def candidates(prints: Mapping[str, object], prefilter: float = PREFILTER) -> list[tuple[str, str]]:
+    """The pairs worth comparing in full: one side has `prefilter` of its fingerprints in the other's.
+
+    Comparing a pair in full (copydetect's slices) costs milliseconds, a class of 100 has 4950 pairs, and almost
+    all of them share a few idioms only; a set intersection costs microseconds. bench/similarity_threshold.py
+    checks that no pair scoring near the threshold has a smaller fingerprint share than PREFILTER.
+    """
     owners: dict[int, list[str]] = {}
     for student, fp in prints.items():
         for h in fp.hashes:
             owners.setdefault(h, []).append(student)
-    candidates = {(a, b) if a < b else (b, a) for group in owners.values() if len(group) > 1
-                  for i, a in enumerate(group) for b in group[i + 1:]}
-    pairs = []
-    for a, b in sorted(candidates):
-        overlap, (share_a, share_b), (slices_a, slices_b) = detector.compare_files(prints[a], prints[b])
-        if overlap > 0:
-            pairs.append(Pair(a, b, float(share_a), float(share_b), int(overlap), slices_a, slices_b))
-    pairs.sort(key=lambda p: (-p.score, p.a, p.b))
-    return Similarity(pairs, found, threshold, min_overlap)
+    shared: dict[tuple[str, str], int] = {}
+    for group in owners.values():
+        for i, a in enumerate(group):
+            for b in group[i + 1:]:
+                key = (a, b) if a < b else (b, a)
+                shared[key] = shared.get(key, 0) + 1
+    return sorted(key for key, n in shared.items()
+                  if n >= prefilter * min(len(prints[key[0]].hashes), len(prints[key[1]].hashes)))
+
+
+def fingerprint_share(fp_a, fp_b) -> float:
+    """The larger of the two shares of fingerprints one side has in common with the other."""
+    common = len(fp_a.hashes & fp_b.hashes)
+    return common / max(1, min(len(fp_a.hashes), len(fp_b.hashes)))
 
 
 def highlighted(text: str, slices: np.ndarray) -> str:

@@ -36,22 +36,32 @@ def template(assignment: str) -> str:
     return (REPO_ROOT / "assignments" / assignment / f"{assignment}.py").read_text()
 
 
-def implementation(assignment: str, name: str) -> str:
-    """The template with the bodies of implementation `name` in its places."""
+def bodies(assignment: str, name: str) -> list[str]:
+    """The bodies implementation `name` writes into the template's places, in order (unindented)."""
     text = (CORPUS / assignment / f"{name}.txt").read_text()
-    bodies = [b.split("\n", 1)[1] if "\n" in b else "" for b in re.split(r"^# ---- ", text, flags=re.M)[1:]]
+    return [b.split("\n", 1)[1] if "\n" in b else "" for b in re.split(r"^# ---- ", text, flags=re.M)[1:]]
+
+
+def fill(assignment: str, written: list[str | None]) -> str:
+    """The template with these bodies in its places (None: the place left as it is)."""
     base = template(assignment)
     places = list(PLACE.finditer(base))
-    assert len(places) == len(bodies), f"{assignment}/{name}: {len(bodies)} bodies for {len(places)} places"
+    assert len(places) == len(written), f"{assignment}: {len(written)} bodies for {len(places)} places"
     out, end = [], 0
-    for match, body in zip(places, bodies):
+    for match, body in zip(places, written):
         indent = match.group(1)
-        out += [base[end:match.start()], "".join(indent + line if line.strip() else line
-                                                 for line in body.rstrip("\n").splitlines(True)) + "\n"]
+        out.append(base[end:match.start()])
+        out.append(match.group(0) if body is None else "".join(
+            indent + line if line.strip() else line for line in body.rstrip("\n").splitlines(True)) + "\n")
         end = match.end()
     source = "".join(out) + base[end:]
     ast.parse(source)
     return source
+
+
+def implementation(assignment: str, name: str) -> str:
+    """The template with the bodies of implementation `name` in its places."""
+    return fill(assignment, bodies(assignment, name))
 
 
 def all_implementations(assignment: str) -> dict[str, str]:

@@ -68,16 +68,17 @@ def pairs_csv(result: similarity.Similarity) -> str:
 
 
 def scores_png(result: similarity.Similarity, students: int) -> bytes:
+    """Histogram of the scores of the pairs compared in full; the others share too little to be compared."""
     from matplotlib.ticker import MaxNLocator
 
     fig = figure(6, 3.2, dpi=90)
     axes = fig.subplots()
-    scores = [p.score for p in result.pairs]
-    unshared = students * (students - 1) // 2 - len(scores)
-    axes.hist(scores + [0.0] * unshared, bins=50, range=(0, 1), color="#4c72b0", log=True)
+    axes.hist([p.score for p in result.pairs], bins=40, range=(0, 1), color="#4c72b0")
     axes.axvline(result.threshold, color="#c0392b", linestyle="--", label=f"threshold {result.threshold:g}")
+    rest = students * (students - 1) // 2 - len(result.pairs)
+    axes.set_title(f"{len(result.pairs)} pairs compared in full; {rest} share too little to compare", fontsize=9)
     axes.set_xlabel("pair score: share of one student's own code found in the other's")
-    axes.set_ylabel("pairs (log scale)")
+    axes.set_ylabel("pairs")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend(fontsize=8)
     return save_png(fig)
