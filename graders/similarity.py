@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import io
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -221,9 +221,50 @@ def _keep_own(code: Code, templates: Sequence[str]) -> None:
         code.problem = "nothing beyond the template"
 
 
-def _fingerprint(detector, text: str, boilerplate: np.ndarray | None = None, window: int | None = None):
-    window = window if window is not None else GUARANTEE_CHARS - NOISE_CHARS + 1
-    return detector.CodeFingerprint("code.py", NOISE_CHARS, window, boilerplate, True, "python", fp=io.StringIO(text))
+@dataclass
+class Fingerprint:
+    """What copydetect's `compare_files` reads of a document (the attributes of its CodeFingerprint)."""
+
+    filtered_code: str
+    offsets: np.ndarray
+    hashes: set
+    hash_idx: dict
+    token_coverage: float
+    k: int = NOISE_CHARS
+
+
+def kgram_hashes(text: str, k: int = NOISE_CHARS) -> np.ndarray:
+    """A 64-bit hash of every k-gram: the same in every process.
+
+    copydetect hashes with Python's `hash()`, which each interpreter salts (PYTHONHASHSEED): the winnowing then
+    keeps other fingerprints in each run, and the same class gave 653 shared characters in one run and 655 in
+    another (a local and a Ray batch). A report must be reproducible, so the k-grams are hashed with blake2b.
+    """
+    data = [text[i:i + k].encode("utf-8", "surrogatepass") for i in range(len(text) - k + 1)]
+    return np.array([int.from_bytes(hashlib.blake2b(d, digest_size=8).digest(), "little", signed=True) for d in data],
+                    dtype=np.int64)
+
+
+def fingerprint(text: str, boilerplate: np.ndarray | None = None) -> Fingerprint:
+    """copydetect's tokens, filter and winnowing of `text`, minus the boilerplate's fingerprints."""
+    _, utils = _copydetect()
+    filtered, offsets = utils.filter_code(text, "code.py", "python")
+    hashes, idx = utils.winnow(kgram_hashes(filtered), GUARANTEE_CHARS - NOISE_CHARS + 1, remove_duplicates=False)
+    if boilerplate is not None and len(boilerplate):
+        keep = ~np.isin(hashes, boilerplate)
+        hashes, idx = hashes[keep], idx[keep]
+    positions: dict[int, list[int]] = {}
+    for h, i in zip(hashes.tolist(), idx.tolist()):
+        positions.setdefault(h, []).append(i)
+    return Fingerprint(filtered, offsets, set(positions), positions,
+                       float(utils.get_token_coverage(positions, NOISE_CHARS, len(filtered))))
+
+
+def boilerplate_hashes(templates: Iterable[str]) -> np.ndarray:
+    """Every k-gram hash of the templates' filtered code (copydetect's boilerplate)."""
+    _, utils = _copydetect()
+    found = [kgram_hashes(utils.filter_code(t, "code.py", "python")[0]) for t in templates]
+    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
 
 def compare(codes: Mapping[str, str | Code], templates: Iterable[str] = (), threshold: float = THRESHOLD,
@@ -235,15 +276,13 @@ def compare(codes: Mapping[str, str | Code], templates: Iterable[str] = (), thre
     for code in found.values():
         if not code.problem:
             _keep_own(code, templates)
-    boilerplate = np.unique(np.concatenate(
-        [np.fromiter(_fingerprint(detector, t, window=1).hashes, dtype=np.int64) for t in templates] or
-        [np.zeros(0, dtype=np.int64)]))
+    boilerplate = boilerplate_hashes(templates)
     prints = {}
     for student, code in found.items():
         if code.problem:
             continue
         try:
-            prints[student] = _fingerprint(detector, code.text, boilerplate)
+            prints[student] = fingerprint(code.text, boilerplate)
         except (RecursionError, MemoryError, ValueError) as exc:  # a lexer's limits; never one student's loss
             code.problem = f"could not be tokenized ({type(exc).__name__})"
     pairs = []
