@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 NOISE_CHARS = 25  # copydetect's k: the shortest shared run of filtered code that counts (its default)
 GUARANTEE_CHARS = 30  # every shared run this long is found (winnowing window = 30 - 25 + 1; its default)
-THRESHOLD = 0.65  # a pair is flagged from this share of one student's own code found in the other's (measured)
+THRESHOLD = 0.7  # a pair is flagged from this share of one student's own code found in the other's (measured)
 MIN_OVERLAP = 150  # ...and at least this many characters of filtered code shared (measured)
 PREFILTER = 0.2  # pairs are compared in full when one side has this share of its fingerprints in the other's
 MAX_READ_CHARS = 400_000  # of a student's code read (code cells of a notebook); the rest is cut, and said so
