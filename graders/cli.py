@@ -1,4 +1,4 @@
-"""The command line: `python -m graders {list,grade,validate,templates,batch,nbgrader-source,release,gradescope}`.
+"""The command line: `python -m graders {list,grade,validate,templates,batch,report,nbgrader-source,release,gradescope}`.
 
 In a student kit (graders/release/kit.py) only `list` and `grade` exist.
 
@@ -109,6 +109,22 @@ def _parser() -> argparse.ArgumentParser:
                 "crashed/grader_error; 3 graded, but some entries were not graded or some rows need review "
                 "(see summary.txt); 130 interrupted (run it again to resume)")
     _device_and_config(b)
+
+    c = sub.add_parser("report", parents=[common], help="write a results folder's class report again: item analysis "
+                       "(report/) and code similarity (similarity/); instructor only",
+                       description="Regenerate RESULTS/report/ (per check: pass rate, points, failures grouped by "
+                       "diagnosis, time; scores; students to look at; slowest gradings) and RESULTS/similarity/ "
+                       "(pairs of students whose own code is more alike than independent work) from the records "
+                       "of a batch. See docs/instructor.md.")
+    c.add_argument("results", type=Path, help="the results folder of a batch (its --out)")
+    c.add_argument("--config", type=Path, metavar="FILE", help="the instructor TOML the batch used (points)")
+    c.add_argument("--template", type=Path, action="append", metavar="FILE",
+                   help="starter code every student got (.py or .ipynb; repeat for several); default: the "
+                   "assignment's templates")
+    c.add_argument("--threshold", type=float, metavar="SHARE",
+                   help="flag a pair from this share of one student's own code found in the other's (default: the "
+                   "measured one, docs/instructor.md)")
+    c.add_argument("--no-similarity", action="store_true", help="the item analysis only")
 
     n = sub.add_parser("nbgrader-source", parents=[common],
                        help="write an assignment's nbgrader source notebook into a course folder")
@@ -226,6 +242,10 @@ def _batch(args) -> int:
           f"({report.layout} layout)")
     print(printable((args.out / "summary.txt").read_text(encoding="utf-8", errors="replace")), end="")
     print(f"grades: {args.out / 'grades.csv'}; class page: {args.out / 'index.html'}")
+    for note in report.report_notes:
+        print(printable(note))
+    for error in report.report_errors:
+        print(f"error: {printable(error)}", file=sys.stderr)
     review = bool(report.not_graded)
     nbgrader = report.layout == "nbgrader"
     db = args.gradebook or (gradebook.default_gradebook(args.submissions) if nbgrader else None)
@@ -243,10 +263,36 @@ def _batch(args) -> int:
             print(f"gradebook: {len(written.problems)} students NEED REVIEW (flagged in formgrader; why: the "
                   f"errors above): {printable(', '.join(written.problems))}")
         review |= bool(written.problems)
-    if any(r.status in ("crashed", "grader_error") for r in report.records):
+    if report.report_errors or any(r.status in ("crashed", "grader_error") for r in report.records):
         return USAGE_ERROR
     review |= any(r.grading.flags for r in report.records)
     return NEEDS_REVIEW if review else 0
+
+
+def _report(args) -> int:
+    from graders.batch.records import read_record
+    from graders.outputs import class_report
+
+    students = args.results / "students"
+    folders = sorted(d for d in students.iterdir() if d.is_dir() and not d.is_symlink()) if students.is_dir() else []
+    records = [r for d in folders if (r := read_record(d)) is not None]
+    if not records:
+        print(f"error: {args.results} holds no graded student (students/*/grading.json): give a batch's --out folder",
+              file=sys.stderr)
+        return USAGE_ERROR
+    names = sorted({r.grading.assignment for r in records})
+    if len(names) > 1:
+        print(f"error: {args.results} holds gradings of several assignments ({', '.join(names)})", file=sys.stderr)
+        return USAGE_ERROR
+    checks = Config.load(args.config).effective(names[0]).checks
+    written = class_report.write_all(checks, records, args.results, class_report.read_not_graded(args.results),
+                                     compare_code=not args.no_similarity, templates=args.template,
+                                     threshold=args.threshold)
+    for note in written.notes:
+        print(printable(note))
+    for error in written.errors:
+        print(f"error: {printable(error)}", file=sys.stderr)
+    return USAGE_ERROR if written.errors else 0
 
 
 def _release(args) -> int:
@@ -293,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         command = {"list": _list, "grade": _grade, "validate": _validate, "templates": _templates,
-                   "batch": _batch, "nbgrader-source": _nbgrader_source, "release": _release,
+                   "batch": _batch, "report": _report, "nbgrader-source": _nbgrader_source, "release": _release,
                    "gradescope": _gradescope}[args.command]
         return command(args) if args.command != "list" else command()
     except (ConfigError, DeviceError, IsolationUnavailable, GraderContractError, SelectionError, KeyError) as exc:

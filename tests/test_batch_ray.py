@@ -378,6 +378,8 @@ def test_a_ray_cluster_that_loses_a_node_mid_batch_grades_like_the_local_batch(t
     assert "graded 5, skipped 0" in output
     assert _rows(out) == _rows(tmp_path / "local")  # same points per check, total, status and flags; timing aside
     assert (out / "summary.txt").read_text() == (tmp_path / "local" / "summary.txt").read_text()
+    for name in ("report/diagnoses.csv", "report/points.csv", "report/students.csv", "similarity/pairs.csv"):
+        assert (out / name).read_text() == (tmp_path / "local" / name).read_text(), name  # the class report too
     for student in [*students, "eve"]:
         assert _checks(out, student) == _checks(tmp_path / "local", student), student
         assert read_record(out / "students" / student).grading.submission == f"{student}.py"

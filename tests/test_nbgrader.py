@@ -87,6 +87,8 @@ def test_nbgrader_course_end_to_end(tmp_path, mode):
     with open(out / "grades.csv", newline="") as f:
         ours = {row["student"]: row for row in csv.DictReader(f)}
     assert ours["alice"]["total"] == "20" and ours["bob"]["total"] == "0" and ours["bob"]["status"] == "error"
+    assert "carol" in (out / "report" / "students.csv").read_text()  # the class report, from the nbgrader course
+    assert "not a notebook" in (out / "similarity" / "index.html").read_text()  # bob's truncated JSON
 
     _nbgrader(course, "export")
     with open(course / "grades.csv", newline="") as f:

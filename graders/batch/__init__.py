@@ -22,6 +22,7 @@ The results folder, written as the batch goes:
     students/<student>/artifacts/     the plots the grader wrote
     students/<student>/grading.log    the grader's log for this student
     grades.csv, summary.txt, summary.png, index.html   rewritten at the end of every run
+    report/, similarity/              the item analysis and the code similarity (instructor only), likewise
 
 A re-run skips every student whose `grading.json` matches the submission's current
 digest (unless it says `crashed`, or lacks the copy of the file graded, as results of
@@ -79,6 +80,8 @@ class BatchReport:
     layout: str = "flat"
     not_graded: list[NotGraded] = field(default_factory=list)  # entries of the folder not graded, and why
     refused: list[str] = field(default_factory=list)  # students with a row that says why they were not graded
+    report_notes: list[str] = field(default_factory=list)  # the item analysis and code similarity: where, what
+    report_errors: list[str] = field(default_factory=list)  # ...and what could not be written (a grader error)
 
 
 def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs: int | None = None,
@@ -89,7 +92,8 @@ def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs
 
     `ray`: a Ray address (`ray://head:10001`, `auto`, or `local` for a Ray started here) to
     grade on that cluster instead of in this machine's processes; `device` is then the
-    cluster's (`auto`: CUDA when the cluster has GPUs).
+    cluster's (`auto`: CUDA when the cluster has GPUs). Then the instructor's class report (item analysis and
+    code similarity: graders/outputs/class_report.py).
     """
     from graders.runner import resolve_device
 
@@ -176,5 +180,9 @@ def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs
             r.status = student_status(r.grading)
             write_outputs(students_dir / r.student, r)
     outputs.write_class(effective.checks, records, out, found.not_graded)
+    from graders.outputs import class_report  # instructor-only (never in a student kit)
+
+    written = class_report.write_all(effective.checks, records, out, found.not_graded)
     return BatchReport([r.student for r in graded], skipped, records, out, time.monotonic() - start, found.layout,
-                       found.not_graded, [s.student for s in found.submissions if s.problem])
+                       found.not_graded, [s.student for s in found.submissions if s.problem], written.notes,
+                       written.errors)

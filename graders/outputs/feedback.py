@@ -94,8 +94,11 @@ def summary_page(checks, records, not_graded=()) -> str:
                  "<table><tr><th>entry</th><th>why</th></tr>"]
         body += [f"<tr><td>{e(n.entry)}</td><td>{e(n.reason)}</td></tr>" for n in not_graded]
         body.append("</table>")
-    body += ['<img alt="score histogram" src="summary.png">',
-            "<h2>Failures per check</h2>", "<table><tr><th>check</th><th class=\"num\">points</th>"
+    body += ['<p>Instructor only: <a href="report/index.html">item analysis</a> (pass rates, points, why checks '
+             'failed, time, students to look at) &middot; <a href="similarity/index.html">code similarity</a></p>',
+             '<img alt="score histogram" src="summary.png">',
+             '<img alt="share of students per status and per points, by check" src="report/checks.png">',
+             "<h2>Failures per check</h2>", "<table><tr><th>check</th><th class=\"num\">points</th>"
             + "".join(f'<th class="num">{s}</th>' for s in STATUSES) + "</tr>"]
     points = {c.name: c.points for c in checks}
     for name, counts in failures_per_check(checks, records).items():

@@ -73,7 +73,7 @@ def engine_modules(assignment: str, stand_ins: set[str], entry_points: tuple[str
     seen: set[str] = set()
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in seen or name in INSTRUCTOR_TOOLS:
             continue
         seen.add(name)
         parts = name.split(".")
@@ -82,6 +82,11 @@ def engine_modules(assignment: str, stand_ins: set[str], entry_points: tuple[str
             todo += sorted(_imported(name, path))
     others = {f"graders.{n}" for n in assignments.names() if n != assignment}
     return {m for m in seen if not any(m == o or m.startswith(o + ".") for o in others)}
+
+
+# Engine modules for the instructor's eyes only (the class report: other students' scores, names and code): never
+# in a kit, not even as a stand-in, and not followed into (a kit never writes a class's outputs).
+INSTRUCTOR_TOOLS = ("graders.outputs.class_report", "graders.outputs.similarity_report", "graders.similarity")
 
 
 def instructor_only_everywhere() -> set[str]:
