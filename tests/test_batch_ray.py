@@ -303,6 +303,7 @@ def ray_cluster(monkeypatch):
     from ray.cluster_utils import Cluster
 
     monkeypatch.setattr(ray._private.ray_constants, "ENABLE_RAY_CLUSTER", False)
+    os.makedirs("/tmp/ray", exist_ok=True)  # Ray writes its ray_current_cluster file there, and may not make it first
     cluster, temp_dirs = None, []
     try:
         for attempt in range(3):
