@@ -26,6 +26,11 @@ class SetupError(Exception):
     says how to fix it. The check's row is an error and the grading has an internal error (validate fails)."""
 
 
+class CheckSkipped(Exception):  # noqa: N818 - a condition, not a bug
+    """The check cannot run here (a student kit lacks the instructor's grader code): zero points, status skipped,
+    never a failure; an official grading never raises it."""
+
+
 class CheckFlagged(Exception):
     """The check's test passed, but the grader did not see the work it certifies: the points are
     withheld and the row is flagged for the instructor (who may accept it, graders/config.py)."""

@@ -10,6 +10,9 @@ Like pytest's hook specifications, this module says everything a grader
     @check functions                    at least one (graders.checks.check); each parameter is a
                                         fixture named in FIXTURES
     worker_readable(ctx) -> list[Path]  optional: files the worker may read (datasets)
+    GPU: bool                           optional, default False: the grader's training uses ctx.device
+                                        (--device auto then picks CUDA when there is one); without it a
+                                        grading runs on the CPU and never imports torch to find out
     INSTRUCTOR_ONLY: tuple[str, ...]    optional: dotted names of grader-side modules that compute the
                                         answers (e.g. "graders.policy_gradient.exact"): a student kit
                                         (`python -m graders release`, graders/release/) never ships them,
@@ -60,7 +63,7 @@ from graders.sandbox import Worker
 # Settings every assignment has; a grader's DEFAULTS may change their values and add its own.
 # total_seconds: wall-clock limit of one whole grading (0 = the sum of the checks' limits).
 COMMON_DEFAULTS = {"seeds": [0, 1], "thresholds": {}, "threads": 1, "total_seconds": 0}
-HOOKS = ("TITLE", "DEFAULTS", "worker_readable", "INSTRUCTOR_ONLY")
+HOOKS = ("TITLE", "DEFAULTS", "worker_readable", "INSTRUCTOR_ONLY", "GPU")
 
 
 class GraderContractError(TypeError):
@@ -206,6 +209,7 @@ class Grader:
     declared: tuple[Check, ...]  # as written; a per-seed check is one
     worker_readable: Callable[[Context], list] | None = None
     instructor_only: tuple[str, ...] = ()
+    gpu: bool = False  # the GPU hook
 
     def rows(self, seeds: int) -> tuple[Check, ...]:
         """The checks of a grading with `seeds` seeds, in running order (a per-seed check gives one row per seed)."""
@@ -238,6 +242,8 @@ def _problems(module: ModuleType, checks: tuple[Check, ...]) -> list[str]:
     if readable is not None and (not callable(readable) or len(inspect.signature(readable).parameters) != 1):
         problems.append("worker_readable must be a function of one argument, ctx")
     problems += _instructor_only_problems(module)
+    if not isinstance(getattr(module, "GPU", False), bool):
+        problems.append("GPU must be True or False")
     if not checks:
         problems.append("it defines no @check function")
     for c in checks:
@@ -291,4 +297,5 @@ def from_module(name: str, module: ModuleType) -> Grader:
         raise GraderContractError(f"graders/{name}/grader.py breaks the grader contract (graders/contract.py): "
                                   + "; ".join(problems))
     return Grader(name, module, module.TITLE, dict(getattr(module, "DEFAULTS", {})), checks,
-                  getattr(module, "worker_readable", None), tuple(getattr(module, "INSTRUCTOR_ONLY", ())))
+                  getattr(module, "worker_readable", None), tuple(getattr(module, "INSTRUCTOR_ONLY", ())),
+                  getattr(module, "GPU", False))

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from graders.checks import Check, CheckFailed, CheckFlagged, SetupError
+from graders.checks import Check, CheckFailed, CheckFlagged, CheckSkipped, SetupError
 from graders.config import Config, Effective
 from graders.contract import FIXTURES, CheckWorker, Context
 from graders.progress import Listener
@@ -31,10 +31,12 @@ class DeviceError(RuntimeError):
     """The requested device is not available."""
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, gpu: bool = True) -> str:
+    """The device a grading runs on: `gpu` False for a grader that puts nothing on a GPU (contract.py's GPU hook),
+    which then runs on the CPU whatever was asked, without importing torch to ask."""
     if device not in ("auto", "cpu", "cuda"):
         raise DeviceError(f"unknown device '{device}' (auto, cpu or cuda)")
-    if device == "cpu":
+    if device == "cpu" or not gpu:
         return "cpu"
     try:
         import torch
@@ -109,7 +111,7 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
     except WorkerError as exc:  # the student's process: map its lines back to what the student wrote
         result.status, result.message = exc.status, submission.explain(str(exc))
         load_failed = isinstance(exc, SubmissionLoadError)
-    except NeedsInstructorGrader as exc:  # only in a student kit (graders/release)
+    except CheckSkipped as exc:  # it cannot run here (only in a student kit: graders/release)
         result.status, result.message = SKIPPED, str(exc)
     except Exception:  # a bug of the grader: say so, and keep grading
         log.exception("internal error in check %s", check.name)
@@ -141,21 +143,28 @@ def grade(assignment: str | Effective, submission: str | Path, *, device: str = 
     """
     effective = assignment if isinstance(assignment, Effective) else (config or Config()).effective(assignment)
     selected = select(effective.checks, checks, unit)
+    skipped = {c.name: NOT_SELECTED for c in effective.checks if selected is not None and c.name not in selected}
+    skipped |= {c.name: NeedsInstructorGrader.for_check() for c in effective.checks
+                if c.name in skipped_in_kit() and c.name not in skipped}  # a student kit cannot run these
     listener = listener or Listener()
     grading = None
     try:
-        chosen = [c for c in effective.checks if selected is None or c.name in selected]
-        listener.grading_started(effective.name, chosen, effective.total_seconds(resolve_device(device), selected))
-        grading = _grade(effective, submission, device, artifacts_dir, listener, selected)
+        chosen = [c for c in effective.checks if c.name not in skipped]
+        limit = effective.total_seconds(resolve_device(device, effective.grader.gpu), selected)
+        listener.grading_started(effective.name, chosen, limit)
+        grading = _grade(effective, submission, device, artifacts_dir, listener, selected, skipped)
     finally:
         listener.grading_finished(grading)
     return grading
 
 
 def _grade(effective: Effective, submission: str | Path, device: str, artifacts_dir: str | Path | None,
-           listener: Listener, selected: frozenset[str] | None = None) -> Grading:
+           listener: Listener, selected: frozenset[str] | None = None, skipped: dict[str, str] | None = None,
+           ) -> Grading:
+    """The pipeline: load, run each check (the rows in `skipped` are not run: {name: why}), score."""
     name, checks, limits = effective.name, effective.checks, effective.limits
-    device = resolve_device(device)
+    skipped = skipped or {}
+    device = resolve_device(device, effective.grader.gpu)
     grading = Grading(name, str(submission), device, selection=None if selected is None else sorted(selected))
     ctx = Context(name, device, effective.settings, Path(artifacts_dir) if artifacts_dir else None,
                   private=effective.private, listener=listener, checks=checks)
@@ -185,14 +194,10 @@ def _grade(effective: Effective, submission: str | Path, device: str, artifacts_
         total_deadline = start + effective.total_seconds(device, selected)
         load_failed_in = None
         for c in checks:
-            if selected is not None and c.name not in selected:
-                grading.results.append(CheckResult(c.name, 0.0, c.points, SKIPPED, NOT_SELECTED, kind=c.kind))
-                continue
-            if load_failed_in is not None:
+            if c.name in skipped:
+                grading.results.append(CheckResult(c.name, 0.0, c.points, SKIPPED, skipped[c.name], kind=c.kind))
+            elif load_failed_in is not None:
                 grading.results.append(_not_loaded(c, load_failed_in))
-            elif c.name in skipped_in_kit():
-                grading.results.append(CheckResult(c.name, 0.0, c.points, SKIPPED, NeedsInstructorGrader.for_check(),
-                                                   kind=c.kind))
             else:
                 result, load_failed = _run_check(c, worker, ctx, total_deadline, spawn, loaded)
                 grading.results.append(result)

@@ -149,3 +149,11 @@ def test_cli_grades_the_unit_checks_alone_and_refuses_a_partial_results_json(tmp
     assert partial.returncode == 2 and "whole grading" in partial.stderr and not (tmp_path / "r.json").exists()
     unknown = cli("grade", "reinforce", "solutions/reinforce/reinforce.py", "--check", "nope")
     assert unknown.returncode == 2 and "no check named 'nope'" in unknown.stderr
+
+
+def test_a_grader_that_uses_no_gpu_grades_on_the_cpu_without_importing_torch():
+    script = ("import sys; from graders.runner import grade; "
+              "g = grade('bandits', 'solutions/bandits/bandits.py', device='auto', checks=['sample_average_update']); "
+              "print(g.device, g.score, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["cpu", "2.0", "False"], done.stderr[-2000:]

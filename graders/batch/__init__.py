@@ -121,7 +121,7 @@ def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs
     with contextlib.ExitStack() as stack:
         cluster = None
         if ray is None:
-            device = resolve_device(device)
+            device = resolve_device(device, effective.grader.gpu)
         elif pending or refused:  # a cluster only when there is a row to write (its device is in the row)
             from graders.batch import ray_executor
 

@@ -69,7 +69,7 @@ ARTIFACT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.png")
 REPLY_KEYS = {"record", "reason", "log", "artifacts", "node", "seconds"}
 RECORD_KEYS = {"student", "sha256", "status", "graded_at", "grading"}
 GRADING_KEYS = {"assignment", "submission", "device", "results", "seconds", "isolation", "artifacts",
-                "internal_error", "score", "max_score", "flags"}
+                "internal_error", "selection", "score", "max_score", "flags"}
 RESULT_KEYS = {"name", "points", "max_points", "status", "message", "seconds", "output", "kind", "flag", "withheld",
                "accepted", "metrics"}
 
@@ -234,6 +234,7 @@ def _record(data: object, job: Job, checks: Sequence[Check]) -> Record:
     _expect(g["assignment"] == job.assignment and g["device"] == job.device and g["submission"] == job.source,
             "another assignment, device or submission")
     _expect(isinstance(g["isolation"], str), "isolation is text")
+    _expect(g["selection"] is None, "a batch grades every check")
     _expect(g["internal_error"] is None or isinstance(g["internal_error"], str), "internal_error is text or null")
     _expect(_number(g["seconds"]), "the grading's seconds must be a number")
     _expect(isinstance(g["artifacts"], list) and len(g["artifacts"]) <= MAX_ARTIFACTS

@@ -27,6 +27,7 @@ from graders.rl.stats import chi_squared_sf_even
 from graders.sandbox import StudentError
 
 TITLE = "Neural architecture search with a REINFORCE controller"
+GPU = True  # training runs on ctx.device
 INSTRUCTOR_ONLY = ("graders.nas.controller",)  # the expected log-probabilities and gradients: never in a student kit
 FALSE_FAIL = 1e-6  # of the chi-squared test of sample_architectures
 DEFAULTS = {

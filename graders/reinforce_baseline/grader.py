@@ -30,6 +30,7 @@ from graders.rl.training import Run, train_and_evaluate
 # (docs/reinforce_baseline.md "Why 400 episodes").
 EPISODE_BUDGET = 400
 TITLE = f"REINFORCE with baseline on CartPole-v1 ({EPISODE_BUDGET} episodes)"
+GPU = True  # training runs on ctx.device
 INSTRUCTOR_ONLY = ("graders.rl.reinforce",)  # the expected gradients: never in a student kit
 DEFAULTS = {
     "seeds": [0, 1],

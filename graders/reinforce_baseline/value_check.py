@@ -63,10 +63,19 @@ def discounted(length: int, gamma: float) -> np.ndarray:
     return steps_left.astype(np.float64) if gamma == 1.0 else (1.0 - gamma**steps_left) / (1.0 - gamma)
 
 
+UNITS_HINT = ("keep both fields of the template's Args: the grader computes the returns your value network "
+              "predicts with them (gamma = 1.0 for undiscounted returns, return_scale = 1.0 for unscaled ones)")
+
+
 def _units(reply) -> tuple[float, float]:
     """(return_scale, gamma) as the submission declares them; CheckFailed when they are not numbers that make sense."""
-    expect(isinstance(reply, dict) and all(isinstance(reply.get(k), (int, float)) for k in ("return_scale", "gamma")),
-           "Args.return_scale and Args.gamma could not be read", hint="keep both fields of the template's Args")
+    expect(isinstance(reply, dict), "Args.return_scale and Args.gamma could not be read", hint=UNITS_HINT)
+    for name in ("return_scale", "gamma"):
+        value = reply.get(name)
+        expect(isinstance(value, (int, float)) and not isinstance(value, bool),
+               f"Args.{name} is {'missing' if value is None else repr(value)[:60]}: the value network's predictions "
+               f"are read as G_t / Args.return_scale with G_t discounted by Args.gamma, and the grader assumes neither",
+               hint=UNITS_HINT)
     scale, gamma = float(reply["return_scale"]), float(reply["gamma"])
     expect(math.isfinite(scale) and scale > 0 and 0 < gamma <= 1,
            f"Args.return_scale = {scale:g} and Args.gamma = {gamma:g}: the scale must be positive and gamma in (0, 1]")

@@ -21,6 +21,7 @@ from graders.sandbox.errors import StudentError
 from graders.vae import elbo
 
 TITLE = "Variational autoencoder: reparametrisation, KL, Bernoulli decoder, test-set ELBO"
+GPU = True  # training runs on ctx.device
 IMAGE_DIM = 784
 DEFAULTS = {
     "seeds": [0],

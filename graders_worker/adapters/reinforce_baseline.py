@@ -45,9 +45,10 @@ def train(submission, *args) -> dict:
 
 
 def value_units(submission) -> dict:
-    """The units of the value network's predictions: G_t (discounted by Args.gamma) / Args.return_scale."""
+    """The units of the value network's predictions: G_t (discounted by Args.gamma) / Args.return_scale; a field the
+    submission's Args lacks is None (the grader says so; it assumes nothing)."""
     args = submission.Args()
-    return {"return_scale": float(getattr(args, "return_scale", 1.0)), "gamma": float(getattr(args, "gamma", 0.99))}
+    return {name: getattr(args, name, None) for name in ("return_scale", "gamma")}
 
 
 def values(submission, observations: np.ndarray) -> np.ndarray:

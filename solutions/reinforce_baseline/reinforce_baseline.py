@@ -69,11 +69,12 @@ class Args:
     value_epochs: int = 5
     """gradient steps of the value network on each batch"""
     gamma: float = 0.99
-    """discount factor of the returns"""
+    """discount factor of the returns (the grader reads it: your value network predicts returns discounted by it)"""
     hidden_size: int = 32
     """width of the two hidden layers of both networks"""
     return_scale: float = 100.0
-    """returns are divided by this before the losses, so the value network regresses numbers near 1"""
+    """returns are divided by this before the losses, so the value network regresses numbers near 1 (the grader
+    reads it: your value network predicts G_t / return_scale)"""
     normalize_advantages: bool = True
     """standardize the advantages of each batch before the policy loss"""
 
