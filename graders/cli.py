@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     if replay.in_kit():
         return parser
 
+    st = sub.add_parser("settings", parents=[common], help="list what an instructor's TOML may set for an "
+                        "assignment: every setting with its default and meaning, and each check's points and time")
+    st.add_argument("assignment")
+
     v = sub.add_parser("validate", parents=[common],
                        help="grade every reference (full marks expected) and template (zero expected)")
     v.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
@@ -185,6 +189,40 @@ def _grade(args) -> int:
     if args.feedback:
         outputs.write_student(Record(args.submission.stem, "", student_status(grading), grading), args.feedback)
     return USAGE_ERROR if grading.internal_error else 0
+
+
+def _toml(value) -> str:
+    """A default as the instructor's TOML writes it."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    return "(measured)" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def _settings(args) -> int:
+    from graders.contract import COMMON_DEFAULTS
+
+    grader = assignments.grader(args.assignment)
+    defaults = {**COMMON_DEFAULTS, **grader.defaults}
+    rows = [(name, defaults[name]) for name in defaults if name != "thresholds"]
+    rows += [(f"thresholds.{name}", value) for name, value in defaults["thresholds"].items()]
+    print(f"{args.assignment}: {grader.title}\n\nsettings ([{args.assignment}] and [{args.assignment}.thresholds] in "
+          "the instructor's TOML; a table {cpu = ..., cuda = ...} is per device):")
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        device = " (per device)" if isinstance(value, dict) and set(value) <= {"cpu", "cuda"} else ""
+        print(f"  {name:{width}}  {_toml(value):24} {grader.help.get(name, '')}{device}")
+    print(f"\nchecks ([{args.assignment}.checks.NAME] sets points and timeout; seconds per device):")
+    width = max(len(c.name) for c in grader.checks)
+    for c in grader.checks:
+        timeout = c.timeout if isinstance(c.timeout, (int, float)) else ", ".join(f"{k} {v:g}" for k, v in
+                                                                                  c.timeout.items())
+        note = f" (one row per seed of {c.family})" if c.per_seed else ""
+        print(f"  {c.name:{width}}  {c.points:g} points, {timeout} s, {c.kind}{note}")
+    return 0
 
 
 def _validate(args) -> int:
@@ -338,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        command = {"list": _list, "grade": _grade, "validate": _validate, "templates": _templates,
+        command = {"list": _list, "grade": _grade, "settings": _settings, "validate": _validate, "templates": _templates,
                    "batch": _batch, "report": _report, "nbgrader-source": _nbgrader_source, "release": _release,
                    "gradescope": _gradescope}[args.command]
         return command(args) if args.command != "list" else command()

@@ -7,6 +7,9 @@ Like pytest's hook specifications, this module says everything a grader
     DEFAULTS: dict                      optional: public settings an instructor's TOML may override:
                                         COMMON_DEFAULTS' keys (seeds, thresholds, threads, total_seconds)
                                         and the grader's own options (read with ctx.option)
+    HELP: dict[str, str]                required when DEFAULTS has options or thresholds: one line per
+                                        option and per threshold ("thresholds.NAME"), what it means
+                                        (python -m graders settings NAME prints them)
     @check functions                    at least one (graders.checks.check); each parameter is a
                                         fixture named in FIXTURES
     worker_readable(ctx) -> list[Path]  optional: files the worker may read (datasets)
@@ -63,7 +66,12 @@ from graders.sandbox import Worker
 # Settings every assignment has; a grader's DEFAULTS may change their values and add its own.
 # total_seconds: wall-clock limit of one whole grading (0 = the sum of the checks' limits).
 COMMON_DEFAULTS = {"seeds": [0, 1], "thresholds": {}, "threads": 1, "total_seconds": 0}
-HOOKS = ("TITLE", "DEFAULTS", "worker_readable", "INSTRUCTOR_ONLY", "GPU")
+COMMON_HELP = {
+    "seeds": "the grading seeds (hidden ones: large random numbers); a per-seed check has a row per seed",
+    "threads": "CPU threads of the worker",
+    "total_seconds": "wall-clock limit of a whole grading (0: the sum of the checks' limits)",
+}
+HOOKS = ("TITLE", "DEFAULTS", "HELP", "worker_readable", "INSTRUCTOR_ONLY", "GPU")
 
 
 class GraderContractError(TypeError):
@@ -210,6 +218,7 @@ class Grader:
     worker_readable: Callable[[Context], list] | None = None
     instructor_only: tuple[str, ...] = ()
     gpu: bool = False  # the GPU hook
+    help: dict = field(default_factory=dict)  # the HELP hook and COMMON_HELP: {setting: what it means}
 
     def rows(self, seeds: int) -> tuple[Check, ...]:
         """The checks of a grading with `seeds` seeds, in running order (a per-seed check gives one row per seed)."""
@@ -244,6 +253,8 @@ def _problems(module: ModuleType, checks: tuple[Check, ...]) -> list[str]:
     problems += _instructor_only_problems(module)
     if not isinstance(getattr(module, "GPU", False), bool):
         problems.append("GPU must be True or False")
+    if isinstance(defaults, dict):
+        problems += _help_problems(defaults, getattr(module, "HELP", {}))
     if not checks:
         problems.append("it defines no @check function")
     for c in checks:
@@ -257,6 +268,21 @@ def _problems(module: ModuleType, checks: tuple[Check, ...]) -> list[str]:
         if name not in HOOKS and (close := difflib.get_close_matches(name, HOOKS, n=1, cutoff=0.85)):
             problems.append(f"{name!r} looks like a misspelt {close[0]!r}")
     return problems
+
+
+def setting_names(defaults: dict) -> list[str]:
+    """The grader's own settings: its options and its thresholds as "thresholds.NAME"."""
+    options = [k for k in defaults if k not in COMMON_DEFAULTS]
+    return options + [f"thresholds.{t}" for t in defaults.get("thresholds", {})]
+
+
+def _help_problems(defaults: dict, help_: object) -> list[str]:
+    """Every setting of the grader says what it means, and HELP names no other."""
+    if not isinstance(help_, dict) or not all(isinstance(v, str) and v.strip() for v in help_.values()):
+        return ["HELP must map setting names to one line of text each"]
+    names = setting_names(defaults)
+    problems = [f"setting {n!r} has no HELP line" for n in names if n not in help_]
+    return problems + [f"HELP describes {n!r}, which is no setting of DEFAULTS" for n in help_ if n not in names]
 
 
 def _needs_problems(checks: tuple[Check, ...]) -> list[str]:
@@ -298,4 +324,4 @@ def from_module(name: str, module: ModuleType) -> Grader:
                                   + "; ".join(problems))
     return Grader(name, module, module.TITLE, dict(getattr(module, "DEFAULTS", {})), checks,
                   getattr(module, "worker_readable", None), tuple(getattr(module, "INSTRUCTOR_ONLY", ())),
-                  getattr(module, "GPU", False))
+                  getattr(module, "GPU", False), {**COMMON_HELP, **getattr(module, "HELP", {})})

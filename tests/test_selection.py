@@ -157,3 +157,23 @@ def test_a_grader_that_uses_no_gpu_grades_on_the_cpu_without_importing_torch():
               "print(g.device, g.score, 'torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.stdout.split() == ["cpu", "2.0", "False"], done.stderr[-2000:]
+
+
+def test_every_setting_says_what_it_means_and_the_settings_command_lists_them():
+    from graders import assignments
+    from graders.contract import setting_names
+
+    for name in assignments.names():
+        grader = assignments.grader(name)
+        listed = subprocess.run([sys.executable, "-m", "graders", "settings", name], cwd=ROOT, capture_output=True,
+                                text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        for setting in ["seeds", "threads", "total_seconds", *setting_names(grader.defaults)]:
+            line = next(line for line in listed.stdout.splitlines() if line.split()[:1] == [setting])
+            assert grader.help[setting] in line
+        assert all(c.name in listed.stdout for c in grader.checks)
+    module = toy_module()
+    module.DEFAULTS = {"seeds": [5, 6], "episodes": 3, "thresholds": {"reward": 1.0}}
+    module.HELP = {"episodes": "how many"}
+    with pytest.raises(contract.GraderContractError, match="'thresholds.reward' has no HELP line"):
+        contract.from_module("toy", module)

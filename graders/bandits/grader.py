@@ -35,6 +35,18 @@ DEFAULTS = {
         "gradient_no_baseline_optimal": 0.44,
     },
 }
+# What each setting means (python -m graders settings NAME)
+HELP = {
+    "testbed_runs": "runs of each testbed check (the figures average over them)",
+    "testbed_steps": "steps of each testbed run",
+    "late_steps": "the last steps of a run whose average reward or optimal-action fraction is compared",
+    "thresholds.epsilon_greedy_reward": "testbed_epsilon_greedy: average reward over the late steps, at least",
+    "thresholds.epsilon_greedy_optimal": "testbed_epsilon_greedy: fraction of optimal actions over the late steps",
+    "thresholds.optimistic_optimal": "testbed_optimistic_greedy: fraction of optimal actions over the late steps",
+    "thresholds.ucb_reward": "testbed_ucb: average reward over the late steps, at least",
+    "thresholds.gradient_baseline_optimal": "testbed_gradient_with_baseline: fraction of optimal actions",
+    "thresholds.gradient_no_baseline_optimal": "testbed_gradient_without_baseline: fraction of optimal actions",
+}
 TESTBED_TIMEOUT = {"cpu": 60, "cuda": 60}
 
 

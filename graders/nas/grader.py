@@ -46,6 +46,17 @@ DEFAULTS = {
         "late_mean_quantile": 0.80,  # mean reward of the search's second half >= this quantile of the space's
     },
 }
+# What each setting means (python -m graders settings NAME)
+HELP = {
+    "evaluation_budget": "architectures one search may evaluate",
+    "target_flops": "T of the reward (multiply-adds per image)",
+    "alpha": "exponent of FLOPs / T at or below the target",
+    "beta": "exponent of FLOPs / T above the target",
+    "train_seconds": "the student's own time for train(), margin included",
+    "evaluation_seconds": "of each search check's time limit, kept for the greedy architecture's call",
+    "thresholds.top_fraction": "the greedy architecture's rank within this fraction of the space",
+    "thresholds.late_mean_quantile": "mean reward of the search's second half, at least this quantile of the space's",
+}
 # the check's wall limit: train_seconds, evaluation_seconds, and room for the set-up (imports before train(): up
 # to training.SETUP_S) and the time not charged to the student
 SEARCH_TIMEOUT = {"cpu": 180, "cuda": 180}

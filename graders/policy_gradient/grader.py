@@ -41,6 +41,13 @@ DEFAULTS = {
         "max_variance_ratio": 1.0,  # total variance with the value baseline / without
     },
 }
+# What each setting means (python -m graders settings NAME)
+HELP = {
+    "episodes": "episodes sampled per Monte-Carlo case and seed (the REINFORCE checks)",
+    "thresholds.relative_tolerance": "every exact quantity: tolerance relative to its largest entry",
+    "thresholds.unbiased_alpha": "nominal false-fail rate of each unbiasedness test (docs/policy_gradient.md)",
+    "thresholds.max_variance_ratio": "baseline_lowers_variance: variance with the value baseline over without, below",
+}
 
 
 # --- the grader's data, drawn once per seed ------------------------------------------------

@@ -32,6 +32,17 @@ DEFAULTS = {
     "learning_window": 10,
     "thresholds": {"mean_return": 490.0, "untrained_start": 100.0, "learning_seen": 400.0},
 }
+# What each setting means (python -m graders settings NAME)
+HELP = {
+    "eval_episodes": "evaluation episodes of the grader's own, per seed",
+    "train_seconds": "the student's own time for train(), margin included (docs/reinforce.md, Time)",
+    "evaluation_seconds": "of each training check's time limit, kept for the evaluation",
+    "start_episodes": "learning the grader must see: the first this-many served episodes ...",
+    "learning_window": "... and the best this-many in a row (graders/rl/certify.py)",
+    "thresholds.mean_return": "evaluation mean return of a seed, at least",
+    "thresholds.untrained_start": "the first start_episodes served episodes average at most this (else a FLAG)",
+    "thresholds.learning_seen": "the best learning_window served episodes average at least this (else a FLAG)",
+}
 # the check's wall limit: the student's own train_seconds, the evaluation's evaluation_seconds, and room for the set-up,
 # the grader's serving and a loaded machine's waits, which are not the student's time (graders/rl/training.py)
 TRAINING_TIMEOUT = {"cpu": 600, "cuda": 600}

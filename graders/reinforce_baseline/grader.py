@@ -54,6 +54,23 @@ DEFAULTS = {
     "thresholds": {"mean_return": 475.0, "max_variance_ratio": 0.5, "max_value_error_ratio": 3.0,
                    "untrained_start": 100.0, "learning_seen": 250.0},
 }
+# What each setting means (python -m graders settings NAME)
+HELP = {
+    "episode_budget": "training episodes per seed, counted (started) by the grader",
+    "eval_episodes": "evaluation episodes of the grader's own, per seed",
+    "spare_seed": "the decision rule: the first failing seed of a grading is replaced by one spare seed",
+    "train_seconds": "the student's own time for train(), margin included (docs/reinforce.md, Time)",
+    "evaluation_seconds": "of each training check's time limit, kept for the evaluation",
+    "start_episodes": "learning the grader must see: the first this-many served episodes ...",
+    "learning_window": "... and the best this-many in a row (graders/rl/certify.py)",
+    "variance_batches": "baseline_reduces_variance: batches sampled",
+    "value_episodes": "the grader's own episodes on whose states the value network is checked",
+    "thresholds.mean_return": "evaluation mean return of a seed, at least",
+    "thresholds.max_variance_ratio": "baseline_reduces_variance: variance with the baseline over without, below",
+    "thresholds.max_value_error_ratio": "the value network's squared error over the best constant's, at most",
+    "thresholds.untrained_start": "the first start_episodes served episodes average at most this (else a FLAG)",
+    "thresholds.learning_seen": "the best learning_window served episodes average at least this (else a FLAG)",
+}
 # the check's wall limit: the student's own train_seconds, the evaluation's evaluation_seconds, and room for the set-up,
 # the grader's serving and a loaded machine's waits, which are not the student's time (graders/rl/training.py); twice,
 # for the row that trains the spare seed too

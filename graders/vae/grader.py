@@ -35,6 +35,17 @@ DEFAULTS = {
     # None: take the measured threshold for (dataset, epochs) from MEASURED_THRESHOLDS.
     "thresholds": {"test_nelbo": None},
 }
+# What each setting means (python -m graders settings NAME)
+HELP = {
+    "dataset": "what the VAE trains on and is evaluated on (fashion-mnist, or the mnist-tiny fixture)",
+    "epochs": "epochs of training the grader asks for",
+    "train_seconds": "the time train() may take",
+    "eval_batch": "images per encoder/decoder call of the evaluation",
+    "iw_samples": "samples of the importance-weighted bound shown in the feedback",
+    "iw_images": "held-out images the importance-weighted bound is computed on",
+    "holdout_fraction": "of the training split, never sent to the student: the images the ELBO is measured on",
+    "thresholds.test_nelbo": "held-out negative ELBO (nats/image), at most; none: the measured one for the dataset",
+}
 # Reference max over 20 seeds + margin (bench/vae_reference.py; docs/vae.md). Keyed by (dataset, epochs).
 MAX_WEIGHTS_MB = 256  # of the state dict train() returns
 # Where Fashion-MNIST is not installed (a bare machine: pip only), the default setting grades on the real-MNIST
