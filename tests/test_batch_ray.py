@@ -26,7 +26,7 @@ from helpers import ROOT, solution_source
 from test_batch import FAST_CONFIG, MAX_SCORE
 
 from graders import assignments
-from graders.batch import ray_executor
+from graders.batch import ray_executor, ray_reply
 from graders.batch.records import crashed_record, read_record, write_outputs
 from graders.batch.scheduler import Job, Progress
 from graders.batch.submissions import Submission
@@ -60,14 +60,14 @@ def _forged(reply: bytes, edit) -> bytes:
 
 def test_the_reply_checks_know_every_field_of_a_record():
     """A field added to the results must be checked (and kept) by read_reply, or Ray rows would lose it."""
-    assert ray_executor.RESULT_KEYS == {f.name for f in dataclasses.fields(CheckResult)}
-    assert ray_executor.GRADING_KEYS == set(Grading("a", "b", "cpu").to_dict())
-    assert ray_executor.RECORD_KEYS == set(Record("s", "", "passed", Grading("a", "b", "cpu")).to_dict())
+    assert ray_reply.RESULT_KEYS == {f.name for f in dataclasses.fields(CheckResult)}
+    assert ray_reply.GRADING_KEYS == set(Grading("a", "b", "cpu").to_dict())
+    assert ray_reply.RECORD_KEYS == set(Record("s", "", "passed", Grading("a", "b", "cpu")).to_dict())
 
 
 def test_a_genuine_reply_is_accepted_as_the_record_of_a_local_grading(genuine):
     job, reply = genuine
-    got = ray_executor.read_reply(reply, job, CHECKS)
+    got = ray_reply.read_reply(reply, job, CHECKS)
     assert got.record.status == "passed" and got.record.grading.score == MAX_SCORE and got.node == "node-a"
     assert got.record.sha256 == job.sha256 and got.record.grading.submission == "alice.py"
     assert got.record.to_dict() == json.loads(reply)["record"]  # nothing lost on the way
@@ -118,15 +118,15 @@ FORGERIES = {
 @pytest.mark.parametrize("forgery", FORGERIES)
 def test_a_forged_reply_is_refused(genuine, forgery):
     job, reply = genuine
-    with pytest.raises(ray_executor.Refused):
-        ray_executor.read_reply(_forged(reply, FORGERIES[forgery]), job, CHECKS)
+    with pytest.raises(ray_reply.Refused):
+        ray_reply.read_reply(_forged(reply, FORGERIES[forgery]), job, CHECKS)
 
 
 def test_refused_garbage(genuine):
     job, _ = genuine
     for raw in (b"not json", b"[]", "a str", json.dumps({"record": None}).encode()):
-        with pytest.raises(ray_executor.Refused):
-            ray_executor.read_reply(raw, job, CHECKS)
+        with pytest.raises(ray_reply.Refused):
+            ray_reply.read_reply(raw, job, CHECKS)
 
 
 def test_plots_flags_and_metrics_come_back_as_a_local_grading_wrote_them(genuine):
@@ -138,7 +138,7 @@ def test_plots_flags_and_metrics_come_back_as_a_local_grading_wrote_them(genuine
         _flag(d)
         _result(d, "testbed_epsilon_greedy").update(metrics={"mean_reward": {"value": -1.5, "order": "desc"}})
 
-    got = ray_executor.read_reply(_forged(reply, edit), job, CHECKS)
+    got = ray_reply.read_reply(_forged(reply, edit), job, CHECKS)
     assert got.artifacts == {"learning_curve_seed1.png": PNG}
     assert got.record.status == "flagged" and got.record.grading.flags == ["testbed_ucb: learning not seen"]
     assert got.record.grading.results[[c.name for c in CHECKS].index("testbed_epsilon_greedy")].metrics == {
@@ -214,7 +214,7 @@ def test_a_file_gone_since_discovery_is_a_crashed_row_as_in_the_local_batch(tmp_
 def test_a_grading_process_that_dies_on_its_node_is_a_crashed_row(tmp_path):
     job, task = _job(tmp_path, solution_source("bandits"), config="[bandits\nbroken = ")
     raw = ray_executor.grade_on_node(task)
-    reply = ray_executor.read_reply(raw, job, CHECKS)
+    reply = ray_reply.read_reply(raw, job, CHECKS)
     assert reply.record is None and "exited with code 1" in reply.reason
     assert "cannot read the instructor config" in reply.log
     record = _collect(tmp_path, job, raw)
@@ -225,7 +225,7 @@ def test_a_grading_process_that_dies_on_its_node_is_a_crashed_row(tmp_path):
 def test_a_node_with_other_grader_code_grades_nothing(tmp_path):
     job, task = _job(tmp_path, solution_source("bandits"))
     task["code"] = "0" * 64
-    reply = ray_executor.read_reply(ray_executor.grade_on_node(task), job, CHECKS)
+    reply = ray_reply.read_reply(ray_executor.grade_on_node(task), job, CHECKS)
     assert reply.record is None and "other grader code" in reply.reason
 
 
