@@ -6,7 +6,7 @@
 Each run is a whole `python -m graders batch bandits ... --device cpu --regrade` command
 (start-up and tables included), the local one with `-j` = the cores, the Ray one with
 `--ray local` (a Ray started on this machine with as many CPUs: as many gradings at once).
-Reports, and appends to bench/results/batch_ray_overhead.jsonl:
+Reports, and appends to --out (bench/results/batch_ray_overhead.jsonl), stamped with the commit and settings:
 - wall time and CPU seconds of each command's whole process tree (batch, Ray's processes,
   grading processes, sandboxes, workers; sampled from /proc as bench/batch_throughput.py does),
   and the overhead ratios ray / local (goal: wall <= 1.05x);
@@ -31,8 +31,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from batch_throughput import TreeCPU, cli, write_class  # noqa: E402
+from batch_throughput import TreeCPU, cli, config_text, write_class  # noqa: E402
 
+from bench import provenance  # noqa: E402
 from graders.batch import records  # noqa: E402
 from graders.batch.scheduler import available_cpus  # noqa: E402
 
@@ -71,19 +72,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=20, help="submissions (default 20)")
     parser.add_argument("--fast", action="store_true", help="a small testbed (not the graded one)")
+    parser.add_argument("--config", type=Path, help="an instructor config instead of --fast's")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "batch_ray_overhead.jsonl",
+                        help="append the result here (one JSON line)")
     args = parser.parse_args()
 
     jobs = available_cpus()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="ray-bench-") as tmp:
         root = Path(tmp)
-        fast = write_class(root, args.n, args.fast)
-        config = ["--config", str(fast)] if fast else []
+        written = write_class(root, args.n, config_text(args))
+        config = ["--config", str(written)] if written else []
         local = run("local", args.n, root, ["-j", str(jobs), *config])
         ray = run("ray", args.n, root, ["--ray", "local", *config])
         fixed_wall, fixed_cpu = ray_fixed()
     assert ray.pop("rows") == local.pop("rows"), "the Ray batch graded differently"
     result = {
+        **provenance.stamp({**vars(args), "jobs": jobs, "config_text": config_text(args)}),
         "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": jobs, "fast": args.fast, "n": args.n,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -97,7 +102,7 @@ def main() -> None:
         "wall_ratio_without_ray_start": round((ray["wall_s"] - fixed_wall) / local["wall_s"], 3),
     }
     print(json.dumps(result, indent=1))
-    with open(REPO / "bench" / "results" / "batch_ray_overhead.jsonl", "a") as f:
+    with open(args.out, "a") as f:
         f.write(json.dumps(result) + "\n")
 
 

@@ -2,8 +2,9 @@
 
     python bench/batch_throughput.py                 # 20 submissions, -j1 then -j2
     python bench/batch_throughput.py -n 6 --fast     # a quick look (small testbed)
+    python bench/batch_throughput.py --config TOML   # an instructor config of your own
 
-Reports, and appends to bench/results/batch_throughput.jsonl:
+Reports, and appends to --out (bench/results/batch_throughput.jsonl), stamped with the commit and settings:
 - wall time and throughput (submissions per minute) of each -j, and the speed-up, each
   -j timed as a whole `python -m graders batch` command (start-up and tables included);
 - the batch's fixed costs (interpreter, imports, tables, summary plot: a re-run that skips everyone),
@@ -33,22 +34,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import provenance  # noqa: E402
 from graders.batch import records  # noqa: E402
 from graders.sandbox import Worker  # noqa: E402
 
 FAST = "[bandits]\ntestbed_runs = 200\ntestbed_steps = 300\n"
 
 
-def write_class(root: Path, n: int, fast: bool) -> Path | None:
-    """n copies of the bandits reference in root/submissions (each a different file); the --fast config, if asked."""
+def config_text(args: argparse.Namespace) -> str:
+    """The instructor config the batches run with: --config's, --fast's small testbed, or none (the graded one)."""
+    return args.config.read_text() if args.config else FAST if args.fast else ""
+
+
+def write_class(root: Path, n: int, config: str) -> Path | None:
+    """n copies of the bandits reference in root/submissions (each a different file); the config, if any."""
     solution = (REPO / "solutions" / "bandits" / "bandits.py").read_text()
     (root / "submissions").mkdir()
     for i in range(n):
         (root / "submissions" / f"student{i:02d}.py").write_text(solution + f"\n# copy {i}\n")
-    if not fast:
+    if not config:
         return None
-    (root / "fast.toml").write_text(FAST)
-    return root / "fast.toml"
+    (root / "config.toml").write_text(config)
+    return root / "config.toml"
 
 
 class TreeCPU:
@@ -117,14 +124,14 @@ def run(n: int, jobs: int, root: Path, config: Path | None) -> dict:
     out = root / f"out-j{jobs}"
     options = ["--device", "cpu", "--regrade", "-j", str(jobs)] + (["--config", str(config)] if config else [])
     wall, cpu = cli(str(root / "submissions"), "--out", str(out), *options)
-    records = [records.read_record(p) for p in sorted((out / "students").iterdir())]
-    assert len(records) == n and all(r is not None for r in records)
-    gradings = [r.grading.seconds for r in records]
+    graded = [records.read_record(p) for p in sorted((out / "students").iterdir())]
+    assert len(graded) == n and all(r is not None for r in graded)
+    gradings = [r.grading.seconds for r in graded]
     return {"jobs": jobs, "n": n, "wall_s": round(wall, 2), "per_minute": round(60 * n / wall, 2),
             "cpu_s": round(cpu, 1), "cores_used": round(cpu / wall, 2),
             "grading_s_median": round(statistics.median(gradings), 2),
             "grading_s_mean": round(statistics.mean(gradings), 2),
-            "scores": sorted({r.grading.score for r in records})}
+            "scores": sorted({r.grading.score for r in graded})}
 
 
 def worker_startup(code: str, repeats: int) -> float:
@@ -142,15 +149,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=20, help="submissions (default 20)")
     parser.add_argument("--fast", action="store_true", help="a small testbed (not the graded one)")
+    parser.add_argument("--config", type=Path, help="an instructor config instead of --fast's")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=5, help="worker start-ups measured")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "batch_throughput.jsonl",
+                        help="append the result here (one JSON line)")
     args = parser.parse_args()
 
     solution = (REPO / "solutions" / "bandits" / "bandits.py").read_text()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp:
         root = Path(tmp)
-        config = write_class(root, args.n, args.fast)
+        config = write_class(root, args.n, config_text(args))
         runs = [run(args.n, jobs, root, config) for jobs in args.jobs]
         # A re-run that skips everyone: the batch's fixed costs (interpreter, imports, tables, summary plot).
         fixed, fixed_cpu = cli(str(root / "submissions"), "--out", str(root / f"out-j{args.jobs[0]}"),
@@ -161,6 +171,7 @@ def main() -> None:
     j1 = next((r for r in runs if r["jobs"] == 1), None)
     batch_overhead = round((j1["wall_s"] - fixed) / args.n - j1["grading_s_mean"], 3) if j1 else None
     result = {
+        **provenance.stamp({**vars(args), "config_text": config_text(args)}),
         "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "fast": args.fast,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -178,7 +189,7 @@ def main() -> None:
         idle = [fixed_cpu + (r["cpu_s"] - fixed_cpu) / min(r["jobs"], cpus) for r in runs]
         result["speedup_idle_estimate"] = round(idle[0] / idle[-1], 2)
     print(json.dumps(result, indent=1))
-    with open(REPO / "bench" / "results" / "batch_throughput.jsonl", "a") as f:
+    with open(args.out, "a") as f:
         f.write(json.dumps(result) + "\n")
 
 

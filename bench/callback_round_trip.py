@@ -8,7 +8,7 @@ environment. The loop times each step itself (`step`, and the `reset` that follo
 episode's end): percentiles 50/90/99 of those, served and raw; and per round trip
 (one `step` or `reset` callback) the served wall time and the grader's and the
 worker's CPU time. Raw and served run side by side, alternating, in one run; the load
-average is recorded with each line.
+average, the commit and the settings are recorded with each line.
 
     PYTHONPATH=. nice -n 5 .venv/bin/python bench/callback_round_trip.py --envs single 1 8 32 --repeat 3
 
@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 from served import served_train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import provenance  # noqa: E402
 
 LOOP = """
 import json
@@ -116,7 +120,7 @@ def main() -> None:
         for shape in args.envs:
             shape = shape if shape == "single" else int(shape)
             load = Path("/proc/loadavg").read_text().split()[:3]
-            row = {"envs": shape, **served(shape, args.seconds), **raw(shape, args.seconds)}
+            row = {**provenance.stamp(args), "envs": shape, **served(shape, args.seconds), **raw(shape, args.seconds)}
             if args.pipes:
                 row.update({f"pipes_{k}": v for k, v in served(shape, args.seconds, pipes=True).items()})
             row["load_average"] = load

@@ -1,14 +1,15 @@
 """A generated class of 30 bandits submissions, graded by `graders batch`: the item analysis and the code similarity
 of docs/instructor.md, and their screenshots.
 
-    python bench/class_of_30.py OUT [--screenshots docs/]
+    python bench/class_of_30.py OUT [--screenshots docs/] [--only ada.py ben.py ana.py]
 
 The class: 11 independent implementations (tests/fixtures/similarity/bandits; 4 of them given a bug of their own),
 3 disguised copies of them (renamed and reordered; everything; handed in as a notebook), 3 partial submissions,
 5 untouched templates, and 8 hostile or broken entries (a syntax error, an exit at import, an endless loop, a binary
 file, a notebook nested too deeply, a name that is a spreadsheet formula, a link, a file that is not code). Graded
-with a small testbed (tests/helpers.py FAST_BANDITS), so it takes about a minute on 2 cores.
-Screenshots: Debian's chromium, headless (apt-get install chromium).
+with a small testbed (tests/helpers.py FAST_BANDITS), so it takes about a minute on 2 cores (`--only`: grade only
+some of the class, a quick look). Prints the flagged pairs' count, stamped with the commit and settings, and writes
+the same to OUT/provenance.json. Screenshots: Debian's chromium, headless (apt-get install chromium).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import similarity_corpus as corpus  # noqa: E402
 from helpers import FAST_BANDITS  # noqa: E402
+
+from bench import provenance  # noqa: E402
 
 NAMES = ["ada", "ben", "chloe", "dev", "emma", "farid", "grace", "hugo", "ines", "jonas", "keiko", "liam", "maya",
          "noah", "olga", "pablo", "qing", "rosa", "sami", "tara", "umar", "vera", "wen", "xavi", "yara", "zoe"]
@@ -54,7 +57,8 @@ def partial(argmax: str, act: str | None) -> str:
     return text
 
 
-def build(folder: Path) -> None:
+def build(folder: Path, only: list[str] | None = None) -> None:
+    """The class in `folder`; with `only`, the other files are left out (a smaller class)."""
     folder.mkdir(parents=True)
     names = iter(NAMES)
     sources = corpus.all_implementations("bandits")
@@ -85,6 +89,13 @@ def build(folder: Path) -> None:
     (folder / "hal.ipynb").write_text('{"cells": ' + deep + "}")
     os.symlink(folder / "ada.py", folder / "ivo.py")
     (folder / "notes.txt").write_text("not a submission")
+    if only:
+        unknown = set(only) - {p.name for p in folder.iterdir()}
+        if unknown:
+            raise SystemExit(f"--only: no such file in the class: {sorted(unknown)}")
+        for path in folder.iterdir():
+            if path.name not in only:
+                path.unlink()
 
 
 def screenshot(page: Path, png: Path, width: int, height: int) -> None:
@@ -104,6 +115,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--screenshots", type=Path, help="write the screenshots into this folder (e.g. docs/)")
     parser.add_argument("--again", action="store_true", help="keep OUT's graded class; only `graders report` it again")
+    parser.add_argument("--only", nargs="+", metavar="FILE", help="grade only these files of the class (a quick look)")
     args = parser.parse_args()
     start = time.monotonic()
     if args.again:
@@ -111,7 +123,7 @@ def main() -> None:
     else:
         if args.out.exists():
             shutil.rmtree(args.out)
-        build(args.out / "submissions")
+        build(args.out / "submissions", args.only)
         config = args.out / "config.toml"
         config.write_text(FAST_BANDITS + "[limits]\nimport_seconds = 4\nmemory_mb = 2048\n")
         command = ["batch", "bandits", str(args.out / "submissions"), "--out", str(args.out / "results"), "--device",
@@ -119,7 +131,11 @@ def main() -> None:
     done = subprocess.run([sys.executable, "-m", "graders", *command], cwd=ROOT, capture_output=True, text=True)
     print(done.stdout[-3000:], done.stderr[-2000:], f"exit {done.returncode} in {time.monotonic() - start:.0f} s")
     results = args.out / "results"
-    print(json.dumps({"flagged": (results / "similarity" / "pairs.csv").read_text().count(",yes")}))
+    config = args.out / "config.toml"
+    row = {**provenance.stamp({**vars(args), "command": command, "config": config.read_text()}),
+           "flagged": (results / "similarity" / "pairs.csv").read_text().count(",yes")}
+    print(json.dumps(row))
+    (args.out / "provenance.json").write_text(json.dumps(row, indent=1) + "\n")
     if args.screenshots:
         screenshot(results / "report" / "index.html", args.screenshots / "class_report.png", 1000, 2200)
         screenshot(results / "similarity" / "index.html", args.screenshots / "class_similarity.png", 1000, 1000)

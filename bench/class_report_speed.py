@@ -8,8 +8,8 @@ independent implementations of tests/fixtures/similarity, each also cut to one o
 part) and disguised copies, to make up the class; records with every status and a failure message per failed check.
 Times (best of `--repeat`, in this process, after one warm-up that pays the imports): the item analysis
 (class_report.write), the code similarity (similarity_report.write: reading the copies, fingerprints, pairs, pages),
-and the whole `python -m graders report RESULTS` command (a fresh interpreter: imports included). Appends a row to
-bench/results/class_report_speed.jsonl.
+and the whole `python -m graders report RESULTS` command (a fresh interpreter: imports included). Appends a row,
+stamped with the commit and settings, to --out (bench/results/class_report_speed.jsonl).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import similarity_corpus as corpus  # noqa: E402
 
+from bench import provenance  # noqa: E402
 from graders import assignments  # noqa: E402
 from graders.batch import records as batch_records  # noqa: E402
 from graders.outputs import class_report, similarity_report  # noqa: E402
@@ -80,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="append the row here (one JSON line)")
     args = parser.parse_args()
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,15 +106,14 @@ def main() -> None:
         command = time.perf_counter() - start
         assert done.returncode == 0, done.stderr
         result = found["r"]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    row = {"commit": commit.strip(), "date": time.strftime("%Y-%m-%d %H:%M"), "load_avg_1min": os.getloadavg()[0],
+    row = {**provenance.stamp(args), "date": time.strftime("%Y-%m-%d %H:%M"), "load_avg_1min": os.getloadavg()[0],
            "cpus": os.cpu_count(), "students": args.students, "assignment": ASSIGNMENT,
            "pairs_compared_in_full": len(result.pairs), "flagged": len(result.flagged()),
            "item_analysis_s": round(item, 3), "code_similarity_s": round(code, 3),
            "report_command_s": round(command, 3)}
     print(json.dumps(row))
-    RESULTS.parent.mkdir(exist_ok=True)
-    with open(RESULTS, "a") as f:
+    args.out.parent.mkdir(exist_ok=True)
+    with open(args.out, "a") as f:
         f.write(json.dumps(row) + "\n")
 
 

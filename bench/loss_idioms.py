@@ -5,7 +5,8 @@ the way public solutions write it. The grader's own check functions run in proce
 the worker's adapter (no sandbox: the numbers are the same), over many grading seeds,
 and this records, per idiom: how often each check passes, the notes and failure
 messages it got, and the largest relative residual |g - c g*| / |c g*| of the gradient
-fit (graders/rl/gradients.py) over the passing seeds.
+fit (graders/rl/gradients.py) over the passing seeds. The report starts with the stamp
+(commit, settings: the arguments and the fit's tolerance).
 
     .venv/bin/python bench/loss_idioms.py --seeds 200 > bench/results/loss_idioms.json
 
@@ -24,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import provenance  # noqa: E402
 from graders import assignments  # noqa: E402
 from graders.checks import CheckFailed  # noqa: E402
 from graders.contract import Context  # noqa: E402
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return c, residual
 
     gradients.fit = recording_fit
-    report = {}
+    report = provenance.stamp({**vars(args), "tolerance": gradients.TOLERANCE})
     chosen = ["reinforce", "reinforce_baseline"] if args.assignment == "both" else [args.assignment]
     for assignment in chosen:
         grader = assignments.grader(assignment)

@@ -13,7 +13,9 @@ Either way, for every seed the same relabelling and budget also feed random sear
 (uniform architectures; its answer is the best it evaluated) and a controller that
 does not learn (its greedy architecture is a uniformly random one). One JSON line per
 (seed, searcher): the rank and reward of the answer, the mean reward of the second
-half of the evaluations, distinct architectures evaluated, seconds.
+half of the evaluations, distinct architectures evaluated, seconds; each stamped with the
+commit and the settings (the arguments, the Args overrides and the budget in effect).
+`--summarize` names the commits of the rows it summarises.
 
     PYTHONPATH=. nice -n 15 .venv/bin/python bench/nas_reference.py --graded --seeds 0-299 \
         --out bench/results/nas_reference.jsonl
@@ -34,6 +36,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import provenance  # noqa: E402
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -167,11 +172,12 @@ def run_graded(seed: int, budget: int | None, worker) -> dict:
     return out
 
 
-def summarize(path: Path, figure: Path | None) -> None:
+def summarize(path: Path, figure: Path | None, stamp: dict) -> None:
     from graders.nas import grader, space
 
     rows = [json.loads(line) for line in path.read_text().splitlines() if line]
     top = grader.DEFAULTS["thresholds"]["top_fraction"]
+    print(json.dumps({**stamp, "row_commits": provenance.commits(rows)}))
     print(f"{path}: {len(rows)} lines; current top_fraction {top}")
     by = {}
     for r in rows:
@@ -216,12 +222,16 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, default=None)
     args = parser.parse_args()
     if args.summarize:
-        summarize(args.summarize, args.figure)
+        summarize(args.summarize, args.figure, provenance.stamp(args))
         return
     import torch
 
     torch.set_num_threads(1)
     overrides = {k: (float(v) if "." in v or "e" in v else int(v)) for k, v in (s.split("=") for s in args.set)}
+    from graders.nas import grader
+
+    budget = args.budget if args.budget is not None else grader.DEFAULTS["evaluation_budget"]
+    stamp = provenance.stamp({**vars(args), "set": overrides, "evaluation_budget": budget, "threads": 1})
     out = args.out.open("a") if args.out else None
     worker = None
     from graders.sandbox import Worker
@@ -233,9 +243,10 @@ def main() -> None:
             lines = [run_graded(seed, args.budget, worker) if args.graded else run_in_process(seed, args.budget,
                                                                                              overrides)]
             lines += baselines(seed, args.budget)
-            for line in lines:
+            for i, line in enumerate(lines):
                 if args.budget is not None:
                     line["budget"] = args.budget
+                lines[i] = line = {**stamp, **line}
                 text = json.dumps(line)
                 if out:
                     out.write(text + "\n")

@@ -3,9 +3,10 @@
 Each architecture of `graders.nas.space` is trained once per seed with the protocol
 of `graders.nas.measure` (one CPU thread, deterministic), in a fixed shuffled order
 so that a partial run is a uniform sample of the space. One JSON line per
-(architecture, seed) goes to --runs; architectures already there are skipped, so an
-interrupted run resumes. `--write` turns complete runs into graders/nas/table.json
-and prints the sha256 that graders/nas/table.py checks.
+(architecture, seed), stamped with the commit and settings, goes to --runs; architectures
+already there are skipped, so an interrupted run resumes (`--index`: measure only these).
+`--write` turns complete runs into graders/nas/table.json (its protocol names the commits
+of the runs) and prints the sha256 that graders/nas/table.py checks.
 
     PYTHONPATH=. nohup nice -n 15 .venv/bin/python bench/nas_table.py --seeds 0 \
         --runs bench/results/nas_table_runs.jsonl > /tmp/nas_table.log 2>&1 &
@@ -18,12 +19,17 @@ import argparse
 import hashlib
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import provenance  # noqa: E402
+
 ORDER_SEED = 1
 
 
@@ -33,7 +39,7 @@ def done(path: Path) -> set[tuple[int, int]]:
     return {(r["index"], r["seed"]) for r in map(json.loads, path.read_text().splitlines()) if r}
 
 
-def measure_all(seeds: list[int], runs: Path, limit: int | None) -> None:
+def measure_all(seeds: list[int], runs: Path, limit: int | None, indices: list[int] | None = None) -> None:
     import torch
 
     from graders.nas import measure, space
@@ -41,7 +47,12 @@ def measure_all(seeds: list[int], runs: Path, limit: int | None) -> None:
     torch.set_num_threads(1)
     measure.data()
     seen = done(runs)
-    order = np.random.default_rng(ORDER_SEED).permutation(space.SIZE)
+    order = np.random.default_rng(ORDER_SEED).permutation(space.SIZE) if indices is None else indices
+    stamp = provenance.stamp({"seeds": seeds, "runs": runs, "limit": limit, "index": indices, "order_seed": ORDER_SEED,
+                              "dataset": measure.DATASET, "split_seed": measure.SPLIT_SEED,
+                              "train_images": measure.TRAIN_IMAGES, "validation_images": measure.VALIDATION_IMAGES,
+                              "epochs": measure.EPOCHS, "batch": measure.BATCH, "learning_rate": measure.LEARNING_RATE,
+                              "threads": 1})
     count = 0
     with runs.open("a") as out:
         for seed in seeds:
@@ -51,7 +62,7 @@ def measure_all(seeds: list[int], runs: Path, limit: int | None) -> None:
                 tokens = space.tokens_of(index)
                 start = time.perf_counter()
                 accuracy = measure.accuracy(tokens, seed)
-                record = {"index": int(index), "tokens": list(tokens), "seed": seed, "accuracy": accuracy,
+                record = {**stamp, "index": int(index), "tokens": list(tokens), "seed": seed, "accuracy": accuracy,
                           "seconds": round(time.perf_counter() - start, 3)}
                 out.write(json.dumps(record) + "\n")
                 out.flush()
@@ -66,6 +77,7 @@ def write_table(seeds: list[int], runs: Path, table: Path) -> None:
     from graders.nas import measure, space
 
     records = [json.loads(line) for line in runs.read_text().splitlines() if line]
+    used = [r for r in records if r["seed"] in seeds]
     accuracy = np.full((space.SIZE, len(seeds)), np.nan)
     seconds = np.zeros(space.SIZE)
     for r in records:
@@ -81,7 +93,8 @@ def write_table(seeds: list[int], runs: Path, table: Path) -> None:
         "protocol": {"dataset": measure.DATASET, "split_seed": measure.SPLIT_SEED, "train_images": measure.TRAIN_IMAGES,
                      "validation_images": measure.VALIDATION_IMAGES, "epochs": measure.EPOCHS, "batch": measure.BATCH,
                      "learning_rate": measure.LEARNING_RATE, "seeds": seeds, "torch": torch.__version__,
-                     "machine": platform.machine(), "cpu_seconds_total": round(float(seconds.sum()))},
+                     "machine": platform.machine(), "cpu_seconds_total": round(float(seconds.sum())),
+                     "row_commits": provenance.commits(used)},
         "choices": list(space.CHOICES),
         "accuracy": [[round(a, 5) for a in row] for row in accuracy.tolist()],
     }
@@ -122,6 +135,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "bench" / "results" / "nas_table_runs.jsonl")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many new measurements")
+    parser.add_argument("--index", type=int, nargs="+", default=None, help="measure only these architectures")
     parser.add_argument("--write", action="store_true", help="write graders/nas/table.json from the runs")
     parser.add_argument("--table", type=Path, default=ROOT / "graders" / "nas" / "table.json")
     parser.add_argument("--figure", type=Path, default=None, help="plot the shipped table (docs/nas_table.png)")
@@ -131,7 +145,7 @@ def main() -> None:
     elif args.write:
         write_table(args.seeds, args.runs, args.table)
     else:
-        measure_all(args.seeds, args.runs, args.limit)
+        measure_all(args.seeds, args.runs, args.limit, args.index)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ copy's best architecture for the rest of the budget and answer it. Run in-proces
 grader's own `SearchServer`, with the relabelling of each seed as a grading draws it, and
 judged with the search check's two criteria at the default thresholds. One JSON line per
 seed: the probes spent, whether the relabelling was decoded, the answer's rank, the
-second half's mean reward and whether both criteria pass.
+second half's mean reward and whether both criteria pass, stamped with the commit and settings.
 The grader's search check then withholds the points with a FLAG unless the submission's
 sampler, log-probability and loss pass their own checks (graders/nas/grader.py
 SEARCH_PIECES; tests/test_nas.py runs this attack as a submission).
@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from nas_reference import context, parse_seeds, server_for  # bench/ is on sys.path when run as a script
+
+from bench import provenance  # nas_reference put the repository on sys.path
 
 
 def probes(choices) -> list[list[int]]:
@@ -73,7 +75,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-99")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    rows = [attack(seed) for seed in parse_seeds(args.seeds)]
+    from graders.nas import grader
+
+    stamp = provenance.stamp({**vars(args), "thresholds": grader.DEFAULTS["thresholds"]})
+    rows = [{**stamp, **attack(seed)} for seed in parse_seeds(args.seeds)]
     if args.out:
         with args.out.open("a") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
@@ -81,7 +86,7 @@ def main() -> None:
 
     copy = table.load()
     _, counts = np.unique(np.stack([copy.accuracy, copy.flops], axis=1), axis=0, return_counts=True)
-    print(json.dumps({"seeds": len(rows), "decoded": sum(r["decoded"] for r in rows),
+    print(json.dumps({**stamp, "seeds": len(rows), "decoded": sum(r["decoded"] for r in rows),
                       "passes": sum(r["passes"] for r in rows), "probes_max": max(r["probes"] for r in rows),
                       "rows_singled_out_by_accuracy_and_flops": int(np.sum(counts == 1))}))
 

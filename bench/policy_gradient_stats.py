@@ -11,8 +11,9 @@ unbiasedness test, and the buggy action-dependent baseline for power. It prints:
 - the detection rate of the action-dependent baseline (power);
 - the distribution of the variance ratio (value baseline / none).
 
-The runs recorded in docs/policy_gradient.md (one JSON line per seed; about 0.3 s of
-CPU per seed):
+The runs recorded in docs/policy_gradient.md (one JSON line per seed: the commit, the
+settings, the seed and its cases; lines written before issue 31 are the bare list of
+cases; about 0.3 s of CPU per seed). The summary names the commits of its lines.
 
     PYTHONPATH=. nice -n 10 .venv/bin/python bench/policy_gradient_stats.py --seeds 4000 \
         --power-seeds 400 --jobs 2 --out bench/results/policy_gradient_stats.jsonl
@@ -31,16 +32,19 @@ import functools
 import importlib.util
 import json
 import multiprocessing
+import sys
 import time
 import types
 from pathlib import Path
 
 import numpy as np
 
-from graders.policy_gradient import mdps, stats
-from graders.policy_gradient.grader import DEFAULTS, MC_CASES, _exact, value_baseline
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import provenance  # noqa: E402
+from graders.policy_gradient import mdps, stats  # noqa: E402
+from graders.policy_gradient.grader import DEFAULTS, MC_CASES, _exact, value_baseline  # noqa: E402
 
 
 def load(path: Path, name: str):
@@ -106,8 +110,15 @@ def run_seed(seed: int, n_episodes: int, alpha: float, with_bug: bool) -> list[d
     return rows
 
 
-def summarize(per_seed: list[list[dict]], alpha: float, episodes: int, power_seeds: int) -> None:
-    """Print the measurements (see the module docstring) from per-seed rows."""
+def cases(line: dict | list) -> list[dict]:
+    """The cases of one seed's line: {"cases": [...], ...} since issue 31, the bare list before."""
+    return line["cases"] if isinstance(line, dict) else line
+
+
+def summarize(lines: list[dict | list], alpha: float, episodes: int, power_seeds: int, stamp: dict) -> None:
+    """Print the measurements (see the module docstring) from per-seed lines, after the stamp and their commits."""
+    print(json.dumps({**stamp, "row_commits": provenance.commits(lines)}))
+    per_seed = [cases(line) for line in lines]
     rows = [row for seed_rows in per_seed for row in seed_rows]
     for row in rows:  # power at this alpha; a verdict stored without its p-value is dropped
         if "p_bug" in row:
@@ -160,20 +171,21 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.summarize:
-        per_seed = [json.loads(line) for line in args.summarize.read_text().splitlines() if line.strip()]
-        summarize(per_seed, args.alpha, args.episodes, args.power_seeds)
+        lines = [json.loads(line) for line in args.summarize.read_text().splitlines() if line.strip()]
+        summarize(lines, args.alpha, args.episodes, args.power_seeds, provenance.stamp(args))
         return
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(seed, args.episodes, args.alpha, i < args.power_seeds) for i, seed in enumerate(seeds)]
+    stamp = provenance.stamp({**vars(args), "mc_cases": MC_CASES})
     out = args.out.open("a") if args.out else None
-    per_seed = []
+    lines = []
     with multiprocessing.Pool(args.jobs) as pool:
-        for seed_rows in pool.imap(_run_job, jobs, chunksize=4):
-            per_seed.append(seed_rows)
+        for (seed, *_), seed_rows in zip(jobs, pool.imap(_run_job, jobs, chunksize=4)):
+            lines.append({**stamp, "seed": seed, "cases": seed_rows})
             if out:
-                out.write(json.dumps(seed_rows) + "\n")
+                out.write(json.dumps(lines[-1]) + "\n")
                 out.flush()
-    summarize(per_seed, args.alpha, args.episodes, args.power_seeds)
+    summarize(lines, args.alpha, args.episodes, args.power_seeds, stamp)
 
 
 def _run_job(job: tuple) -> list[dict]:

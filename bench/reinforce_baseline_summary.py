@@ -4,7 +4,9 @@ A grading trains on two seeds and gives full training marks only when both pass.
 estimates of the per-grading pass rate: consecutive seeds as the two seeds of one
 grading (1000+1001, 1002+1003, ...: n/2 gradings), and p_seed^2 (the seeds are
 independent). With --ideas, a table of every setting (label) in the rows, and with
---write, the summary of one setting and budget as the reference's record.
+--write, the summary of one setting and budget as the reference's record, stamped with the
+commit and settings of this summary and naming the commits of its rows (`row_commits`; the
+tables start with them, as one JSON line).
 
     PYTHONPATH=. .venv/bin/python bench/reinforce_baseline_summary.py \\
         bench/results/reinforce_baseline_confirmation.jsonl --label reference --budget 300 \\
@@ -17,9 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import provenance  # noqa: E402
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -84,6 +90,8 @@ def main() -> None:
         for r in rows:
             if args.label is None or r["label"] == args.label:
                 groups.setdefault((r["label"], r["episode_budget"]), []).append(r)
+        chosen = [r for group in groups.values() for r in group]
+        print(json.dumps({**provenance.stamp(args), "row_commits": provenance.commits(chosen)}))
         print("| setting | budget | seeds | pass per seed | 95% interval | per grading (pairs / p^2) | failed seeds "
               "(eval mean) | median CPU s |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -100,8 +108,9 @@ def main() -> None:
               and (args.budget is None or r["episode_budget"] == args.budget)]
     if len({(r["label"], r["episode_budget"]) for r in chosen}) != 1:
         raise SystemExit("the rows hold several settings or budgets: choose one with --label and --budget")
-    summary = {"assignment": chosen[0]["assignment"], "label": chosen[0]["label"], **summarize(chosen),
-               "rows": args.rows, **dict(note.split("=", 1) for note in args.note)}
+    summary = {**provenance.stamp(args), "assignment": chosen[0]["assignment"], "label": chosen[0]["label"],
+               **summarize(chosen), "rows": args.rows, "row_commits": provenance.commits(chosen),
+               **dict(note.split("=", 1) for note in args.note)}
     text = json.dumps(summary, indent=1)
     print(text)
     if args.write:

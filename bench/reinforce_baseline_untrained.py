@@ -8,7 +8,8 @@ initialisation after `torch.manual_seed(seed)`, the template's shapes (4 -> hidd
 (`CartPoleServer(seed, episode_budget)`, the assignment's budget), without any update,
 until `--episodes` episodes have finished. The returns are the grader's own record
 (`server.episode_returns`, in the order the episodes ended); the first `num_envs` of
-them are also the first ones of the reference's real training run on that seed.
+them are also the first ones of the reference's real training run on that seed. Rows and
+summary are stamped with the commit and settings.
 
     PYTHONPATH=. nice -n 15 .venv/bin/python bench/reinforce_baseline_untrained.py --seeds 0-499 \\
         --out bench/results/reinforce_baseline_untrained_returns.jsonl \\
@@ -26,6 +27,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import provenance  # noqa: E402
+
 ASSIGNMENT = "reinforce_baseline"
 
 
@@ -71,9 +76,13 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    from graders import assignments
+
     module = load_reference()
+    stamp = provenance.stamp({**vars(args), "episode_budget": assignments.grader(ASSIGNMENT).defaults["episode_budget"],
+                              "hidden_size": module.Args().hidden_size, "num_envs": module.Args().num_envs})
     first, last = map(int, args.seeds.split("-"))
-    rows = [{"seed": s, "returns": first_returns(module, s, args.episodes)} for s in range(first, last + 1)]
+    rows = [{**stamp, "seed": s, "returns": first_returns(module, s, args.episodes)} for s in range(first, last + 1)]
     if args.out:
         Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
     returns = np.array([r["returns"] for r in rows], dtype=float)
@@ -84,6 +93,7 @@ def main() -> None:
         return {f"p{p}": float(np.percentile(values, p)) for p in percentiles}
 
     summary = {
+        **stamp, "row_commits": provenance.commits(rows),
         "assignment": ASSIGNMENT, "seeds": len(rows), "seed_range": args.seeds, "episodes_per_seed": args.episodes,
         "hidden_size": module.Args().hidden_size, "num_envs": module.Args().num_envs,
         "all_returns": {"mean": float(returns.mean()), "std": float(returns.std()), **pct(returns)},

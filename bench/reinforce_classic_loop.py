@@ -12,7 +12,7 @@ The dynamics are gymnasium's bit for bit and torch's generator is seeded alike, 
 both runs take the same trajectory: the bench checks that the episode lengths agree.
 The overhead is served time / raw time (wall from the start of `train()`, CPU of
 every process involved from then on); runs alternate (raw, served, raw, ...) in one
-run so that load hits both alike, and the load average is recorded.
+run so that load hits both alike, and the load average is recorded with the commit and settings.
 
     PYTHONPATH=. nice -n 5 .venv/bin/python bench/reinforce_classic_loop.py --seeds 0-2 --episodes 300
 """
@@ -27,6 +27,9 @@ import types
 from pathlib import Path
 
 from served import report, served_train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import provenance  # noqa: E402
 
 SOURCE = '''
 import torch
@@ -135,7 +138,7 @@ def main() -> None:
             sys.exit(f"seed {seed}: the two runs took different trajectories; the comparison is off")
     total = {k: {m: sum(r[m] for r in v) for m in ("wall", "cpu")} for k, v in runs.items()}
     result = {
-        "bench": "reinforce_classic_loop", "seeds": args.seeds, "episodes": args.episodes,
+        **provenance.stamp(args), "bench": "reinforce_classic_loop", "seeds": args.seeds, "episodes": args.episodes,
         "steps": sum(sum(r["lengths"]) for r in runs["raw"]),
         "raw_s": total["raw"], "served_s": total["served"],
         "overhead_wall": total["served"]["wall"] / total["raw"]["wall"],

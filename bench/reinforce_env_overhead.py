@@ -12,15 +12,18 @@ runs served the same number of steps):
 The overhead factor is served time / raw time, in wall seconds and in CPU seconds of
 all processes involved, from the start of train(). Runs alternate (raw, served, raw,
 ...) so that load on a shared machine hits both alike. Imports happen before the
-clocks start on both sides.
+clocks start on both sides. The result is stamped with the commit and settings.
 
     PYTHONPATH=. nice -n 10 .venv/bin/python bench/reinforce_env_overhead.py --seeds 0-4 --num-envs 8
+
+`--set name=value` and `--patch OLD=>NEW` change the reference's source as in
+bench/reinforce_sweep.py (both runs get the same source), e.g. a quick look that stops
+after two updates: `--patch "    while True:=>    for _ in range(2):"`.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import resource
 import sys
 import time
@@ -30,16 +33,12 @@ from pathlib import Path
 from served import report, served_train
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import provenance  # noqa: E402
+from bench.reinforce_sweep import patched_source  # noqa: E402
+
 SOLUTION = ROOT / "solutions" / "reinforce" / "reinforce.py"
-
-
-def bench_source(num_envs: int | None) -> str:
-    """The reference, maybe with another num_envs."""
-    source = SOLUTION.read_text()
-    if num_envs:
-        old = re.search(r"num_envs: int = \d+", source).group(0)
-        source = source.replace(old, f"num_envs: int = {num_envs}")
-    return source
 
 
 def cpu_seconds() -> float:
@@ -47,7 +46,7 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime
 
 
-def raw_run(seed: int, num_envs: int | None) -> dict:
+def raw_run(seed: int, source: str) -> dict:
     import torch
     import torch._dynamo  # noqa: F401 - imported before the clock starts, as the grader's adapter does
 
@@ -56,7 +55,7 @@ def raw_run(seed: int, num_envs: int | None) -> dict:
     torch.set_num_threads(1)
     ref = types.ModuleType("reference")
     sys.modules["reference"] = ref  # dataclasses look their module up
-    exec(compile(bench_source(num_envs), str(SOLUTION), "exec"), ref.__dict__)
+    exec(compile(source, str(SOLUTION), "exec"), ref.__dict__)
     steps = [0]
 
     def make_envs(n):
@@ -77,11 +76,11 @@ def raw_run(seed: int, num_envs: int | None) -> dict:
     return {"steps": steps[0], "wall": time.perf_counter() - wall, "cpu": cpu_seconds() - cpu}
 
 
-def served_run(seed: int, num_envs: int | None) -> dict:
+def served_run(seed: int, source: str) -> dict:
     from graders.rl.server import CartPoleServer
 
     server = CartPoleServer(seed)
-    cost = served_train("reinforce", bench_source(num_envs), server, seed, 600)
+    cost = served_train("reinforce", source, server, seed, 600)
     return {"steps": server.steps, "wall": cost["wall"], "cpu": cost["cpu"], "vector_steps": server.vector_steps}
 
 
@@ -89,13 +88,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-4", help="a range a-b (inclusive)")
     parser.add_argument("--num-envs", type=int, default=None, help="override Args.num_envs")
+    parser.add_argument("--set", action="append", default=[], help="Args field override, name=value")
+    parser.add_argument("--patch", action="append", default=[], help="source replacement OLD=>NEW")
     parser.add_argument("--out", default=None, help="append the result as a JSON line here")
     args = parser.parse_args()
+    sets = args.set + ([f"num_envs={args.num_envs}"] if args.num_envs else [])
+    source = patched_source("reinforce", sets, args.patch)
     first, last = map(int, args.seeds.split("-"))
     runs = {"raw": [], "served": []}
     for seed in range(first, last + 1):
         for kind, run in (("raw", raw_run), ("served", served_run)):
-            r = run(seed, args.num_envs)
+            r = run(seed, source)
             runs[kind].append(r)
             print(f"seed {seed} {kind:6s}: {r['steps']} steps in {r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU "
                   f"-> {r['steps'] / r['wall']:.0f} steps/s wall, {r['steps'] / r['cpu']:.0f} steps/CPU-s", flush=True)
@@ -103,7 +106,7 @@ def main() -> None:
             print(f"seed {seed}: the two runs did different work; the comparison is off")
     rate = {k: {m: sum(r["steps"] for r in v) / sum(r[m] for r in v) for m in ("wall", "cpu")} for k, v in runs.items()}
     result = {
-        "num_envs": args.num_envs, "seeds": args.seeds,
+        **provenance.stamp(args), "num_envs": args.num_envs, "seeds": args.seeds,
         "raw_steps_per_s": rate["raw"], "served_steps_per_s": rate["served"],
         "overhead_wall": rate["raw"]["wall"] / rate["served"]["wall"],
         "overhead_cpu": rate["raw"]["cpu"] / rate["served"]["cpu"],

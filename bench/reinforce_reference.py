@@ -7,7 +7,9 @@ as `graders/rl/training.py` does. One JSON line per seed: pass/fail, the
 evaluation mean, wall time of training and of training + evaluation (the grader's
 overhead included), CPU seconds (grader + worker), steps and episodes served, and the
 figures the learning flags test (graders/rl/certify.py): the mean of the first
-`start_episodes` served returns and the best mean of `learning_window` in a row.
+`start_episodes` served returns and the best mean of `learning_window` in a row; each line
+stamped with the commit and settings (the summary names the commits of its lines).
+`--episode-budget N` serves N training episodes instead of the grader's budget (a quick look).
 
     PYTHONPATH=. nice -n 10 .venv/bin/python bench/reinforce_reference.py reinforce --seeds 0-99 \
         --out bench/results/reinforce_reference.jsonl
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -29,15 +32,18 @@ import numpy as np
 from served import served_train
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import provenance  # noqa: E402
 
 
-def run_seed(assignment: str, seed: int, time_limit: float) -> dict:
+def run_seed(assignment: str, seed: int, time_limit: float, budget: int | None = None) -> dict:
     from graders import assignments
     from graders.rl.evaluation import evaluate
     from graders.rl.server import CartPoleServer
 
     defaults = assignments.grader(assignment).defaults
-    budget = defaults.get("episode_budget")
+    budget = budget or defaults.get("episode_budget")
     threshold = defaults["thresholds"]["mean_return"]
     source = assignments.solution_path(assignment).read_text()
     server = CartPoleServer(seed, episode_budget=budget)
@@ -66,8 +72,8 @@ def run_seed(assignment: str, seed: int, time_limit: float) -> dict:
 
 def summarize(rows: list[dict], figure: str | None = None) -> dict:
     passed = np.array([r["passed"] for r in rows])
-    summary = {"seeds": len(rows), "pass_rate": float(passed.mean()), "failed_seeds": [r["seed"] for r in rows
-                                                                                       if not r["passed"]]}
+    summary = {"row_commits": provenance.commits(rows), "seeds": len(rows), "pass_rate": float(passed.mean()),
+               "failed_seeds": [r["seed"] for r in rows if not r["passed"]]}
     for key in ("total_wall_s", "train_wall_s", "train_cpu_s", "steps", "episodes_started", "eval_mean"):
         values = np.array([r[key] for r in rows], dtype=float)
         summary[key] = {"median": float(np.median(values)), "p10": float(np.percentile(values, 10)),
@@ -100,13 +106,15 @@ def main() -> None:
     parser.add_argument("assignment", choices=["reinforce", "reinforce_baseline"])
     parser.add_argument("--seeds", default="0-99", help="a range a-b (inclusive) or a comma list")
     parser.add_argument("--time-limit", type=float, default=240.0, help="time budget told to train()")
+    parser.add_argument("--episode-budget", type=int, default=None, help="instead of the grader's (a quick look)")
     parser.add_argument("--out", default=None, help="JSONL file; seeds already there are skipped")
     parser.add_argument("--summarize", default=None, help="only summarize this JSONL file")
     parser.add_argument("--figure", default=None, help="PNG of the distributions")
     args = parser.parse_args()
     if args.summarize:
         rows = [json.loads(line) for line in Path(args.summarize).read_text().splitlines() if line.strip()]
-        print(json.dumps(summarize([r for r in rows if r["assignment"] == args.assignment], args.figure), indent=1))
+        chosen = [r for r in rows if r["assignment"] == args.assignment]
+        print(json.dumps({**provenance.stamp(args), **summarize(chosen, args.figure)}, indent=1))
         return
     if "-" in args.seeds:
         first, last = map(int, args.seeds.split("-"))
@@ -116,18 +124,22 @@ def main() -> None:
     done = set()
     if args.out and Path(args.out).exists():
         done = {json.loads(line)["seed"] for line in Path(args.out).read_text().splitlines() if line.strip()}
+    from graders import assignments
+
+    budget = args.episode_budget or assignments.grader(args.assignment).defaults.get("episode_budget")
+    stamp = provenance.stamp({**vars(args), "episode_budget": budget})
     rows = []
     for seed in seeds:
         if seed in done:
             continue
-        row = run_seed(args.assignment, seed, args.time_limit)
+        row = {**stamp, **run_seed(args.assignment, seed, args.time_limit, budget)}
         rows.append(row)
         print(json.dumps(row), flush=True)
         if args.out:
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")
     if rows:
-        print(json.dumps(summarize(rows, args.figure), indent=1))
+        print(json.dumps({**stamp, **summarize(rows, args.figure)}, indent=1))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ skipped, so an interrupted run resumes, and the summary covers all of them.
 `--budgets 200,250,300` measures several budgets in one run per seed (forked at the point
 where the runs part, see `run_seed`; `--check-forks` compares that with direct runs);
 `--stop-after-failures K` stops a setting at its K-th failing seed.
+Rows and summaries are stamped with the commit and settings; a summary names the commits
+of its rows (`row_commits`: resumed rows may come from an earlier commit).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import provenance  # noqa: E402
 
 
 def patched_source(assignment: str, settings: list[str], patches: list[str], idea: str | None = None) -> str:
@@ -221,6 +226,7 @@ def main() -> None:
     budgets = sorted(int(b) for b in args.budgets.split(",")) if args.budgets else [args.episode_budget or default]
     setting = {"assignment": args.assignment, "label": args.label, "idea": args.idea, "set": args.set,
                "patch": args.patch}
+    stamp = provenance.stamp({**vars(args), "budgets": budgets})
     if args.check_forks:
         check_forks(args.assignment, source, seeds, budgets)
         return
@@ -238,7 +244,7 @@ def main() -> None:
     with ProcessPoolExecutor(args.jobs) as pool:
         for result in pool.map(run_seed, [args.assignment] * n, [source] * n, todo, [budgets[-1]] * n, [forks] * n):
             for row in result if forks else [result]:
-                row = {**setting, **row}
+                row = {**stamp, **setting, **row}
                 if row["seed"] in {r["seed"] for r in rows[row["episode_budget"]]}:
                     continue  # a resumed seed that had some of its budgets already
                 rows[row["episode_budget"]].append(row)
@@ -253,7 +259,8 @@ def main() -> None:
                 break
     for b in budgets:
         ran = sorted(rows[b], key=lambda r: r["seed"])
-        summary = {**setting, "episode_budget": b, "seeds": args.seeds, **summarize(ran)}
+        summary = {**stamp, **setting, "episode_budget": b, "seeds": args.seeds, "row_commits": provenance.commits(ran),
+                   **summarize(ran)}
         if len(ran) < len(seeds):
             summary["stopped_early"] = f"{len(ran)} of {len(seeds)} seeds run"
         print(json.dumps(summary))

@@ -1,6 +1,6 @@
 """The separation that sets graders/similarity.py's THRESHOLD and MIN_OVERLAP, measured.
 
-    python bench/similarity_threshold.py [--seeds 5]
+    python bench/similarity_threshold.py [--seeds 5] [--assignments bandits]
 
 For each assignment of the corpus (tests/fixtures/similarity: independent implementations written for this suite):
 - independent pairs: every pair of implementations, and every pair of *partial* ones (each implementation cut to
@@ -9,14 +9,13 @@ For each assignment of the corpus (tests/fixtures/similarity: independent implem
   them, and all of them handed in as a notebook), over `--seeds` seeds of the disguises.
 Everything is compared in one class per assignment, as the batch compares a class. Prints, per assignment, the
 highest independent score and the lowest copy score (and the same for the shared characters), and appends a row
-(commit, settings, figures) to bench/results/similarity_threshold.jsonl.
+(commit, settings, figures) to --out (bench/results/similarity_threshold.jsonl).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import similarity_corpus as corpus  # noqa: E402
 
+from bench import provenance  # noqa: E402
 from graders import similarity  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "similarity_threshold.jsonl"
@@ -93,18 +93,22 @@ def measure(assignment: str, seeds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--assignments", nargs="+", default=corpus.known_assignments(), choices=corpus.known_assignments(),
+                        help="the corpus's assignments to measure (default: all)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="append the record here (one JSON line)")
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     rows = []
-    for assignment in corpus.known_assignments():
+    for assignment in args.assignments:
         row = measure(assignment, args.seeds)
         rows.append(row)
         print(json.dumps(row))
-    record = {"commit": commit.strip(), "date": time.strftime("%Y-%m-%d %H:%M"), "seeds": args.seeds,
-              "threshold": similarity.THRESHOLD, "min_overlap": similarity.MIN_OVERLAP,
-              "noise_chars": similarity.NOISE_CHARS, "guarantee_chars": similarity.GUARANTEE_CHARS, "rows": rows}
-    RESULTS.parent.mkdir(exist_ok=True)
-    with open(RESULTS, "a") as f:
+    constants = {"threshold": similarity.THRESHOLD, "min_overlap": similarity.MIN_OVERLAP,
+                 "noise_chars": similarity.NOISE_CHARS, "guarantee_chars": similarity.GUARANTEE_CHARS,
+                 "prefilter": similarity.PREFILTER}
+    record = {**provenance.stamp({**vars(args), **constants}), "date": time.strftime("%Y-%m-%d %H:%M"),
+              "seeds": args.seeds, **constants, "rows": rows}
+    args.out.parent.mkdir(exist_ok=True)
+    with open(args.out, "a") as f:
         f.write(json.dumps(record) + "\n")
 
 

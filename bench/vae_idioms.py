@@ -4,7 +4,8 @@ Each idiom is a `gaussian_kl` or a `bernoulli_nll` written the way public VAEs w
 The grader's own check functions run in process on the worker's adapter over many
 grading seeds; every comparison they make (`expect_close`) is recorded, so this prints,
 per idiom and check: the pass count, and the largest absolute and relative deviation
-from the grader's float64 value (over all seeds and comparisons).
+from the grader's float64 value (over all seeds and comparisons). The report starts with
+the stamp (commit, settings: the arguments and the checks' tolerances).
 
     .venv/bin/python bench/vae_idioms.py --seeds 200 > bench/results/vae_idioms.json
 
@@ -24,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import provenance  # noqa: E402
 from graders.checks import CheckFailed  # noqa: E402
 from graders.contract import Context  # noqa: E402
 from graders.vae import grader  # noqa: E402
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     grader.expect_close = recording
     checks = {"kl": [grader.kl_matches_closed_form_and_monte_carlo],
               "bce": [grader.bernoulli_nll_from_logits, grader.bernoulli_nll_is_stable_at_large_logits]}
-    report = {}
+    report = provenance.stamp({**vars(args), "kl_rtol": grader.KL_RTOL, "kl_atol": grader.KL_ATOL,
+                               "bce_rtol": grader.BCE_RTOL, "bce_atol": grader.BCE_ATOL})
     for kind, idioms in (("kl", KL), ("bce", BCE)):
         for name, (correct, body) in idioms.items():
             worker = InProcessWorker(submission(kind, body))

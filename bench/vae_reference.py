@@ -6,7 +6,8 @@ training split less a held-out part (`elbo.holdout`, drawn per seed as the grade
 draws it from its hidden seed); the weights train() returns are loaded into a fresh
 model (`load_model`), and the held-out NELBO and importance-weighted bound are
 computed with graders/vae/elbo.py and the grader's noise, as the training check does. One JSON line per seed goes
-to stdout (and to --out), then a summary with the threshold rule of docs/vae.md.
+to stdout (and to --out), then a summary with the threshold rule of docs/vae.md; each stamped with the commit and
+settings (the summary also names its rows' commits).
 
     nice -n 10 .venv/bin/python bench/vae_reference.py --seeds 0-19 --epochs 3 --threads 2 \
         --out bench/results/vae_fashion_e3.jsonl
@@ -29,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import provenance  # noqa: E402
 from graders import datasets  # noqa: E402
 from graders.vae import elbo  # noqa: E402
 from graders_worker.adapters import vae as adapter  # noqa: E402
@@ -113,9 +115,10 @@ def main() -> None:
     sub = load_module(solution)
     images = np.asarray(datasets.load(args.dataset, "train").images)
     rows = []
+    stamp = provenance.stamp(args)
     out = args.out.open("a") if args.out else None
     for seed in seed_list(args.seeds):
-        row = measure(sub, images, seed, args.epochs, args.threads, args.device,
+        row = stamp | measure(sub, images, seed, args.epochs, args.threads, args.device,
                       args.iw_images, args.iw_samples, args.holdout_fraction)
         row["dataset"] = args.dataset
         row["submission"] = args.variant or str(args.solution.relative_to(ROOT) if args.solution.is_relative_to(ROOT)
@@ -128,6 +131,8 @@ def main() -> None:
             out.flush()
     values = np.array([r["test_nelbo"] for r in rows])
     summary = {
+        **stamp,
+        "row_commits": provenance.commits(rows),
         "summary": True,
         "dataset": args.dataset,
         "epochs": args.epochs,

@@ -4,7 +4,8 @@ negative_elbo, over many grading seeds; and how far the buggy variants lie.
 
     .venv/bin/python bench/vae_tolerances.py --seeds 200
 
-Prints one JSON object; docs/vae.md records the figures and the tolerances chosen.
+Prints one JSON object, stamped with the commit and settings; docs/vae.md records the figures
+and the tolerances chosen.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import provenance  # noqa: E402
 from bench.vae_reference import load_module  # noqa: E402
 from graders import variants  # noqa: E402
 from graders.vae import elbo, grader  # noqa: E402
@@ -53,24 +56,26 @@ def nelbo_error(sub, seed: int) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=200)
     args = p.parse_args()
     ref = load_module(ROOT / "solutions/vae/vae.py")
     fd = np.array([fd_errors(ref, s) for s in range(args.seeds)])
     nelbo = np.array([nelbo_error(ref, s) for s in range(min(args.seeds, 50))])
     report = {
+        **provenance.stamp({**vars(args), "fd_step": grader.FD_STEP}),
         "seeds": args.seeds,
         "fd_step": grader.FD_STEP,
         "reference_fd_max_abs_error": float(fd[:, 0].max()),
         "reference_fd_max_scaled_error": float(fd[:, 1].max()),
         "reference_negative_elbo_max_rel_error_float32": float(nelbo.max()),
     }
-    for name in ("sigma_as_log_sigma", "z_equals_mu"):
-        path = Path("/tmp") / f"vae_variant_{name}.py"
-        path.write_text(variants.by_name("vae", name).source())
-        sub = load_module(path)
-        report[f"{name}_fd_min_abs_error"] = float(min(fd_errors(sub, s)[0] for s in range(min(args.seeds, 50))))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("sigma_as_log_sigma", "z_equals_mu"):
+            path = Path(tmp) / f"vae_variant_{name}.py"
+            path.write_text(variants.by_name("vae", name).source())
+            sub = load_module(path)
+            report[f"{name}_fd_min_abs_error"] = float(min(fd_errors(sub, s)[0] for s in range(min(args.seeds, 50))))
     print(json.dumps(report, indent=1))
 
 
