@@ -56,6 +56,27 @@ WINDOWS = (20, 50, 100)
 ARRAYS = ""  # --arrays DIR: one .npz per row with the training states and the value network's predictions
 
 
+def play(worker, rng: np.random.Generator, episodes: int, relabelling) -> tuple[np.ndarray, list[int]]:
+    """The check before issue 27: `episodes` episodes of the grader's own, played by the returned policy; (their
+    states (n, 4) as served, each episode's length)."""
+    from graders.rl.cartpole import CartPole
+
+    envs = [CartPole() for _ in range(episodes)]
+    obs = np.array([env.reset(int(s)) for env, s in zip(envs, rng.integers(0, 2**31 - 1, episodes), strict=True)])
+    states: list[list[np.ndarray]] = [[] for _ in range(episodes)]
+    running = np.ones(episodes, dtype=bool)
+    while running.any():
+        index = np.flatnonzero(running)
+        served = relabelling.observations(obs[index].astype(np.float32))
+        actions = np.asarray(worker.call("act", served)) ^ relabelling.swap
+        for j, row, action in zip(index.tolist(), served, actions.tolist(), strict=True):
+            states[j].append(row)
+            terminated, truncated = envs[j].step(int(action))
+            obs[j] = envs[j].state()
+            running[j] = not (terminated or truncated)
+    return np.concatenate([np.stack(s) for s in states]), [len(s) for s in states]
+
+
 def stats(predictions: np.ndarray, returns: np.ndarray) -> dict:
     error = float(np.mean((predictions - returns) ** 2))
     spread = float(np.var(returns))
@@ -109,8 +130,7 @@ def run(variant: str, seed: int) -> dict:
            "variant": variant, "correct": VARIANTS[variant][0], "seed": seed, "eval_mean": eval_mean,
            "passed": eval_mean >= defaults["thresholds"]["mean_return"],
            "train_lengths_last20": [int(n) for n in server.episode_lengths[-20:]]}
-    states_final, lengths_final = value_check.play(InProcess(), np.random.default_rng([seed, 99]), FINAL_EPISODES,
-                                                   relabelling=relabelling)
+    states_final, lengths_final = play(InProcess(), np.random.default_rng([seed, 99]), FINAL_EPISODES, relabelling)
     row["final"] = stats(predict(states_final),
                          np.concatenate([value_check.discounted(n, args.gamma) for n in lengths_final]))
     for k in WINDOWS:
