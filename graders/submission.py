@@ -172,8 +172,8 @@ def find_file(path: Path, assignment: str) -> Path:
     """The submission file itself; a folder must hold exactly one candidate.
 
     The path given is the caller's (links on the way to it, or to the folder, are theirs to choose), but the
-    file graded is never a link, nor is anything in the folder: as in a batch (graders/batch/submissions.py), a link would have the
-    grader (root on Gradescope) read whatever it points to and show it in the results.
+    file graded is never a link, nor is anything in the folder: as in a batch (graders/batch/submissions.py),
+    a link would have the grader (root on Gradescope) read whatever it points to and show it in the results.
     """
     kind = "dir" if path.is_dir() else _kind(path)  # a folder given is the caller's, as a batch's folder is
     if kind == "missing":
