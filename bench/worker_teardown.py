@@ -3,9 +3,11 @@
 For each isolation mode: the seconds `Worker.close()` takes after a plain call, and after a
 call that leaves a stray (double fork into a new session, then `sleep` with an empty
 environment, holding the worker's output pipe: issue 28's case), median of `--repeats`;
-whether the stray was still alive after the close; and once per process, the walk that
-finds the directories any worker may write to (`teardown.shared_dirs`, the process-limits
-mode with a uid per worker only). One JSON row per mode, naming the commit.
+whether the stray was still alive after the close; and first, the walk that finds the
+directories any worker may write to (`teardown.shared_dirs`: once per grader process, in the
+process-limits mode with a uid per worker only). One JSON row per mode, naming the commit and
+the Python (the process-limits mode gives each worker a uid of its own only when every user
+can read that Python: run it with such a venv to measure that case).
 
     PYTHONPATH=. .venv/bin/python bench/worker_teardown.py [--repeats 5] [--out bench/results/worker_teardown.jsonl]
 """
@@ -19,6 +21,7 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import time
 
 from graders.sandbox import Limits, Worker, isolation, procfs, teardown
@@ -70,7 +73,11 @@ def main() -> None:
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()[0]
-    rows = []
+    started = time.monotonic()
+    found = teardown.shared_dirs(isolation.SANDBOX_GID)
+    rows = [{"commit": commit, "shared_dirs_scan_s": round(time.monotonic() - started, 2), "shared_dirs": list(found),
+             "load_average": round(load, 1)}]
+    print(json.dumps(rows[-1]))
     for mode in MODES:
         try:
             isolation.plan(MODES[mode][0])
@@ -79,17 +86,14 @@ def main() -> None:
             continue
         plain = [close_seconds(mode, "plain")[0] for _ in range(args.repeats)]
         strays = [close_seconds(mode, "stray") for _ in range(args.repeats)]
-        rows.append({"commit": commit, "mode": mode, "repeats": args.repeats, "load_average": round(load, 1),
+        own_uid = isolation.plan(MODES[mode][0]).uid is not None and "grader's uid" not in mode
+        rows.append({"commit": commit, "mode": mode, "python": sys.executable, "uid_per_worker": own_uid,
+                     "repeats": args.repeats, "load_average": round(os.getloadavg()[0], 1),
                      "close_s_median": round(statistics.median(plain), 3),
                      "close_with_stray_s_median": round(statistics.median(s for s, _ in strays), 3),
                      "close_with_stray_s_max": round(max(s for s, _ in strays), 3),
                      "stray_alive_after": sorted({str(a) for _, a in strays})})
         print(json.dumps(rows[-1]))
-    started = time.monotonic()
-    found = teardown.shared_dirs(isolation.SANDBOX_GID)
-    rows.append({"commit": commit, "shared_dirs_scan_s": round(time.monotonic() - started, 2),
-                 "shared_dirs": list(found), "load_average": round(os.getloadavg()[0], 1)})
-    print(json.dumps(rows[-1]))
     if args.out:
         with open(args.out, "a") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
