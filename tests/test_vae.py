@@ -262,6 +262,7 @@ def test_a_decoder_that_replays_what_the_encoder_saw_earns_nothing(grade_source)
 UNTRAINED = ("    model = VAE(args.latent_dim", "    return VAE(args.latent_dim, args.hidden_dim)\n"
              "    model = VAE(args.latent_dim")
 RELAY = (Path(__file__).parent / "hostile" / "vae" / "relay.py").read_text()
+MEMORISE = (Path(__file__).parent / "hostile" / "vae" / "memorise.py").read_text()
 
 
 def _everything(grading) -> str:
@@ -292,6 +293,22 @@ def test_an_untrained_relay_of_the_held_out_images_earns_nothing_or_is_not_certi
     assert result.points == 0 or not certified, result.message
     if mode == "process" and isolation.plan("process").uid is None:
         assert "the grader's own uid" in result.message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["bubblewrap", "process"])
+def test_memorising_the_dataset_files_earns_nothing_or_is_not_certified(grade_source, mode):
+    """Issue 29, item 2: an untrained model that reads the dataset files the grader holds images out of
+    (tests/hostile/vae/memorise.py) and codes each image's index in z passed with workers on their own uids.
+    Under bubblewrap the files are not there; where a worker can read a copy, the check says NOT CERTIFIED
+    (the Gradescope setup.sh and run_autograder make every copy root's alone)."""
+    source = solution_source("vae").replace(*UNTRAINED) + MEMORISE
+    result = by_name(grade_source("vae", source, config_toml=_mode_config(mode)))["test_set_negative_elbo"]
+    certified = "NOT CERTIFIED" not in result.message
+    assert certified or mode == "process", result.message
+    assert result.points == 0 or not certified, result.message
+    if not certified:
+        assert "a worker here can read" in result.message and "train-images" in result.message
 
 
 PRINTS = """
