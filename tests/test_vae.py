@@ -311,6 +311,31 @@ def test_memorising_the_dataset_files_earns_nothing_or_is_not_certified(grade_so
         assert "a worker here can read" in result.message and "train-images" in result.message
 
 
+LOOP = """        order = torch.randperm(len(data), device=device)
+        total = 0.0
+        for step in range(steps_per_epoch):
+            x = data[order[step * args.batch_size : (step + 1) * args.batch_size]]
+"""
+LOADER_LOOP = """        total = 0.0
+        torch.save(model.state_dict(), os.path.join(tempfile.gettempdir(), "checkpoint.pt"))
+        for (x,) in torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data), batch_size=args.batch_size,
+                                                shuffle=True, num_workers=2, multiprocessing_context="fork"):
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["bubblewrap", "process"])
+def test_training_with_loader_processes_shared_memory_and_a_checkpoint_keeps_its_points(grade_source, mode):
+    """Correct but different (issue 29, items 1-2): a DataLoader with two worker processes (fork, tensors in
+    shared memory, descriptors over unix sockets) and a checkpoint in the temporary folder keep 16/16 under
+    the seccomp filter and the teardown, in both modes (where a mode is not certified, the score stands)."""
+    source = solution_source("vae")
+    assert source.count(LOOP) == 1
+    source = "import os\nimport tempfile\n" + source.replace(LOOP, LOADER_LOOP)
+    grading = grade_source("vae", source, config_toml=_mode_config(mode))
+    assert grading.score == MAX_SCORE, _failed(grading)
+
+
 PRINTS = """
 
 class VAE(VAE):  # the grader evaluates a model in eval mode; training and unit checks use train mode
