@@ -13,6 +13,8 @@ square (the zero predictor's error), the correlation, and the mean prediction an
 
     PYTHONPATH=. .venv/bin/python bench/reinforce_baseline_value.py --seeds 2000-2009 --jobs 1 \\
         --out bench/results/reinforce_baseline_value_variants.jsonl
+    PYTHONPATH=. .venv/bin/python bench/reinforce_baseline_value.py --table \\
+        --out bench/results/reinforce_baseline_value_variants.jsonl
 
 docs/reinforce_baseline.md records the distributions and the threshold chosen.
 """
@@ -146,6 +148,23 @@ def run(variant: str, seed: int) -> dict:
     return row
 
 
+def table(rows: list[dict], threshold: float) -> str:
+    """The markdown table of docs/reinforce_baseline.md: per variant, the check's figure (last 20 training episodes)
+    and the old one (the grader's own final-policy episodes), and how many runs each threshold passes."""
+    lines = ["| variant | correct | seeds | policy passed | last 20 training episodes: min / median / max | passes "
+             f"<= {threshold:g} | final policy's episodes (before): min / median / max | passes <= {threshold:g} |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        cells = []
+        for key in ("train_20", "final"):
+            x = np.array([r[key]["over_var"] for r in mine])
+            cells += [f"{x.min():.2f} / {np.median(x):.2f} / {x.max():.2f}", f"{int((x <= threshold).sum())}"]
+        lines.append(f"| {variant} | {'yes' if mine[0]['correct'] else 'no'} | {len(mine)} | "
+                     f"{sum(r['passed'] for r in mine)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="2000-2009")
@@ -153,7 +172,14 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", default=None, help="append one JSON line per (variant, seed); resumes")
     parser.add_argument("--arrays", default="", help="a folder for one .npz of states and predictions per row")
+    parser.add_argument("--table", action="store_true", help="print the markdown table of --out's rows instead")
     args = parser.parse_args()
+    if args.table:
+        from graders import assignments
+
+        threshold = assignments.grader("reinforce_baseline").defaults["thresholds"]["max_value_error_ratio"]
+        print(table([json.loads(line) for line in Path(args.out).read_text().splitlines()], threshold))
+        return 0
     global ARRAYS
     ARRAYS = args.arrays
     done = set()
