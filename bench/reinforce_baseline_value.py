@@ -13,6 +13,8 @@ square (the zero predictor's error), the correlation, and the mean prediction an
 
     PYTHONPATH=. .venv/bin/python bench/reinforce_baseline_value.py --seeds 2000-2009 --jobs 1 \\
         --out bench/results/reinforce_baseline_value_variants.jsonl
+    PYTHONPATH=. .venv/bin/python bench/reinforce_baseline_value.py --table \\
+        --out bench/results/reinforce_baseline_value_variants.jsonl
 
 docs/reinforce_baseline.md records the distributions and the threshold chosen.
 """
@@ -56,6 +58,27 @@ WINDOWS = (20, 50, 100)
 ARRAYS = ""  # --arrays DIR: one .npz per row with the training states and the value network's predictions
 BUDGET = None  # --episode-budget: instead of the grader's (a quick look)
 ARGUMENTS: dict = {}  # the command line's arguments, for the rows' settings
+
+
+def play(worker, rng: np.random.Generator, episodes: int, relabelling) -> tuple[np.ndarray, list[int]]:
+    """The check before issue 27: `episodes` episodes of the grader's own, played by the returned policy; (their
+    states (n, 4) as served, each episode's length)."""
+    from graders.rl.cartpole import CartPole
+
+    envs = [CartPole() for _ in range(episodes)]
+    obs = np.array([env.reset(int(s)) for env, s in zip(envs, rng.integers(0, 2**31 - 1, episodes), strict=True)])
+    states: list[list[np.ndarray]] = [[] for _ in range(episodes)]
+    running = np.ones(episodes, dtype=bool)
+    while running.any():
+        index = np.flatnonzero(running)
+        served = relabelling.observations(obs[index].astype(np.float32))
+        actions = np.asarray(worker.call("act", served)) ^ relabelling.swap
+        for j, row, action in zip(index.tolist(), served, actions.tolist(), strict=True):
+            states[j].append(row)
+            terminated, truncated = envs[j].step(int(action))
+            obs[j] = envs[j].state()
+            running[j] = not (terminated or truncated)
+    return np.concatenate([np.stack(s) for s in states]), [len(s) for s in states]
 
 
 def stats(predictions: np.ndarray, returns: np.ndarray) -> dict:
@@ -112,8 +135,7 @@ def run(variant: str, seed: int) -> dict:
            "variant": variant, "correct": VARIANTS[variant][0], "seed": seed, "eval_mean": eval_mean,
            "passed": eval_mean >= defaults["thresholds"]["mean_return"],
            "train_lengths_last20": [int(n) for n in server.episode_lengths[-20:]]}
-    states_final, lengths_final = value_check.play(InProcess(), np.random.default_rng([seed, 99]), FINAL_EPISODES,
-                                                   relabelling=relabelling)
+    states_final, lengths_final = play(InProcess(), np.random.default_rng([seed, 99]), FINAL_EPISODES, relabelling)
     row["final"] = stats(predict(states_final),
                          np.concatenate([value_check.discounted(n, args.gamma) for n in lengths_final]))
     for k in WINDOWS:
@@ -129,6 +151,23 @@ def run(variant: str, seed: int) -> dict:
     return row
 
 
+def table(rows: list[dict], threshold: float) -> str:
+    """The markdown table of docs/reinforce_baseline.md: per variant, the check's figure (last 20 training episodes)
+    and the old one (the grader's own final-policy episodes), and how many runs each threshold passes."""
+    lines = ["| variant | correct | seeds | policy passed | last 20 training episodes: min / median / max | passes "
+             f"<= {threshold:g} | final policy's episodes (before): min / median / max | passes <= {threshold:g} |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        cells = []
+        for key in ("train_20", "final"):
+            x = np.array([r[key]["over_var"] for r in mine])
+            cells += [f"{x.min():.2f} / {np.median(x):.2f} / {x.max():.2f}", f"{int((x <= threshold).sum())}"]
+        lines.append(f"| {variant} | {'yes' if mine[0]['correct'] else 'no'} | {len(mine)} | "
+                     f"{sum(r['passed'] for r in mine)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="2000-2009")
@@ -137,7 +176,14 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="append one JSON line per (variant, seed); resumes")
     parser.add_argument("--arrays", default="", help="a folder for one .npz of states and predictions per row")
     parser.add_argument("--episode-budget", type=int, default=None, help="instead of the grader's (a quick look)")
+    parser.add_argument("--table", action="store_true", help="print the markdown table of --out's rows instead")
     args = parser.parse_args()
+    if args.table:
+        from graders import assignments
+
+        threshold = assignments.grader("reinforce_baseline").defaults["thresholds"]["max_value_error_ratio"]
+        print(table([json.loads(line) for line in Path(args.out).read_text().splitlines()], threshold))
+        return 0
     global ARRAYS, BUDGET, ARGUMENTS
     ARRAYS, BUDGET, ARGUMENTS = args.arrays, args.episode_budget, vars(args)
     done = set()

@@ -70,8 +70,10 @@ def measure(sub, images, seed: int, epochs: int, threads: int, device: str,
 
     rng = np.random.default_rng([seed, 1])
     start = time.monotonic()
-    nelbo = elbo.test_negative_elbo(test_x, enc, dec, rng, latent_dim)
-    iw = elbo.importance_weighted_bound(test_x[:iw_images], enc, dec, rng, latent_dim, iw_samples)
+    mu, log_sigma = elbo.encode_all(test_x, enc, latent_dim)
+    nelbo = elbo.test_negative_elbo(test_x, mu, log_sigma, dec, rng)
+    iw = elbo.importance_weighted_bound(test_x[:iw_images], mu[:iw_images], log_sigma[:iw_images], dec, rng,
+                                        iw_samples)
     eval_seconds = time.monotonic() - start
     return {
         "seed": seed,

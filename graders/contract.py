@@ -201,6 +201,20 @@ class CheckWorker:
     def output(self) -> str:
         return self._worker.output
 
+    # For checks that send a worker what the student must not see (graders/sandbox/worker.py says how).
+    def close(self) -> None:
+        """Stop the worker and everything it started (a later call starts a new one)."""
+        self._worker.close()
+
+    def withhold_output(self, why: str) -> None:
+        self._worker.withhold_output(why)
+
+    def residue(self) -> str:
+        return self._worker.residue()
+
+    def can_read(self, paths: list) -> list[str]:
+        return self._worker.can_read(paths)
+
 
 FIXTURES: dict[str, object] = {"worker": CheckWorker, "ctx": Context, "fresh_worker": "Callable[[], CheckWorker]",
                                 "seed_index": int}

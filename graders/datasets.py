@@ -122,6 +122,13 @@ def candidate_dirs(name: str) -> list[Path]:
     return dirs
 
 
+def copies(name: str, split: str) -> list[Path]:
+    """Every file on this machine that may hold ``split``'s images of ``name`` (cache, system folders, fixture),
+    verified or not: where a grader that holds these images out of a worker's reach must check it cannot read."""
+    filename = spec(name)["splits"][split]["images"]
+    return [d / filename for d in candidate_dirs(name) if (d / filename).is_file()]
+
+
 def _download_allowed(download: bool | None) -> bool:
     if download is not None:
         return download
@@ -356,6 +363,6 @@ if __name__ == "__main__":  # pragma: no cover
 
 __all__ = [
     "CACHE_ENV", "DOWNLOAD_ENV", "ChecksumMismatch", "DatasetNotFound", "Split", "available",
-    "cache_dir", "candidate_dirs", "fetch", "fetch_file", "how_to_get", "load", "locate", "manifest",
+    "cache_dir", "candidate_dirs", "copies", "fetch", "fetch_file", "how_to_get", "load", "locate", "manifest",
     "names", "parse_idx", "spec", "to_unit_interval", "write_idx",
 ]

@@ -33,10 +33,11 @@ class DeviceError(RuntimeError):
 
 def resolve_device(device: str, gpu: bool = True) -> str:
     """The device a grading runs on: `gpu` False for a grader that puts nothing on a GPU (contract.py's GPU hook),
-    which then runs on the CPU whatever was asked, without importing torch to ask."""
+    which runs on the CPU (with auto, without importing torch to ask; cuda asked where there is none is an error
+    whatever the grader)."""
     if device not in ("auto", "cpu", "cuda"):
         raise DeviceError(f"unknown device '{device}' (auto, cpu or cuda)")
-    if device == "cpu" or not gpu:
+    if device == "cpu" or (device == "auto" and not gpu):
         return "cpu"
     try:
         import torch
@@ -46,7 +47,7 @@ def resolve_device(device: str, gpu: bool = True) -> str:
         available = False
     if device == "cuda" and not available:
         raise DeviceError("--device cuda was asked for, but no CUDA device is available here (try --device auto)")
-    return "cuda" if available else "cpu"
+    return "cuda" if available and gpu else "cpu"
 
 
 NOT_LOADED = "not graded: the submission does not load (the reason is under {first})"

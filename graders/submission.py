@@ -37,11 +37,15 @@ from __future__ import annotations
 import ast
 import builtins
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MAX_BYTES = 5 << 20
+from graders.files import MAX_SUBMISSION_BYTES, Unreadable, read_file
+
+MAX_BYTES = MAX_SUBMISSION_BYTES
 GRADED_FILE = "submission.py"  # the worker's name for the graded code (graders_worker/main.py)
 
 NOTEBOOK_RULE = (
@@ -151,26 +155,55 @@ def cell_label(cell: int, head: str) -> str:
     return f"cell {cell} (`{head if len(head) <= 60 else head[:59] + '…'}`)" if head else f"cell {cell}"
 
 
+LINK_REFUSED = ("{name} is a symbolic link; links are not followed (the grader would read its target with its own "
+                "rights): give the file itself")
+
+
+def _kind(path: Path) -> str:
+    """'file', 'dir', 'link', 'other' or 'missing', without following a link."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    return "link" if stat.S_ISLNK(mode) else "file" if stat.S_ISREG(mode) else "dir" if stat.S_ISDIR(mode) else "other"
+
+
 def find_file(path: Path, assignment: str) -> Path:
-    """The submission file itself; a folder must hold exactly one candidate."""
-    if not path.exists():
+    """The submission file itself; a folder must hold exactly one candidate.
+
+    The path given is the caller's (links on the way to it, or to the folder, are theirs to choose), but the
+    file graded is never a link, nor is anything in the folder: as in a batch (graders/batch/submissions.py),
+    a link would have the grader (root on Gradescope) read whatever it points to and show it in the results.
+    """
+    kind = "dir" if path.is_dir() else _kind(path)  # a folder given is the caller's, as a batch's folder is
+    if kind == "missing":
         raise SubmissionFormatError(f"{path} does not exist")
-    if path.is_file():
+    if kind == "link":
+        raise SubmissionFormatError(LINK_REFUSED.format(name=path.name))
+    if kind != "dir":
         return path
-    preferred = [path / f"{assignment}.ipynb", path / f"{assignment}.py"]
-    candidates = [p for p in preferred if p.is_file()] or sorted(
-        p for p in path.iterdir() if p.suffix in (".py", ".ipynb") and p.is_file())
+    entries = {p.name: _kind(p) for p in path.iterdir()}
+    preferred = [f"{assignment}.ipynb", f"{assignment}.py"]
+    if links := [n for n in preferred if entries.get(n) == "link"]:
+        raise SubmissionFormatError(LINK_REFUSED.format(name=links[0]))
+    candidates = [n for n in preferred if entries.get(n) == "file"] or sorted(
+        n for n, k in entries.items() if Path(n).suffix in (".py", ".ipynb") and k in ("file", "link"))
     if len(candidates) != 1:
-        names = ", ".join(p.name for p in candidates) or "none"
+        names = ", ".join(candidates) or "none"
         raise SubmissionFormatError(f"{path} should hold one {assignment}.py or {assignment}.ipynb (found: {names})")
-    return candidates[0]
+    if entries[candidates[0]] == "link":
+        raise SubmissionFormatError(LINK_REFUSED.format(name=candidates[0]))
+    return path / candidates[0]
 
 
 def _read_text(path: Path) -> str:
-    if path.stat().st_size > MAX_BYTES:
-        raise SubmissionFormatError(f"{path.name} is larger than {MAX_BYTES >> 20} MB")
+    """The file's text, read without following a link (graders.files.read_file)."""
     try:
-        return path.read_text(encoding="utf-8")
+        data = read_file(path.parent, (path.name,), MAX_BYTES)
+    except Unreadable as exc:
+        raise SubmissionFormatError(str(exc)) from None
+    try:
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open()
     except UnicodeDecodeError:
         raise SubmissionFormatError(f"{path.name} is not UTF-8 text") from None
 

@@ -69,6 +69,20 @@ def test_zip_holds_the_scripts_and_the_hidden_config_but_no_solution(autograder_
     assert subprocess.run(["bash", "-n"], input=setup, text=True).returncode == 0
 
 
+def test_setup_makes_the_held_out_images_readable_by_root_only(tmp_path, autograder_zip):
+    """Issue 29, item 2: in Gradescope's container (no bubblewrap) each worker runs under a uid of its own,
+    which read the VAE's held-out images from Debian's world-readable files; setup.sh now makes them
+    root's alone (the VAE check reports "not certified" wherever a worker could read a copy)."""
+    out = tmp_path / "vae.zip"
+    assert main(["gradescope", "vae", "--out", str(out)]) == 0
+    with zipfile.ZipFile(out) as zf:
+        setup = zf.read("setup.sh").decode()
+    assert setup.index("dataset-fashion-mnist") < setup.index("chmod -R go-rwx /usr/share/datasets/fashion-mnist")
+    assert subprocess.run(["bash", "-n"], input=setup, text=True).returncode == 0
+    with zipfile.ZipFile(autograder_zip) as zf:
+        assert "chmod" not in zf.read("setup.sh").decode()  # bandits holds no dataset out
+
+
 def test_run_autograder_grades_the_submission_into_a_valid_results_json(tmp_path, autograder_zip):
     root = _container(tmp_path, autograder_zip)
     (root / "submission" / "bandits.ipynb").write_text(json.dumps(

@@ -6,14 +6,16 @@ its honest score and what it needs from the sandbox in its header:
     # hostile: what it tries
     # honest: the most points its honest part may earn
     # keeps: checks its honest part passes, which the attack must not cost it
-    # needs: bubblewrap | confinement | cgroup   (only when the guarantee depends on it)
+    # needs: bubblewrap | confinement | cgroup | seccomp   (only when the guarantee depends on it)
     # known-hole: why the guarantee does not hold yet (the test is an expected failure)
 
 (notebooks carry the same keys in their top-level metadata). Each file is graded in
 both isolation modes; in the process-limits mode, files that need bubblewrap, or a
 worker that is not root ("confinement": bubblewrap, or the fallback's uid drop),
 are skipped rather than run, because there they would really do harm; so are files
-that need a cgroup per worker ("cgroup") where the grader cannot make one. For each
+that need a cgroup per worker ("cgroup") where the grader cannot make one, and files that
+need bubblewrap or the seccomp filter ("seccomp": it cuts the network of the process-limits
+mode) where neither is there. For each
 grading: it returns normally without an internal error, the score is at most the
 honest score, the honest checks keep their points, neither the hidden seed nor a
 canary that only the instructor config holds appears anywhere in the results,
@@ -38,7 +40,7 @@ from helpers import NEEDS_BUBBLEWRAP
 from graders import runner
 from graders.config import Config
 from graders.outputs.gradescope import gradescope
-from graders.sandbox import TOKEN_ENV, Worker, isolation
+from graders.sandbox import TOKEN_ENV, Worker, isolation, seccomp
 
 HOSTILE = Path(__file__).parent / "hostile"
 REPO = Path(__file__).resolve().parent.parent
@@ -122,7 +124,7 @@ def test_corpus_is_complete():
     assert len(CORPUS) >= 30
     for path in CORPUS:
         meta = header(path)
-        assert meta["needs"] in (None, "bubblewrap", "confinement", "cgroup"), path.name
+        assert meta["needs"] in (None, "bubblewrap", "confinement", "cgroup", "seccomp"), path.name
         assert set(meta["keeps"]) <= set(CHECKS), path.name
 
 
@@ -135,6 +137,8 @@ def test_hostile_submission(path: Path, mode: str, tmp_path: Path, monkeypatch):
         pytest.skip(f"{NEEDS_BUBBLEWRAP} (without it this attack works: docs/security.md)")
     if meta["needs"] == "confinement" and plan.mode != "bubblewrap" and plan.uid is None:
         pytest.skip(f"{NEEDS_BUBBLEWRAP} (or a grader run as root, whose workers get uids of their own)")
+    if meta["needs"] == "seccomp" and plan.mode != "bubblewrap" and seccomp.missing():
+        pytest.skip(f"needs bubblewrap or the seccomp filter: without them this attack works; {seccomp.missing()}")
     if meta["needs"] == "cgroup" and plan.cgroups is None:
         pytest.skip(f"needs a cgroup per worker: without it this attack works (docs/security.md); {plan.no_cgroup}")
     config_file = tmp_path / "instructor.toml"

@@ -199,7 +199,7 @@ def test_evaluations_past_the_budget_are_refused(grade_source):
     assert f"{used} of {BUDGET} evaluations" in result.message
     reopen = variant((SKIP_SEARCH, "    ### BEGIN SOLUTION\n    type(search)()\n"))
     result = by_name(grade_source(NAME, reopen))["search_first_seed"]
-    assert result.status == "error" and "opened once per search" in result.message
+    assert result.status == "error" and "opened once per training run" in result.message
 
 
 PEEK = """    ### BEGIN SOLUTION
@@ -319,22 +319,15 @@ def _server(budget: int = 10, seed: int = 0) -> SearchServer:
     return SearchServer(nas_table.load(), draw_permutations(np.random.default_rng(seed)), budget, 100_000, 0.07, -0.07)
 
 
-def test_served_search_decodes_counts_and_refuses():
+def test_served_search_decodes_and_records():
+    """What the search serves (the refusals are the served-task contract's: tests/test_served.py)."""
     server = _server(budget=10)
-    with pytest.raises(CallbackRefused, match="before"):
-        server.evaluate(np.zeros((1, 9), dtype=np.int64))
     assert server.open()["budget"] == 10
-    with pytest.raises(CallbackRefused, match="once"):
-        server.open()
     tokens = np.array([[0] * 9, [1, 1, 2, 1, 1, 2, 1, 1, 2]])
     reply = server.evaluate(tokens)
     rows = [server.decode(t) for t in tokens]
     np.testing.assert_array_equal(reply["accuracy"], server.table.accuracy[rows])
     assert reply["remaining"] == 8 and server.proposals == rows
-    for bad in (np.zeros((1, 8), dtype=np.int64), np.zeros((1, 9)), np.full((1, 9), 2), [[0] * 9],
-                np.zeros((0, 9), dtype=np.int64)):
-        with pytest.raises(CallbackRefused):
-            server.evaluate(bad)
     with pytest.raises(CallbackRefused, match="budget is 10 architectures and 2 have been evaluated"):
         server.evaluate(np.zeros((9, 9), dtype=np.int64))
     server.evaluate(np.zeros((8, 9), dtype=np.int64))

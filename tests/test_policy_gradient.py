@@ -141,6 +141,19 @@ def test_unbiasedness_test_accepts_the_reference_and_rejects_a_bias(reference):
     assert stats.total_variance(based) < stats.total_variance(samples)
 
 
+def test_the_limit_is_bonferroni_corrected_over_the_coordinates_tested():
+    """The false-fail rate of the unbiasedness test is alpha for the whole gradient, not per coordinate: the limit
+    on |z| grows with the number of coordinates tested (alpha / 2m per tail)."""
+    assert stats.z_critical(0.05, 1) == pytest.approx(1.95996, abs=1e-4)
+    assert stats.z_critical(0.05, 10) == pytest.approx(2.80703, abs=1e-4)  # inv_cdf(1 - 0.05 / 20)
+    rng = np.random.default_rng(3)  # 40 unbiased coordinates: the largest |z| of 40 often passes 1.96, not 3.2
+    samples = rng.standard_normal((400, 8, 5))
+    result = stats.unbiasedness_test(samples, np.zeros((8, 5)), 0.05)
+    assert result.n_tested == 40 and result.passed and result.max_abs_z > 1.96
+    assert stats.bonferroni_p_value(result) == pytest.approx(
+        min(1.0, 40 * 2 * (1 - stats.NormalDist().cdf(result.max_abs_z))))
+
+
 def test_constant_coordinates_must_match_exactly():
     samples = np.zeros((100, 2, 2))
     samples[:, 0, 0] = np.random.default_rng(0).standard_normal(100)

@@ -306,3 +306,30 @@ def test_the_worker_package_never_imports_the_grader():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not [n for n in names if n == "graders" or n.startswith("graders.")], f"{path} imports {names}"
+
+
+MATPLOTLIB = """
+import io
+
+import matplotlib.pyplot as plt
+
+
+def draw():
+    fig, ax = plt.subplots()
+    ax.set_title("fonts are looked up")
+    fig.savefig(io.BytesIO(), format="png")
+    return 1
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_matplotlib_draws_without_a_word_in_the_sandbox(mode):
+    """Issue 26: students read "Your code printed: Fontconfig error: Cannot load default config file", which
+    was matplotlib's font lookup (fc-list) inside bubblewrap without /etc/fonts, not their code."""
+    try:
+        isolation.plan(mode)
+    except isolation.IsolationUnavailable as exc:
+        pytest.skip(NEEDS_BUBBLEWRAP if "not installed" in str(exc) else f"bubblewrap does not work here: {exc}")
+    with Worker("bandits", MATPLOTLIB, limits=Limits(isolation=mode)) as w:
+        assert w.call("draw", timeout=120) == 1
+        assert w.output == ""

@@ -4,15 +4,19 @@ check that targets it, the grader's own ELBO arithmetic, and the data the worker
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import by_name, solution_source
+from helpers import NEEDS_BUBBLEWRAP, by_name, solution_source
 
 from graders import assignments, datasets, templates, variants
 from graders.contract import Context
+from graders.outputs import gradescope
+from graders.sandbox import isolation
 from graders.vae import elbo, grader
 
 # The fixture's measured setting (docs/vae.md): real MNIST digits, 800 train / 200 test, 30 epochs.
@@ -142,19 +146,23 @@ def test_importance_weighted_bound_is_tighter_and_exact_for_the_true_posterior()
     def decode(z):
         return np.tile(z[:, :1], (1, 784)).astype(np.float32) - 0.8
 
-    one = elbo.test_negative_elbo(x, encode, decode, np.random.default_rng(0), 2).mean()
-    k64 = elbo.importance_weighted_bound(x, encode, decode, np.random.default_rng(0), 2, samples=64).mean()
+    mu, log_sigma = elbo.encode_all(x, encode, 2)
+    one = elbo.test_negative_elbo(x, mu, log_sigma, decode, np.random.default_rng(0)).mean()
+    k64 = elbo.importance_weighted_bound(x, mu, log_sigma, decode, np.random.default_rng(0), samples=64).mean()
     assert k64 < one
-    with pytest.raises(ValueError, match="encoder returned shapes"):
-        elbo.test_negative_elbo(x, encode, decode, np.random.default_rng(0), 3)
+    with pytest.raises(ValueError, match="the encoder must give mu and log_sigma of shape"):
+        elbo.encode_all(x, encode, 3)
 
 
 # ----------------------------------------------------------------------------- what the worker is given
 
 
 class _RecordingWorker:
+    """A worker that records what the grader does with it, in one log shared by every worker."""
+
     def __init__(self, log: list, name: str):
         self.log, self.name = log, name
+        log.append((name, "started", ()))
 
     def call(self, name, *args, **kwargs):
         self.log.append((self.name, name, args))
@@ -166,19 +174,37 @@ class _RecordingWorker:
             return [np.zeros((len(args[0]), 2), np.float32), np.zeros((len(args[0]), 2), np.float32)]
         return np.zeros((len(args[0]), 784), np.float32)
 
+    def close(self):
+        self.log.append((self.name, "closed", ()))
+
+    def withhold_output(self, why):
+        self.log.append((self.name, "withheld", (why,)))
+
+    def residue(self):
+        return ""
+
+    def can_read(self, paths):
+        return []
+
 
 def _ctx(**settings) -> Context:
     return Context("vae", "cpu", {**grader.DEFAULTS, "threads": 1, "dataset": "mnist-tiny", "epochs": 30,
                                   "iw_images": 10, **settings})
 
 
+def _graded_with_recording_workers() -> list:
+    log: list = []
+    fresh = iter(["encoder", "decoder"])
+    with pytest.raises(AssertionError):  # an all-zero model cannot pass; what matters is what was sent where
+        grader.test_set_negative_elbo(_RecordingWorker(log, "trainer"), lambda: _RecordingWorker(log, next(fresh)),
+                                      _ctx())
+    return log
+
+
 def test_images_never_reach_the_code_that_reconstructs_them():
     """train() gets the training split less a hidden held-out part; the weights go to two fresh
     workers: one encodes the held-out images, the other only ever sees the grader's z."""
-    log: list = []
-    fresh = iter([_RecordingWorker(log, "encoder"), _RecordingWorker(log, "decoder")])
-    with pytest.raises(AssertionError):  # an all-zero model cannot pass; what matters is what was sent where
-        grader.test_set_negative_elbo(_RecordingWorker(log, "trainer"), lambda: next(fresh), _ctx())
+    log = [entry for entry in _graded_with_recording_workers() if entry[1] not in ("started", "closed", "withheld")]
     images = datasets.load("mnist-tiny", "train").images
     (who, name, args), rest = log[0], log[1:]
     assert (who, name) == ("trainer", "train")
@@ -189,8 +215,21 @@ def test_images_never_reach_the_code_that_reconstructs_them():
                                                       ("encoder", "encode"), ("decoder", "decode")}
     held_rows = {row.tobytes() for row in datasets.to_unit_interval(np.array(held))}
     encoded = [row for who, name, a in rest if name == "encode" for row in a[0]]
-    assert encoded and all(row.tobytes() in held_rows for row in encoded)
+    assert len(encoded) == len(held) and all(row.tobytes() in held_rows for row in encoded)
     assert all(a[0].shape[1] == 2 for who, name, a in rest if name == "decode")  # z only
+
+
+def test_no_worker_that_saw_an_image_lives_when_the_decoder_starts():
+    """Issue 29: the encoder and the decoder lived at the same time and passed each image through POSIX
+    locks. Now the trainer is closed before any held-out image is sent, the encoder is closed (the
+    Worker proves everything it started gone: tests/test_worker_teardown.py) before the decoder starts,
+    and both evaluation workers' output is withheld before they are sent anything of the images."""
+    steps = [(who, name) for who, name, _ in _graded_with_recording_workers()]
+    encodes = [i for i, step in enumerate(steps) if step == ("encoder", "encode")]
+    assert steps.index(("trainer", "closed")) < steps.index(("encoder", "started"))
+    assert steps.index(("encoder", "withheld")) < encodes[0]
+    assert encodes[-1] < steps.index(("encoder", "closed")) < steps.index(("decoder", "started"))
+    assert steps.index(("decoder", "withheld")) < steps.index(("decoder", "decode"))
 
 
 REPLAY = """
@@ -203,8 +242,9 @@ class VAE(VAE):
         return super().encode(x)
 
     def decode(self, z):
-        if _SEEN and len(_SEEN[-1]) == len(z):  # give them back as near-certain logits
-            return (_SEEN[-1] * 2 - 1) * 30.0
+        if _SEEN and len(_SEEN[-1]) == len(z):  # give them back as the best logits for those grey levels
+            x = _SEEN[-1].clamp(1e-13, 1 - 1e-13)
+            return torch.log(x / (1 - x))
         return super().decode(z)
 """
 
@@ -217,6 +257,138 @@ def test_a_decoder_that_replays_what_the_encoder_saw_earns_nothing(grade_source)
     grading = grade_source("vae", source, config_toml=FIXTURE_CONFIG)
     result = by_name(grading)["test_set_negative_elbo"]
     assert result.status == "failed" and result.points == 0, result.message
+
+
+UNTRAINED = ("    model = VAE(args.latent_dim", "    return VAE(args.latent_dim, args.hidden_dim)\n"
+             "    model = VAE(args.latent_dim")
+RELAY = (Path(__file__).parent / "hostile" / "vae" / "relay.py").read_text()
+MEMORISE = (Path(__file__).parent / "hostile" / "vae" / "memorise.py").read_text()
+
+
+def _everything(grading) -> str:
+    return json.dumps(grading.to_dict()) + json.dumps(gradescope.gradescope(grading))
+
+
+def _mode_config(mode: str) -> str:
+    try:
+        isolation.plan(mode)
+    except isolation.IsolationUnavailable as exc:
+        pytest.skip(NEEDS_BUBBLEWRAP if "not installed" in str(exc) else f"bubblewrap does not work here: {exc}")
+    return FIXTURE_CONFIG + f'[limits]\nisolation = "{mode}"\n'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["bubblewrap", "process"])
+def test_an_untrained_relay_of_the_held_out_images_earns_nothing_or_is_not_certified(grade_source, mode):
+    """Issue 29, items 1 and 2: an untrained model whose encode() stashes every image it is sent, on every
+    channel of tests/hostile/vae/relay.py (POSIX locks on a shared read-only file: 16/16 before; files in
+    every writable place; POSIX and SysV shared memory; keyrings; a double-forked daemon serving an abstract
+    socket; a daemon writing files after the cleanup; a server on the network), and whose decode() gives
+    them back. Under bubblewrap it earns nothing; where the machine cannot promise that (the process-limits
+    mode with the worker under the grader's own uid), the check says it is not certified there."""
+    source = solution_source("vae").replace(*UNTRAINED) + RELAY.replace('TAG = "0"', f'TAG = "{os.getpid():x}"')
+    result = by_name(grade_source("vae", source, config_toml=_mode_config(mode)))["test_set_negative_elbo"]
+    certified = "NOT CERTIFIED" not in result.message
+    assert certified or mode == "process", result.message
+    assert result.points == 0 or not certified, result.message
+    if mode == "process" and isolation.plan("process").uid is None:
+        assert "the grader's own uid" in result.message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["bubblewrap", "process"])
+def test_memorising_the_dataset_files_earns_nothing_or_is_not_certified(grade_source, mode):
+    """Issue 29, item 2: an untrained model that reads the dataset files the grader holds images out of
+    (tests/hostile/vae/memorise.py) and codes each image's index in z passed with workers on their own uids.
+    Under bubblewrap the files are not there; where a worker can read a copy, the check says NOT CERTIFIED
+    (the Gradescope setup.sh and run_autograder make every copy root's alone)."""
+    source = solution_source("vae").replace(*UNTRAINED) + MEMORISE
+    result = by_name(grade_source("vae", source, config_toml=_mode_config(mode)))["test_set_negative_elbo"]
+    certified = "NOT CERTIFIED" not in result.message
+    assert certified or mode == "process", result.message
+    assert result.points == 0 or not certified, result.message
+    if not certified:
+        assert "a worker here can read" in result.message and "train-images" in result.message
+
+
+LOOP = """        order = torch.randperm(len(data), device=device)
+        total = 0.0
+        for step in range(steps_per_epoch):
+            x = data[order[step * args.batch_size : (step + 1) * args.batch_size]]
+"""
+LOADER_LOOP = """        total = 0.0
+        torch.save(model.state_dict(), os.path.join(tempfile.gettempdir(), "checkpoint.pt"))
+        for (x,) in torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data), batch_size=args.batch_size,
+                                                shuffle=True, num_workers=2, multiprocessing_context="fork"):
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["bubblewrap", "process"])
+def test_training_with_loader_processes_shared_memory_and_a_checkpoint_keeps_its_points(grade_source, mode):
+    """Correct but different (issue 29, items 1-2): a DataLoader with two worker processes (fork, tensors in
+    shared memory, descriptors over unix sockets) and a checkpoint in the temporary folder keep 16/16 under
+    the seccomp filter and the teardown, in both modes (where a mode is not certified, the score stands)."""
+    source = solution_source("vae")
+    assert source.count(LOOP) == 1
+    source = "import os\nimport tempfile\n" + source.replace(LOOP, LOADER_LOOP)
+    grading = grade_source("vae", source, config_toml=_mode_config(mode))
+    assert grading.score == MAX_SCORE, _failed(grading)
+
+
+PRINTS = """
+
+class VAE(VAE):  # the grader evaluates a model in eval mode; training and unit checks use train mode
+    def encode(self, x):
+        if not self.training:
+            print("LEAK-ENCODE", x.tolist())
+            if RAISE:
+                raise ValueError("LEAK-RAISE " + str(x[:3].tolist()))
+        return super().encode(x)
+
+    def decode(self, z):
+        if not self.training:
+            print("LEAK-DECODE", z.tolist())
+        return super().decode(z)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("raises", [False, True])
+def test_what_the_evaluation_workers_print_or_raise_never_reaches_the_student(grade_source, raises):
+    """Issue 29, item 3: an encoder printed the images it was sent (282 exact held-out images per grading in
+    the feedback). Now what the evaluation workers print or raise becomes one fixed line. Correct but
+    different: the reference with debug prints keeps all 16 points."""
+    source = solution_source("vae") + f"\nRAISE = {raises}\n" + PRINTS
+    grading = grade_source("vae", source, config_toml=FIXTURE_CONFIG)
+    result = by_name(grading)["test_set_negative_elbo"]
+    assert "LEAK" not in _everything(grading), result.message
+    assert "encode() was given held-out images" in result.output
+    if raises:
+        assert result.status == "error" and "your code raised an exception (its message is not shown" in result.message
+    else:
+        assert grading.score == MAX_SCORE, result.message
+
+
+def test_the_hint_says_when_training_used_its_whole_time_budget():
+    """Issue 26, item 7: a submission stopped by the time budget was told to check its loss."""
+    log: list = []
+
+    class SlowTrainer(_RecordingWorker):
+        def call(self, name, *args, **kwargs):
+            if name == "train":
+                time.sleep(0.3)
+            return super().call(name, *args, **kwargs)
+
+    fresh = iter(["encoder", "decoder"])
+    with pytest.raises(AssertionError, match="its whole time budget of 0 s") as failed:
+        grader.test_set_negative_elbo(SlowTrainer(log, "trainer"), lambda: _RecordingWorker(log, next(fresh)),
+                                      _ctx(train_seconds=0.2))
+    assert "smaller" in str(failed.value) and "check the loss" not in str(failed.value)
+    fresh = iter(["encoder", "decoder"])
+    with pytest.raises(AssertionError, match="check the loss"):  # done within its budget: the loss, as before
+        grader.test_set_negative_elbo(_RecordingWorker(log, "trainer"), lambda: _RecordingWorker(log, next(fresh)),
+                                      _ctx())
 
 
 def test_solution_template_and_notebook_are_generated():

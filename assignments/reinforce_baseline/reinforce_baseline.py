@@ -26,10 +26,13 @@
 # labels may be permuted, a network learns from any alike); it returns the pair
 # `(policy, value_net)`. You need no clock: when `time_budget_s` seconds of your own
 # code's time have passed, the grader retires the environments as it does when the
-# budget is spent. The grader evaluates the policy, and checks
-# that the value network learned: on states of episodes the grader plays itself, its
-# predictions must correlate with the grader's own discounted returns (a network that
-# never trained does not).
+# budget is spent. The grader evaluates the policy, and checks that the value network
+# learned: on the states of your last 20 training episodes (as it served them), its
+# predictions x `Args.return_scale` must come about as close to the discounted returns
+# (discounted by `Args.gamma`) as the best constant does, at most 3 times its squared
+# error (a network that never trained misses their level by far). So keep
+# `Args.gamma` and `Args.return_scale`: the grader reads them. Decision rule: the first
+# seed that fails is replaced by one spare seed (two of three seeds pass).
 #
 # Run this file (`python reinforce_baseline.py`) to train and evaluate locally.
 # %%
@@ -64,11 +67,12 @@ class Args:
     value_epochs: int = 5
     """gradient steps of the value network on each batch"""
     gamma: float = 0.99
-    """discount factor of the returns"""
+    """discount factor of the returns (the grader reads it: your value network predicts returns discounted by it)"""
     hidden_size: int = 32
     """width of the two hidden layers of both networks"""
     return_scale: float = 100.0
-    """returns are divided by this before the losses, so the value network regresses numbers near 1"""
+    """returns are divided by this before the losses, so the value network regresses numbers near 1 (the grader
+    reads it: your value network predicts G_t / return_scale)"""
     normalize_advantages: bool = True
     """standardize the advantages of each batch before the policy loss"""
 

@@ -18,31 +18,24 @@ Whatever is not graded is listed (`NotGraded`) with the reason.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from graders.files import Unreadable, open_dir, read_file, shown, unsafe_char, why_unreadable
 from graders.results import NotGraded
-from graders.submission import MAX_BYTES
 
 SUBMISSION_SUFFIXES = (".py", ".ipynb")
 LAYOUTS = ("auto", "flat", "nbgrader")
 NBGRADER_FOLDER = "submitted"  # nbgrader's name for the folder of submissions
 TIMESTAMP = "timestamp.txt"  # nbgrader's record of when a submission was collected
 MAX_TIMESTAMP_BYTES = 256
-BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class BatchError(ValueError):
     """The submissions folder or the options cannot be used."""
-
-
-class Unreadable(OSError):
-    """A submission file that is not read: a link, not a regular file, too large, or gone."""
 
 
 @dataclass(frozen=True)
@@ -76,23 +69,13 @@ class Discovery:
     not_graded: list[NotGraded] = field(default_factory=list)
 
 
-def shown(name: str) -> str:
-    """A file name as text that can be shown anywhere: undecodable bytes and control characters escaped."""
-    text = os.fsencode(name).decode("utf-8", "backslashreplace")
-    return "".join(ascii(c)[1:-1] if _unsafe_char(c) else c for c in text)
-
-
-def _unsafe_char(c: str) -> bool:
-    return unicodedata.category(c) in ("Cc", "Cs") or c in BIDI_CONTROLS
-
-
 def name_problem(name: str) -> str:
     """Why a file name cannot name a student or be shown ('' when it can)."""
     try:
         os.fsencode(name).decode("utf-8")
     except UnicodeDecodeError:
         return "its name is not valid UTF-8; rename it"
-    if any(_unsafe_char(c) for c in name):
+    if any(unsafe_char(c) for c in name):
         return "its name holds control characters; rename it"
     return ""
 
@@ -119,60 +102,6 @@ def _kind_at(folder: Path, name: str) -> str | None:
         return _kind(os.stat(folder / name, follow_symlinks=False).st_mode)
     except FileNotFoundError:
         return None
-
-
-def _open_dir(root: Path, parts: tuple[str, ...]) -> int:
-    """A descriptor of root/parts..., each step opened without following a link."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the folder itself is the instructor's
-    try:
-        for name in parts:
-            step = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            os.close(fd)
-            fd = step
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def read_file(root: Path, parts: tuple[str, ...], limit: int = MAX_BYTES) -> bytes:
-    """The bytes of the regular file root/parts..., no link followed on the way; Unreadable otherwise.
-
-    A missing file raises FileNotFoundError, as open() does.
-    """
-    where = "/".join(shown(p) for p in parts)
-    if not parts or any(p in ("", ".", "..") or "/" in p for p in parts):
-        raise Unreadable(f"{where} is not a path below the submissions folder")
-    try:
-        dir_fd = _open_dir(root, parts[:-1])
-    except OSError as exc:
-        raise Unreadable(f"{where}: {_why(exc)}") from None
-    try:
-        before = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)  # missing: FileNotFoundError, as it is
-        if not stat.S_ISREG(before.st_mode):
-            raise Unreadable(f"{where} is {'a symbolic link' if stat.S_ISLNK(before.st_mode) else 'not a regular file'}"
-                             + ("; links are not followed" if stat.S_ISLNK(before.st_mode) else ""))
-        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
-        with os.fdopen(fd, "rb") as f:
-            now = os.fstat(f.fileno())
-            if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino):
-                raise Unreadable(f"{where} changed while it was read")
-            data = f.read(limit + 1)
-    except (Unreadable, FileNotFoundError):
-        raise
-    except OSError as exc:
-        raise Unreadable(f"{where}: {_why(exc)}") from None
-    finally:
-        os.close(dir_fd)
-    if len(data) > limit:
-        raise Unreadable(f"{where} is larger than {limit >> 20} MB" if limit >= 1 << 20 else f"{where} is too large")
-    return data
-
-
-def _why(exc: OSError) -> str:
-    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-        return "a symbolic link (or not a folder) on the way; links are not followed"
-    return exc.strerror or str(exc)
 
 
 def choose_layout(folder: Path, assignment: str, entries: dict[str, str]) -> str:
@@ -288,13 +217,13 @@ def _nbgrader_entry(folder: Path, assignment: str, name: str, kind: str) -> Subm
 def _in_folder(folder: Path, assignment: str, student: str, parts: tuple[str, ...]) -> Submission:
     """The one submission file in a student's folder (as graders.submission.find_file picks it), links refused."""
     try:
-        fd = _open_dir(folder, parts)
+        fd = open_dir(folder, parts)
         try:
             inside = _entries(fd, hidden=True)
         finally:
             os.close(fd)
     except OSError as exc:
-        return Submission(student, folder, parts, problem=f"{'/'.join(map(shown, parts))}: {_why(exc)}")
+        return Submission(student, folder, parts, problem=f"{'/'.join(map(shown, parts))}: {why_unreadable(exc)}")
     preferred = [n for n in (f"{assignment}.ipynb", f"{assignment}.py") if n in inside]
     names = preferred or sorted(n for n in inside if Path(n).suffix in SUBMISSION_SUFFIXES)
     for n in names:

@@ -15,10 +15,14 @@ proposes a random one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from graders.nas import space
 from graders.nas.table import Table, ranks
+from graders.sandbox import CallbackRefused
+from graders.served import ServedTask
 
 MAX_BATCH = 1024
 
@@ -35,16 +39,20 @@ def expected_best(rewards: np.ndarray, budget: int) -> float:
     return float(np.sum(ordered * np.diff(cdf, prepend=0.0)))
 
 
-class SearchServer:
-    """One search: the callbacks the worker calls, and what the grader recorded."""
+class SearchServer(ServedTask):
+    """One search: the callbacks the worker calls, and what the grader recorded (graders/served.py's contract:
+    opened by the search object, evaluations counted against the budget)."""
+
+    unit, counted, budget_name = "architectures", "evaluated", "evaluation budget"
+    what = "the search space"
 
     def __init__(self, table: Table, permutations: list[np.ndarray], budget: int, target_flops: float,
-                 alpha: float, beta: float):
-        self.table, self.permutations, self.budget = table, permutations, budget
+                 alpha: float, beta: float, time_up: Callable[[], bool] | None = None):
+        super().__init__(budget, time_up)
+        self.table, self.permutations = table, permutations
         self.target_flops, self.alpha, self.beta = float(target_flops), float(alpha), float(beta)
         self.space_rewards = table.rewards(self.target_flops, alpha, beta)
         self.space_ranks = ranks(self.space_rewards)
-        self.opened = False
         self.proposals: list[int] = []  # table row of every evaluated architecture, in order
         self.batches = 0
         self.answer: int | None = None  # table row of the controller's greedy architecture, once asked
@@ -67,19 +75,14 @@ class SearchServer:
 
     # -- callbacks (arguments come from the untrusted worker: validate everything) ---------------
     def open(self) -> dict:
-        from graders.sandbox import CallbackRefused
-
-        if self.opened:
-            raise CallbackRefused("the search space is opened once per search; reuse the object train() received")
-        self.opened = True
+        self._open()
         return {"choices": list(space.CHOICES), "budget": self.budget, "target_flops": self.target_flops,
                 "alpha": self.alpha, "beta": self.beta}
 
     def evaluate(self, tokens) -> dict:
-        from graders.sandbox import CallbackRefused
-
-        if not self.opened:
-            raise CallbackRefused("evaluate() before the search space was opened")
+        """The accuracy and FLOPs of each architecture; `remaining` is 0 once the student's own time is up (the
+        evaluations that find it up are still answered: the template's loop then stops by itself)."""
+        self._require_open("evaluate()")
         d = len(space.CHOICES)
         if (not isinstance(tokens, np.ndarray) or tokens.ndim != 2 or tokens.shape[1] != d
                 or tokens.dtype.kind not in "iu" or not 1 <= len(tokens) <= MAX_BATCH):
@@ -88,24 +91,22 @@ class SearchServer:
                                   f"{getattr(tokens, 'shape', None)} and dtype {getattr(tokens, 'dtype', None)}")
         if np.any(tokens < 0) or np.any(tokens >= np.array(space.CHOICES)):
             raise CallbackRefused(f"token d of an architecture must lie in range(choices[d]) = {space.CHOICES}")
-        used = len(self.proposals)
-        if used + len(tokens) > self.budget:
-            raise CallbackRefused(
-                f"the evaluation budget is {self.budget} architectures and {used} have been evaluated: a batch of "
-                f"{len(tokens)} is refused. Evaluate at most search.remaining = {self.budget - used} more, then stop.")
+        self._charge(len(tokens), f"a batch of {len(tokens)}",
+                     f"Evaluate at most search.remaining = {self._left()} more, then stop.")
         rows = [self.decode(row) for row in tokens]
         self.proposals += rows
         self.batches += 1
-        return {"accuracy": self.table.accuracy[rows], "flops": self.table.flops[rows],
-                "remaining": self.budget - len(self.proposals)}
+        remaining = 0 if self._time_is_up() else self.budget - len(self.proposals)
+        return {"accuracy": self.table.accuracy[rows], "flops": self.table.flops[rows], "remaining": remaining}
 
     def summary(self) -> str:
         n = len(self.proposals)
         if not n:
             return "search as the grader saw it: no architecture evaluated"
         best = self.proposals[int(np.argmax(self.rewards))]
+        ended = "; your time ran out: the search ended" if self.out_of_time else ""
         return (f"search as the grader saw it: {n} of {self.budget} evaluations in {self.batches} batches, "
-                f"{len(set(self.proposals))} distinct architectures; best evaluated: {self.describe(best)}")
+                f"{len(set(self.proposals))} distinct architectures; best evaluated: {self.describe(best)}{ended}")
 
 
 def plot_search(path, server: SearchServer, random_rewards: np.ndarray, top_reward: float | None, top_label: str,

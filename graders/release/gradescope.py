@@ -4,8 +4,8 @@ Gradescope unzips the file into /autograder/source, runs `setup.sh` once when it
 the image, then `run_autograder` for each submission (the student's files in
 /autograder/submission; results in /autograder/results/results.json). The zip holds:
 
-    setup.sh          apt: python3, bubblewrap (and the assignment's Debian datasets); a venv with the
-                      CPU build of torch (Gradescope has no GPU) and requirements.txt
+    setup.sh          apt: python3, bubblewrap (and the assignment's Debian datasets, made readable by root
+                      only); a venv with the CPU build of torch (Gradescope has no GPU) and requirements.txt
     run_autograder    grades /autograder/submission with graders/release/autograder.py
     gradescope.json   the assignment, per-check visibility, stdout visibility, leaderboard, time cap
     instructor.toml   the hidden config (seeds...), made readable by root only at every run
@@ -42,7 +42,7 @@ set -euxo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y python3 python3-venv python3-pip bubblewrap {debian}
-python3 -m venv /autograder/venv
+{hide_datasets}python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install --upgrade pip
 # the CPU build of torch: Gradescope's machines have no GPU, and the default Linux wheel is the CUDA one
 /autograder/venv/bin/pip install --index-url {torch_index} "{torch}"
@@ -56,6 +56,22 @@ ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${AUTOGRADER_PYTHON:-/autograder/venv/bin/python}"
 cd "$ROOT/source" && exec "$PYTHON" -m graders.release.autograder "$ROOT"
 """
+
+
+HIDE_DATASETS = """# The grader holds images of these files out of training and evaluates on them: only root (the grader) may
+# read them. Without bubblewrap (Docker) each worker runs under a uid of its own, which could read them
+# otherwise (docs/security.md); the VAE's result says "not certified" where a worker can.
+chmod -R go-rwx {dirs}
+"""
+
+
+def _hide_datasets(assignment: str) -> str:
+    """The setup lines that make the assignment's Debian dataset folders readable by root only ('' if none)."""
+    packages = DEBIAN_DATASETS.get(assignment, [])
+    manifest = json.loads((DATASETS_DIR / "manifest.json").read_text())  # (graders.datasets is not shipped to all)
+    dirs = sorted({d for spec in manifest["datasets"].values() if spec.get("debian_package") in packages
+                   for d in spec.get("system_dirs", [])})
+    return HIDE_DATASETS.format(dirs=" ".join(dirs)) if dirs else ""
 
 
 def _torch_requirement() -> str:
@@ -96,6 +112,7 @@ def build(assignment: str, out: str | Path, *, config: str | Path | None = None,
             "visibility": dict.fromkeys(hidden, "after_due_date"), "stdout_visibility": stdout_visibility,
             "leaderboard": leaderboard, "total_seconds": timeout_s - STARTUP_MARGIN_S}, indent=1) + "\n")
         (source / "setup.sh").write_text(SETUP.format(debian=" ".join(DEBIAN_DATASETS.get(assignment, [])),
+                                                      hide_datasets=_hide_datasets(assignment),
                                                       torch_index=torch_index or TORCH_CPU_INDEX,
                                                       torch=_torch_requirement()))
         (source / "run_autograder").write_text(RUN)

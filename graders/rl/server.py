@@ -37,17 +37,18 @@ Every observation is served relabelled and every action read relabelled
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 from graders.rl.cartpole import CartPole, Relabelling, cos_sin, env_seeds
 from graders.sandbox import CallbackRefused
+from graders.served import ServedTask
 from graders_worker.rl.wire import FINAL, MODES, RETIRED, SAME_STEP, SINGLE, TERMINATED, TRUNCATED, WIDTH
 
 MAX_ENVS = 64
-TIME_CHECK_S = 0.05  # how often (wall clock) a step asks whether the student's time is up
+STOP_AT_THE_BUDGET = ("Stop training when the budget is spent (collect_episodes returns fewer episodes then; "
+                      "envs.retired tells which environments are done).")
 _ZERO4 = [0.0, 0.0, 0.0, 0.0]
 # gymnasium's words for a step before the first reset (OrderEnforcing's ResetNeeded)
 STEP_BEFORE_RESET = "Cannot call env.step() before calling env.reset()"
@@ -61,33 +62,33 @@ def gymnasium_high() -> tuple[float, ...]:
     return tuple(float(h) for h in CartPoleEnv().observation_space.high)
 
 
-class CartPoleServer:
-    """The grader's side of a served environment: the callbacks and the records.
+class CartPoleServer(ServedTask):
+    """The grader's side of a served environment: the callbacks and the records (graders/served.py's contract:
+    opened by make_envs, episodes started counted against the budget).
 
     One server per training run. Everything here is measured in the grader's process:
     the worker can only send actions.
     """
+
+    unit, counted, budget_name = "episodes", "started", "training budget"
+    what = "make_envs() (or make_envs.make_env())"
 
     def __init__(self, seed: int, episode_budget: int | None = None, max_envs: int = MAX_ENVS,
                  on_episode: Callable[[int, float], None] | None = None, relabelling: Relabelling | None = None,
                  time_up: Callable[[], bool] | None = None, record_states: bool = False):
         """`on_episode(episodes finished, its return)`: told of each finished episode (a progress display).
         `relabelling`: the grading's secret labels (None: gymnasium's). `time_up()`: whether the student's own
-        time is up (asked every TIME_CHECK_S of a training's steps). `record_states`: keep every finished
+        time is up (asked every graders.served.TIME_CHECK_S of a training's steps). `record_states`: keep every finished
         episode's observations, as served (`episode_states`)."""
+        super().__init__(episode_budget, time_up)
         self.seed = seed
         self.on_episode = on_episode
-        self.episode_budget = episode_budget
         self.max_envs = max_envs
         self.relabelling = relabelling
-        self.time_up = time_up
-        self.out_of_time = False  # the student's time ran out: every environment retired
         self.cut = 0  # episodes running when the time ran out (never recorded)
         self.steps_past_end = 0  # single environment: steps after an episode's end, as gym.make allows
-        self._next_time_check = 0.0
         self.mode: str | None = None
         self.envs: list[CartPole] = []
-        self.started = 0  # episodes started (resets, automatic or not)
         self.steps = 0  # environment steps, summed over sub-environments
         self.vector_steps = 0  # step callbacks
         self.episode_returns: list[float] = []  # finished episodes, in the order they ended
@@ -108,14 +109,26 @@ class CartPoleServer:
         return {"env_make": self.make, "env_reset": self.reset, "env_step": self.step}
 
     @property
+    def episode_budget(self) -> int | None:
+        return self.budget
+
+    @episode_budget.setter
+    def episode_budget(self, value: int | None) -> None:
+        self.budget = value
+
+    @property
+    def started(self) -> int:
+        """Episodes started (resets, automatic or not): what the budget counts."""
+        return self.used
+
+    @property
     def retired(self) -> np.ndarray:
         return np.array(self._retired, dtype=bool)
 
     # -- callbacks (arguments come from the untrusted worker: validate everything) ---------------
     def make(self, num_envs, mode=SAME_STEP) -> dict:
-        if self.envs:
-            raise CallbackRefused("make_envs() (or make_envs.make_env()) may be called once per training run; "
-                                  "reuse the environment it gave")
+        if self.opened:
+            self._open()  # refused: once per run
         if type(num_envs) is not int or not 1 <= num_envs <= self.max_envs:
             raise CallbackRefused(f"make_envs(num_envs): num_envs must be an int from 1 to {self.max_envs}, "
                                   f"got {num_envs!r}")
@@ -124,6 +137,7 @@ class CartPoleServer:
         if self.episode_budget is not None and num_envs > self.episode_budget:
             raise CallbackRefused(f"num_envs={num_envs} is more than the budget of {self.episode_budget} episodes")
         n = num_envs
+        self._open()
         self.mode, self.envs = mode, [CartPole() for _ in range(n)]
         self._returns, self._lengths, self._states = [0.0] * n, [0] * n, [list(_ZERO4) for _ in range(n)]
         self._retired, self._ended = [False] * n, [False] * n
@@ -135,41 +149,25 @@ class CartPoleServer:
 
     def _check_time(self) -> None:
         """When the student's own time is up, retire every environment (the episodes running are cut)."""
-        if self.time_up is None or self.out_of_time:
-            return
-        now = time.monotonic()
-        if now < self._next_time_check:
-            return
-        self._next_time_check = now + TIME_CHECK_S
-        if self.time_up():
-            self.out_of_time = True
+        if not self.out_of_time and self._time_is_up():
             self.cut = sum(1 for i, r in enumerate(self._retired) if not r and not self._ended[i] and self._lengths[i])
             self._retired = [True] * len(self.envs)
 
-    def _refuse_if_out_of_time(self) -> None:
-        if self.out_of_time:
-            raise CallbackRefused("your train() has used its time (counted in your own code's time) and its "
-                                  "environments are retired: stop when envs.retired is all True and return what "
-                                  "you trained")
-
-    def _refuse_if_over_budget(self, new: int) -> None:
+    def _refuse_past_the_budget(self) -> None:
+        """Every environment is retired: a further episode is refused, by the time or by the budget."""
         self._refuse_if_out_of_time()
-        if self.episode_budget is not None and self.started + new > self.episode_budget:
-            raise CallbackRefused(
-                f"the training budget is {self.episode_budget} episodes and all of them have been used: "
-                f"episode {self.episode_budget + 1} refused. Stop training when the budget is spent "
-                "(collect_episodes returns fewer episodes then; envs.retired tells which environments are done).")
+        if self.budget is None:
+            raise CallbackRefused("every environment is retired")
+        self._charge(self.budget + 1 - self.used, f"episode {self.budget + 1}", STOP_AT_THE_BUDGET)
 
     def reset(self, _unused=None) -> np.ndarray:
         """Start an episode in every environment (abandoning running ones); their first observations."""
-        if not self.envs:
-            raise CallbackRefused("reset() before make_envs()")
+        self._require_open("reset()")
         n = len(self.envs)
         self._check_time()
-        self._refuse_if_over_budget(n)
+        self._charge(n, f"episode {(self.budget or 0) + 1}", STOP_AT_THE_BUDGET)
         seeds = env_seeds(self.seed, "train", n) if not self._reset_done else [None] * n
         self._states = [env.reset(s) for env, s in zip(self.envs, seeds, strict=True)]
-        self.started += n
         self._returns, self._lengths, self._retired, self._ended = [0.0] * n, [0] * n, [False] * n, [False] * n
         self._visited = [[] for _ in range(n)]
         self._fell = False
@@ -186,7 +184,7 @@ class CartPoleServer:
 
     def _check_actions(self, actions) -> list:
         n = len(self.envs)
-        if not self._reset_done:
+        if not self._reset_done:  # (make_envs() not called either: no environment has been reset)
             raise CallbackRefused(STEP_BEFORE_RESET)
         if not isinstance(actions, np.ndarray) or actions.shape != (n,) or actions.dtype.kind not in "iub":
             shape = getattr(actions, "shape", None)
@@ -196,7 +194,7 @@ class CartPoleServer:
         if not set(values) <= {0, 1}:
             raise CallbackRefused(f"CartPole actions are 0 or 1, got {sorted(set(values))[:5]}")
         if all(self._retired):
-            self._refuse_if_over_budget(1)
+            self._refuse_past_the_budget()
         if self.relabelling is not None and self.relabelling.swap:
             values = [1 - v for v in values]
         return values
@@ -215,11 +213,11 @@ class CartPoleServer:
 
     def _next_episode(self, i: int) -> bool:
         """Reset environment i for its next episode, or retire it when the budget is spent; whether it reset."""
-        if self.episode_budget is not None and self.started >= self.episode_budget:
+        if self.budget is not None and self.used >= self.budget:
             self._retired[i] = True
             return False
         self._states[i] = self.envs[i].reset()
-        self.started += 1
+        self.used += 1
         return True
 
     def _step_past_end(self, action: int) -> np.ndarray:

@@ -127,10 +127,12 @@ def train(worker, ctx, server, run: Run, served: str = "the environment") -> Stu
 
 
 def train_and_evaluate(worker, ctx, run: Run, *, threshold_name: str, title: str,
-                       episode_budget: int | None = None) -> None:
+                       episode_budget: int | None = None, record_states: bool = False) -> CartPoleServer:
+    """Train, evaluate, compare with the threshold, certify; the server, with what it recorded (`record_states`:
+    every training episode's observations too)."""
     seed, label = run.seed, run.label  # the seed stays in the grader: the worker and the feedback see the label
     relabelling = Relabelling(seed)  # the same secret labels for training and evaluation
-    server = CartPoleServer(seed, episode_budget=episode_budget, relabelling=relabelling,
+    server = CartPoleServer(seed, episode_budget=episode_budget, relabelling=relabelling, record_states=record_states,
                             on_episode=lambda n, ret: ctx.progress(f"{label}: episode {n}, return {ret:g}"))
     threshold = float(ctx.threshold(threshold_name))
     shown = ctx.shown_threshold(threshold_name)
@@ -148,6 +150,7 @@ def train_and_evaluate(worker, ctx, run: Run, *, threshold_name: str, title: str
                f"{shown}", hint="look at the learning curve in your feedback; tune the hyperparameters, and "
                "make sure train() stops only when the policy is good (or its time is up)")
         _certify(ctx, server, label)
+        return server
     finally:
         ctx.note(server.summary())
         path = ctx.artifact(f"learning_curve_{run.file}.png")

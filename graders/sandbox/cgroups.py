@@ -310,6 +310,9 @@ class Group:
         """SIGKILL every process in the group."""
         _kill(self.paths)
 
-    def remove(self) -> None:
-        """Kill what is left and remove the group (the worker's own process should be reaped first)."""
-        _kill_and_remove(self.paths)
+    def remove(self) -> str:
+        """Kill what is left and remove the group (the worker's own process should be reaped first);
+        '' when it is gone, else why not."""
+        if _kill_and_remove(self.paths):
+            return ""
+        return f"the worker's cgroup still held processes {REMOVE_SECONDS:.0f} s after it was stopped"

@@ -51,7 +51,7 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
 # Folders under /usr the worker must not see: Debian's datasets hold the images the VAE grader holds out.
 HIDDEN_UNDER_USR = ("/usr/share/datasets",)
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "passwd", "group",
-             "nsswitch.conf", "mime.types")
+             "nsswitch.conf", "mime.types", "fonts")  # fonts: fontconfig (matplotlib runs fc-list) reads its config there
 
 
 class IsolationUnavailable(RuntimeError):

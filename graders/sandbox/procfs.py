@@ -73,6 +73,32 @@ def directory_mb(path: str, max_entries: int = 20000) -> float:
     return total / (1 << 20)
 
 
+def state(pid: int) -> str | None:
+    """The process's state letter (R, S, D, Z, ...), None when it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def uids(pid: int) -> tuple[int, ...]:
+    """Real, effective, saved and filesystem uid of a process (() when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            line = next(line for line in f if line.startswith("Uid:"))
+        return tuple(int(u) for u in line.split()[1:])
+    except (OSError, StopIteration, ValueError):
+        return ()
+
+
+def running_as(uid: int) -> list[int]:
+    """Processes that hold `uid` in any of their uids, zombies left out (they hold nothing but an exit status)."""
+    found = []
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if entry.name.isdigit() and uid in uids(int(entry.name)) and state(int(entry.name)) not in (None, "Z", "X"):
+            found.append(int(entry.name))
+    return found
 
 
 def has_environment_entry(pid: int, entry: str) -> bool:

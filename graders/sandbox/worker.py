@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from graders.paths import WORKER_PACKAGE_DIR
-from graders.sandbox import cgroups, fastpath, isolation, procfs
+from graders.sandbox import cgroups, fastpath, isolation, procfs, seccomp, teardown
 from graders.sandbox.capture import OutputCapture
 from graders.sandbox.errors import CallbackRefused, StudentError, SubmissionLoadError, WorkerDied, WorkerTimeout
 from graders.sandbox.limits import Limits, rlimits
@@ -40,6 +40,15 @@ BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv[1]); from graders_worker.m
 PASSED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LD_LIBRARY_PATH")
 TOKEN_ENV = "GRADER_WORKER_TOKEN"  # marks the worker's processes, to find strays in the fallback mode
 NO_DEADLINE_S = 24 * 3600
+# Run by `Worker.can_read` in a sandbox like the worker's: prints each path it can open for reading.
+PROBE_READABLE = """import sys
+for path in sys.argv[1:]:
+    try:
+        open(path, "rb").close()
+        print(path)
+    except OSError:
+        pass
+"""
 
 
 def describe_exit(returncode: int | None, limits: Limits, bubblewrap: bool = False) -> str:
@@ -59,7 +68,8 @@ def describe_exit(returncode: int | None, limits: Limits, bubblewrap: bool = Fal
     return f"the worker process exited with code {returncode} (os._exit or a crash in native code?)"
 
 
-def _preexec(limits: list, uid: int | None, cgroup_procs: list[int]):
+def _preexec(limits: list, uid: int | None, cgroup_procs: list[int], filter_syscalls=None):
+    """What the child does between fork and exec; `filter_syscalls` installs the seccomp filter, last."""
     libc = ctypes.CDLL(None, use_errno=True)
 
     linux = sys.platform.startswith("linux")
@@ -79,8 +89,18 @@ def _preexec(limits: list, uid: int | None, cgroup_procs: list[int]):
             os.setuid(uid)
         if linux:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the grader (reset by setuid)
+        if filter_syscalls is not None:
+            filter_syscalls()
 
     return run
+
+
+def _unused_uid() -> int:
+    """A worker uid no process holds now: a stop kills every process of its uid (teardown.reap_uid), which
+    must never be another worker's."""
+    while procfs.running_as(uid := isolation.fresh_uid()):
+        pass
+    return uid
 
 
 class Worker:
@@ -110,6 +130,9 @@ class Worker:
         self._uid: int | None = None  # this start's uid, when the grader runs as root
         self._cgroup: cgroups.Group | None = None  # this start's cgroup, where the plan has them
         self._fast: fastpath.FastChannel | None = None  # shared-memory callbacks (graders/sandbox/fastpath.py)
+        self._left: list[str] = []  # what a stop could not prove gone (graders/sandbox/teardown.py)
+        self._withheld: str | None = None  # why what it prints or raises is no longer shown (withhold_output)
+        self._shown_chars = 0  # of its output, what was printed before withhold_output
 
     @property
     def isolation(self) -> str:
@@ -145,15 +168,12 @@ class Worker:
         env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
         return env
 
-    def _command(self, request_r: int, reply_w: int) -> tuple[list[str], str]:
+    def _command(self, request_r: int, reply_w: int, seccomp_fd: int | None) -> tuple[list[str], str]:
         """(command, scratch as the worker sees it)."""
         if self.plan.mode == "bubblewrap":
             python = [sys.executable, "-I", "-B", "-c", BOOTSTRAP, isolation.PACKAGE_ROOT, self.assignment,
                       f"{isolation.SUBMISSION_DIR}/submission.py", str(request_r), str(reply_w)]
-            command = isolation.bwrap_command(python, submission_dir=self._host_dir, readable=self.readable,
-                                              device=self.device, scratch_mb=self.limits.disk_mb,
-                                              uid=self._uid if self._uid is not None else isolation.SANDBOX_UID)
-            return command, isolation.SCRATCH
+            return self._bwrap(python, self._host_dir, self._uid, seccomp_fd), isolation.SCRATCH
         # Without bubblewrap: a folder that holds the worker package and nothing else is its import root.
         self._package_root = tempfile.mkdtemp(prefix="grader-worker-package-")
         os.chmod(self._package_root, 0o755)
@@ -161,6 +181,14 @@ class Worker:
         submission = os.path.join(self._host_dir, "submission.py")
         return ([sys.executable, "-I", "-B", "-c", BOOTSTRAP, self._package_root, self.assignment, submission,
                  str(request_r), str(reply_w)], self._host_dir)
+
+    def _bwrap(self, python: list[str], submission_dir: str, uid: int | None, seccomp_fd: int | None) -> list[str]:
+        command = isolation.bwrap_command(python, submission_dir=submission_dir, readable=self.readable,
+                                          device=self.device, scratch_mb=self.limits.disk_mb,
+                                          uid=uid if uid is not None else isolation.SANDBOX_UID)
+        if seccomp_fd is None:
+            return command
+        return [command[0], "--seccomp", str(seccomp_fd), *command[1:]]
 
     def start(self) -> None:
         """Start the worker if it is not running: import the submission, within `import_seconds`.
@@ -176,26 +204,29 @@ class Worker:
         self._host_dir = tempfile.mkdtemp(prefix="grader-worker-")
         Path(self._host_dir, "submission.py").write_text(self.code)
         os.chmod(Path(self._host_dir, "submission.py"), 0o644)
-        self._uid = isolation.fresh_uid() if self.plan.uid is not None else None
+        self._uid = _unused_uid() if self.plan.uid is not None else None
         drop_uid = self._uid if self.plan.mode == "process" else None
         if self._uid is not None:  # the worker's uid owns its directory; nobody else can read it
             os.chown(self._host_dir, self._uid, isolation.SANDBOX_GID)
         self._token = secrets.token_hex(8)
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
-        command, scratch = self._command(request_r, reply_w)
+        seccomp_fd = seccomp.memfd() if self.plan.mode == "bubblewrap" else None
+        command, scratch = self._command(request_r, reply_w, seccomp_fd)
         uid = self._uid if self._uid is not None else os.geteuid()
         chosen = rlimits(self.limits, cuda=self.device == "cuda", tasks_already=procfs.tasks_of_uid(uid))
         self._cgroup = self._make_cgroup()
         cgroup_procs = self._cgroup.open_procs() if self._cgroup else []
         self._fast = fastpath.FastChannel.create()
         fast_fds, fast_env = (self._fast.fds(), self._fast.environment()) if self._fast else ((), {})
+        extra_fds = (seccomp_fd,) if seccomp_fd is not None else ()
+        installer = seccomp.installer() if self.plan.mode == "process" else None
         try:
             self._proc = subprocess.Popen(
                 command, cwd=self._host_dir, env={**self._environment(scratch), **fast_env},
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                pass_fds=(request_r, reply_w, *fast_fds), start_new_session=True,
-                preexec_fn=_preexec(chosen, drop_uid, cgroup_procs),
+                pass_fds=(request_r, reply_w, *fast_fds, *extra_fds), start_new_session=True,
+                preexec_fn=_preexec(chosen, drop_uid, cgroup_procs, installer),
             )
         except BaseException:
             if self._cgroup:
@@ -205,7 +236,7 @@ class Worker:
                 self._fast = None
             raise
         finally:
-            for fd in (request_r, reply_w, *cgroup_procs):
+            for fd in (request_r, reply_w, *cgroup_procs, *extra_fds):
                 os.close(fd)
         os.set_blocking(request_w, False)
         self._request_fd, self._reply_fd = request_w, reply_r
@@ -229,7 +260,7 @@ class Worker:
             self._load_error = f"the submission could not be imported: {exc}"
             raise SubmissionLoadError(self._load_error) from None
         if message.get("op") == "load_error":
-            self._load_error = f"could not import your submission: {self._shortened(message.get('message'))}"
+            self._load_error = f"could not import your submission: {self._student_text(message.get('message'))}"
             self._stop()
             raise SubmissionLoadError(self._load_error)
         if message.get("op") != "ready":
@@ -266,26 +297,45 @@ class Worker:
                 except (ProcessLookupError, PermissionError):
                     pass
 
+    def _sandbox_init(self) -> tuple[int, str | None] | None:
+        """Bubblewrap's first process in the sandbox (its pid namespace's init), while bubblewrap runs."""
+        if self.plan.mode != "bubblewrap" or self._proc.poll() is not None:
+            return None  # bubblewrap returns only once its sandbox is empty
+        kids = procfs.children(self._proc.pid)
+        return (kids[0], procfs.start_time(kids[0])) if kids else None
+
     def _stop(self) -> None:
-        """Kill the worker and everything it started, and collect what it printed."""
+        """Kill the worker and everything it started, see it all gone (teardown.py), and collect what it printed.
+
+        Never waits for a process that escaped: each wait is bounded, and what is left is recorded (`residue`).
+        """
         if self._proc is None:
             return
+        init = self._sandbox_init()
         self._kill_all()
         self._proc.wait()
         if self._watchdog is not None:
             self._watchdog.stopped.set()
             self._watchdog.join(timeout=5)
+        left = [teardown.wait_exited(*init)] if init else []
         if self.plan.mode == "process":
             self._kill_strays()
+        if self._uid is not None:
+            left.append(teardown.reap_uid(self._uid))
         if self._cgroup is not None:
-            self._cgroup.remove()
+            left.append(self._cgroup.remove())
             self._cgroup = None
+        if self._uid is not None and self.plan.mode == "process":
+            left.append(teardown.remove_left_by(self._uid, isolation.SANDBOX_GID))
+        for message in filter(None, left):
+            log.warning("worker teardown: %s", message)
+            self._left.append(message)
         for fd in (self._request_fd, self._reply_fd):
             os.close(fd)
         if self._fast is not None:
             self._fast.close()
             self._fast = None
-        self._capture.join(timeout=5)
+        self._capture.stop()
         self._proc.stdout.close()
         self._output_parts.append(self._capture_text())
         self._proc = self._capture = self._watchdog = None
@@ -326,8 +376,59 @@ class Worker:
 
     @property
     def output(self) -> str:
-        """Everything the submission printed so far (capped per worker start)."""
-        return "".join(self._output_parts) + self._capture_text()
+        """Everything the submission printed so far (capped per worker start); after `withhold_output`,
+        what it printed before, and one fixed line if it printed more."""
+        text = "".join(self._output_parts) + self._capture_text()
+        if self._withheld is not None and len(text) > self._shown_chars:
+            return text[: self._shown_chars] + f"\n[the rest of what your code printed is not shown: {self._withheld}]\n"
+        return text
+
+    def withhold_output(self, why: str) -> None:
+        """From now on nothing this worker prints or raises reaches a result but one fixed line saying `why`.
+
+        For a worker about to be sent data the student must not see (the VAE's held-out images): its
+        printed output is cut here, and an exception's message, or a failed import's, becomes a fixed text.
+        """
+        self._shown_chars = len(self.output)
+        self._withheld = why
+
+    def _student_text(self, message) -> str:
+        """A message the student's code wrote (an exception), as a result may show it."""
+        if self._withheld is not None:
+            return f"your code raised an exception (its message is not shown: {self._withheld})"
+        return self._shortened(message)
+
+    # -- what a stopped worker leaves ------------------------------------------------
+    def residue(self) -> str:
+        """'' when this worker, stopped, left nothing a later worker could reach (no process, file, lock,
+        key, IPC object or socket: graders/sandbox/teardown.py); else why that is not certain here."""
+        reasons = [teardown.guarantee(self.plan.mode, self.plan.uid is not None), *self._left]
+        return "; ".join(dict.fromkeys(r for r in reasons if r))
+
+    def can_read(self, paths: list[str | Path]) -> list[str]:
+        """Those of `paths` a process confined like this worker can open: asked of such a process (the
+        same mode, binds, uid rule and seccomp filter), running the grader's code, not the submission's."""
+        paths = [str(Path(p).absolute()) for p in paths]
+        probe = [sys.executable, "-I", "-S", "-c", PROBE_READABLE, *paths]
+        host_dir = tempfile.mkdtemp(prefix="grader-probe-")
+        uid = _unused_uid() if self.plan.uid is not None else None
+        seccomp_fd = seccomp.memfd() if self.plan.mode == "bubblewrap" else None
+        try:
+            if self.plan.mode == "bubblewrap":
+                command, preexec = self._bwrap(probe, host_dir, uid, seccomp_fd), None
+            else:
+                command, preexec = probe, _preexec([], uid, [], seccomp.installer())
+            done = subprocess.run(command, cwd="/", env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                                  pass_fds=(seccomp_fd,) if seccomp_fd is not None else (), preexec_fn=preexec)
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
+            shutil.rmtree(host_dir, ignore_errors=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"the sandbox probe failed: {done.stderr.decode(errors='replace')[-500:]}")
+        opened = set(done.stdout.decode().splitlines())
+        return [p for p in paths if p in opened]
 
     # -- calls ---------------------------------------------------------------------
     def _receive(self, deadline: float, during: str) -> dict:
@@ -385,7 +486,7 @@ class Worker:
             if op == "result":
                 return message.get("value")
             if op == "error":
-                raise StudentError(self._shortened(message.get("message")))
+                raise StudentError(self._student_text(message.get("message")))
             if op == "callback" and callbacks and message.get("name") in callbacks:
                 answer = self._run_callback(callbacks[message["name"]], message.get("args"))
                 try:

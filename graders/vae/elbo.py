@@ -52,68 +52,82 @@ def _finite(name: str, array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _encoded(encode, xb: np.ndarray, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    out = encode(xb)
-    if not isinstance(out, (list, tuple)) or len(out) != 2:
-        raise ValueError("the encoder must give two arrays (mu, log_sigma)")
-    mu, log_sigma = _finite("encoder's mu", out[0]), _finite("encoder's log_sigma", out[1])
-    want = (len(xb), latent_dim)
-    if mu.shape != want or log_sigma.shape != want:
-        raise ValueError(f"encoder returned shapes {mu.shape}, {log_sigma.shape}; expected {want} each")
-    return mu, log_sigma
+def encode_all(
+    x: np.ndarray,
+    encode: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    latent_dim: int,
+    batch_size: int = 1000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, log_sigma) of every image of x, each (N, latent_dim), from the worker's encoder in batches.
+
+    Every image is encoded before anything is decoded, so the encoder's worker can be stopped
+    (and seen gone) before the decoder's starts. The shapes are checked here (ValueError);
+    messages hold no value the encoder chose, since it saw the images.
+    """
+    mus, log_sigmas = [], []
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size]
+        out = encode(xb)
+        if not isinstance(out, (list, tuple)) or len(out) != 2:
+            raise ValueError("the encoder must give two arrays (mu, log_sigma)")
+        mu, log_sigma = _finite("encoder's mu", out[0]), _finite("encoder's log_sigma", out[1])
+        if mu.shape != (len(xb), latent_dim) or log_sigma.shape != (len(xb), latent_dim):
+            raise ValueError(f"the encoder must give mu and log_sigma of shape {(len(xb), latent_dim)} each")
+        mus.append(mu)
+        log_sigmas.append(log_sigma)
+    return np.concatenate(mus), np.concatenate(log_sigmas)
+
+
+def _decoded(decode: Callable[[np.ndarray], np.ndarray], z: np.ndarray, shape: tuple) -> np.ndarray:
+    logits = decode(z.astype(np.float32))
+    if not isinstance(logits, np.ndarray) or logits.shape != shape:
+        raise ValueError(f"the decoder must give logits of shape {shape}")
+    return _finite("decoder's logits", logits)
 
 
 def test_negative_elbo(
     x: np.ndarray,
-    encode: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    mu: np.ndarray,
+    log_sigma: np.ndarray,
     decode: Callable[[np.ndarray], np.ndarray],
     rng: np.random.Generator,
-    latent_dim: int,
     batch_size: int = 1000,
 ) -> np.ndarray:
-    """Per-image one-sample negative ELBO (nats) of x, with eps drawn from rng.
+    """Per-image one-sample negative ELBO (nats) of x encoded as (mu, log_sigma), with eps drawn from rng.
 
-    encode/decode are the worker's functions seen as plain-array maps; the shapes of
-    what they return are checked here, so a wrong shape raises ValueError.
+    decode is the worker's decoder seen as a plain-array map; a wrong shape raises ValueError.
     """
     out = []
     for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
-        mu, log_sigma = _encoded(encode, xb, latent_dim)
-        eps = rng.standard_normal(mu.shape)
-        z = mu + np.exp(log_sigma) * eps
-        logits = _finite("decoder's logits", decode(z.astype(np.float32)))
-        if logits.shape != xb.shape:
-            raise ValueError(f"decoder returned shape {logits.shape}; expected {xb.shape}")
-        out.append(bernoulli_nll(logits, xb) + gaussian_kl(mu, log_sigma))
+        xb, mb, lb = (a[start : start + batch_size] for a in (x, mu, log_sigma))
+        z = mb + np.exp(lb) * rng.standard_normal(mb.shape)
+        logits = _decoded(decode, z, xb.shape)
+        out.append(bernoulli_nll(logits, xb) + gaussian_kl(mb, lb))
     return np.concatenate(out)
 
 
 def importance_weighted_bound(
     x: np.ndarray,
-    encode: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    mu: np.ndarray,
+    log_sigma: np.ndarray,
     decode: Callable[[np.ndarray], np.ndarray],
     rng: np.random.Generator,
-    latent_dim: int,
     samples: int,
     batch_size: int = 100,
 ) -> np.ndarray:
     """Per-image -log p(x) upper bound from k = `samples` importance samples (Burda et al., 2016).
 
-    -log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x), with z_k ~ q(z|x) drawn here.
+    -log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x), with z_k ~ q(z|x) = N(mu, sigma^2) drawn here.
     """
     out = []
+    latent_dim = mu.shape[1]
     for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
-        mu, log_sigma = _encoded(encode, xb, latent_dim)
-        eps = rng.standard_normal((samples, *mu.shape))
-        z = mu + np.exp(log_sigma) * eps  # (k, B, D)
-        logits = _finite("decoder's logits", decode(z.reshape(-1, latent_dim).astype(np.float32)))
-        if logits.shape != (samples * len(xb), xb.shape[1]):
-            raise ValueError(f"decoder returned shape {logits.shape}; expected {(samples * len(xb), xb.shape[1])}")
+        xb, mb, lb = (a[start : start + batch_size] for a in (x, mu, log_sigma))
+        z = mb + np.exp(lb) * rng.standard_normal((samples, *mb.shape))  # (k, B, D)
+        logits = _decoded(decode, z.reshape(-1, latent_dim), (samples * len(xb), xb.shape[1]))
         log_px_z = -bernoulli_nll(logits.reshape(samples, len(xb), -1), xb[None])
         log_pz = log_normal(z, 0.0, np.zeros_like(z))
-        log_qz = log_normal(z, mu, log_sigma)
+        log_qz = log_normal(z, mb, lb)
         log_w = log_px_z + log_pz - log_qz  # (k, B)
         top = log_w.max(axis=0)
         out.append(-(top + np.log(np.mean(np.exp(log_w - top), axis=0))))

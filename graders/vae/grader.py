@@ -3,14 +3,18 @@
 Unit checks send the grader's own inputs and compare with the grader's float64
 arithmetic (graders/vae/elbo.py). The training check holds back a part of the
 training split (chosen by the hidden seed) and sends the worker the rest; train()
-returns the weights; two fresh workers load them, one encodes the held-out images,
-the other decodes the grader's z (drawn with the grader's own eps), so no image can
-reach the code that reconstructs it but through z; the grader computes the negative
-ELBO of the held-out images itself. The threshold comes from the reference's
-distribution over 20 seeds (bench/vae_reference.py, docs/vae.md).
+returns the weights; the worker that trained is stopped; a fresh worker loads them and
+encodes every held-out image, and is stopped, with all it started and left
+(graders/sandbox/teardown.py), before another fresh worker decodes the grader's z
+(drawn with the grader's own eps): no image can reach the code that reconstructs it
+but through z, and nothing those workers print or raise reaches the student. The
+grader computes the negative ELBO of the held-out images itself. The threshold comes
+from the reference's distribution over 20 seeds (bench/vae_reference.py, docs/vae.md).
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -283,10 +287,51 @@ def _weights(value) -> dict:
     return arrays
 
 
+# Why the evaluation workers' output and messages are not shown (the images must not reach the student).
+ENCODER_WITHHELD = ("encode() was given held-out images, so what your code prints or raises from now on is not "
+                    "shown (run your file locally to see it)")
+DECODER_WITHHELD = ("decode() was given the codes z of held-out images, so what your code prints or raises from "
+                    "now on is not shown (run your file locally to see it)")
+
+
+def _load_trained(evaluator, latent_dim: int, hidden_dim: int, weights: dict, ctx) -> None:
+    """The trained weights into a fresh VAE of the submission, in an evaluation worker (errors shown in full:
+    the worker has seen nothing yet)."""
+    try:
+        evaluator.call("load_model", latent_dim, hidden_dim, weights, ctx.device, ctx.threads)
+    except StudentError as exc:
+        expect(False, f"the trained weights do not load into a fresh VAE(latent_dim={latent_dim}, "
+               f"hidden_dim={hidden_dim}): {str(exc)[:500]}",
+               "train() must return the VAE it trained, built as VAE(latent_dim, hidden_dim): the grader "
+               "evaluates a fresh VAE with its state dict")
+
+
+def _not_certified(trainer, encoder, copies: list) -> str:
+    """Why, on this machine, a submission might have reached the held-out images other than through z ('' if
+    it cannot): a copy a worker can read, or a worker that may have left something for the decoder."""
+    reasons = []
+    if readable := trainer.can_read(copies):
+        reasons.append(f"a worker here can read {readable[0]}, which holds the held-out images (make it readable "
+                       "by root only, as the Gradescope setup.sh does)")
+    reasons += [r for r in (trainer.residue(), encoder.residue()) if r]
+    return "; ".join(dict.fromkeys(reasons))
+
+
+def _training_hint(train_seconds: float, budget: float, epochs: int) -> str:
+    if train_seconds >= budget:
+        return (f"train() ran for {train_seconds:.0f} s, its whole time budget of {budget:.0f} s, so it may have "
+                f"stopped before its {epochs} epochs: the loss may well be right; make training faster (a smaller "
+                "hidden_dim, no per-step .item() or print, the batch size the template uses) and check the time "
+                "per epoch it prints when you run it locally")
+    return ("check the loss: BCE summed over pixels + KL summed over latent dimensions, averaged over the batch; "
+            "train with fresh noise eps each step; the decoder must output logits")
+
+
 @check(points=6, timeout=TRAIN_TIMEOUT, kind="training")
 def test_set_negative_elbo(worker, fresh_worker, ctx):
     """Train on the training split but a hidden held-out part; the grader's negative ELBO of the held-out
-    images, encoded and decoded in two fresh workers, must beat the reference's threshold."""
+    images must beat the reference's threshold. They are encoded in a fresh worker, which is stopped (with
+    everything it started and left) before another fresh worker decodes the grader's z: only z passes."""
     dataset, epochs = ctx.option("dataset"), int(ctx.option("epochs"))
     try:
         images = _training_images(dataset)
@@ -305,35 +350,39 @@ def test_set_negative_elbo(worker, fresh_worker, ctx):
     budget = ctx.option("train_seconds")
     budget = float(budget.get(ctx.device, budget.get("cpu")) if isinstance(budget, dict) else budget)
 
+    started = time.monotonic()
     info = _fields(worker.call("train", images[train_idx], ctx.worker_seed("train"), epochs, budget, ctx.device,
                                ctx.threads), "latent_dim", "hidden_dim", "weights")
+    train_seconds = time.monotonic() - started
     latent_dim, hidden_dim = info["latent_dim"], info["hidden_dim"]
     expect(type(latent_dim) is int and 0 < latent_dim <= 1024, f"train: bad latent_dim {latent_dim!r}")
     expect(type(hidden_dim) is int and 0 < hidden_dim <= 1 << 16, f"train: bad hidden_dim {hidden_dim!r}")
     weights = _weights(info["weights"])
-    encoder, decoder = fresh_worker(), fresh_worker()
-    for w in (encoder, decoder):
-        try:
-            w.call("load_model", latent_dim, hidden_dim, weights, ctx.device, ctx.threads)
-        except StudentError as exc:
-            expect(False, f"the trained weights do not load into a fresh VAE(latent_dim={latent_dim}, "
-                   f"hidden_dim={hidden_dim}): {str(exc)[:500]}",
-                   "train() must return the VAE it trained, built as VAE(latent_dim, hidden_dim): the grader "
-                   "evaluates a fresh VAE with its state dict")
+    worker.close()  # nothing that ran before may still run while held-out images are out, to relay them later
 
-    def encode(x):
-        out = encoder.call("encode", x)
-        expect(isinstance(out, list) and len(out) == 2, "encode must give (mu, log_sigma)")
-        return out
+    encoder = fresh_worker()
+    _load_trained(encoder, latent_dim, hidden_dim, weights, ctx)
+    encoder.withhold_output(ENCODER_WITHHELD)
+    try:
+        mu, log_sigma = elbo.encode_all(held_x, lambda x: encoder.call("encode", x), latent_dim,
+                                        int(ctx.option("eval_batch")))
+    except ValueError as exc:
+        raise CheckFailed(f"the trained model's outputs cannot be evaluated: {exc}") from None
+    encoder.close()  # gone, with all it started and left, before the decoder starts
+    uncertified = _not_certified(worker, encoder, datasets.copies(dataset, "train"))
+
+    decoder = fresh_worker()
+    _load_trained(decoder, latent_dim, hidden_dim, weights, ctx)
+    decoder.withhold_output(DECODER_WITHHELD)
 
     def decode(z):
         return decoder.call("decode", z)
 
     rng = ctx.rng("test elbo")
+    n_iw = min(int(ctx.option("iw_images")), len(held_x))
     try:
-        nelbo = elbo.test_negative_elbo(held_x, encode, decode, rng, latent_dim, int(ctx.option("eval_batch")))
-        n_iw = min(int(ctx.option("iw_images")), len(held_x))
-        iw = elbo.importance_weighted_bound(held_x[:n_iw], encode, decode, rng, latent_dim,
+        nelbo = elbo.test_negative_elbo(held_x, mu, log_sigma, decode, rng, int(ctx.option("eval_batch")))
+        iw = elbo.importance_weighted_bound(held_x[:n_iw], mu[:n_iw], log_sigma[:n_iw], decode, rng,
                                             int(ctx.option("iw_samples")))
     except ValueError as exc:
         raise CheckFailed(f"the trained model's outputs cannot be evaluated: {exc}") from None
@@ -346,19 +395,18 @@ def test_set_negative_elbo(worker, fresh_worker, ctx):
     ctx.note(f"importance-weighted bound, k = {int(ctx.option('iw_samples'))}, first {n_iw} held-out images: "
              f"-log p(x) <= {float(iw.mean()):.2f} nats/image (negative ELBO on the same images: "
              f"{float(nelbo[:n_iw].mean()):.2f})")
-    if isinstance(info.get("seconds"), (int, float)):
-        ctx.note(f"training took {float(info['seconds']):.1f} s as reported by the worker (budget {budget:.0f} s)")
+    ctx.note(f"train() took {train_seconds:.1f} s as the grader measured it (budget {budget:.0f} s)")
+    if uncertified:
+        ctx.note(f"NOT CERTIFIED on this machine: {uncertified}; the score stands, but here a submission could "
+                 "have reached the held-out images other than through z (docs/security.md)")
 
     path = ctx.artifact("vae_samples.png")
     if path is not None:
         z = ctx.rng("prior samples").standard_normal((64, latent_dim)).astype(np.float32)
         prior = _sigmoid(decode(z))
-        mu, _ = encode(held_x[:32])
-        recon = _sigmoid(decode(np.asarray(mu, dtype=np.float32)))
+        recon = _sigmoid(decode(mu[:32].astype(np.float32)))
         _feedback_png(path, prior, held_x[:32], recon, f"{dataset}: held-out -ELBO {value:.1f} nats/image")
         ctx.note(f"feedback picture: {path.name}")
 
-    expect(value <= threshold,
-           f"held-out negative ELBO {value:.2f} nats/image is above the threshold {shown}",
-           "check the loss: BCE summed over pixels + KL summed over latent dimensions, averaged over the batch; "
-           "train with fresh noise eps each step; the decoder must output logits")
+    expect(value <= threshold, f"held-out negative ELBO {value:.2f} nats/image is above the threshold {shown}",
+           _training_hint(train_seconds, budget, epochs))

@@ -1,7 +1,7 @@
 # hostile: reach the network: the machine's listening sockets (from /proc/net/tcp), DNS, outside addresses
 # honest: 1
 # keeps: argmax_breaks_ties_at_random
-# needs: bubblewrap
+# needs: seccomp
 import socket
 
 import numpy as np
