@@ -7,8 +7,9 @@ own (the worker in the isolation the machine offers, bubblewrap here), with the 
 score, each check's status, each training run's evaluation mean and value-network figure as the grader published
 them (the spare seed's too, when the rule trained it), and the grading's CPU and wall seconds (the process and every
 worker it reaped). A re-run skips the gradings already in --rows. `--summarize` writes the summary
-(bench/results/reinforce_baseline_reference_summary.json): seed runs, the pass rate per seed run, the rate of
-gradings with full training marks under the rule (and without it), the CPU per grading.
+(bench/results/reinforce_baseline_reference_summary.json), stamped and naming its rows' commits: seed runs, the
+pass rate per seed run, the rate of gradings with full training marks under the rule (and without it), the CPU per
+grading. `--episode-budget N` grades with N training episodes instead of the grader's (a quick look).
 
     PYTHONPATH=. .venv/bin/python bench/reinforce_baseline_gradings.py --gradings 0-99 \\
         --rows bench/results/reinforce_baseline_gradings.jsonl
@@ -42,11 +43,11 @@ DECISION_RULE = ("two training checks, one per grading seed; the first seed whos
                  "seeds, trained in a fresh worker: full training marks when two of three seeds pass")
 
 
-def grade(g: int, source: Path) -> dict:
+def grade(g: int, source: Path, config_text: str = "") -> dict:
     seeds = [BASE + 2 * g, BASE + 2 * g + 1]
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
-        config.write_text(f"[{NAME}]\nseeds = {seeds}\n")
+        config.write_text(f"[{NAME}]\nseeds = {seeds}\n{config_text}")
         began = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "graders", "grade", NAME, str(source), "--config", str(config),
                                  "--json", "-", "--device", "cpu"], cwd=ROOT, stdout=subprocess.PIPE,
@@ -74,7 +75,7 @@ def run_passed(run: dict, thresholds: dict) -> bool:
             and run["value_ratio"] is not None and run["value_ratio"] <= thresholds["max_value_error_ratio"])
 
 
-def summarize(rows: list[dict], command: str) -> dict:
+def summarize(rows: list[dict], command: str, stamp: dict) -> dict:
     import numpy as np
 
     from graders import assignments
@@ -86,7 +87,7 @@ def summarize(rows: list[dict], command: str) -> dict:
     full = [all(s == "passed" for n, s in r["statuses"].items() if n.startswith("trained_policy")) for r in rows]
     cpu = [r["cpu_s"] for r in rows]
     p = float(np.mean(runs))
-    return {"assignment": NAME, "commits": sorted({r["commit"] for r in rows}), "command": command,
+    return {**stamp, "assignment": NAME, "row_commits": provenance.commits(rows), "command": command,
             "decision_rule": DECISION_RULE, "gradings": len(rows), "seeds": len(runs),
             "pass_rate_per_seed": p, "pass_rate_per_grading": float(np.mean(full)),
             "pass_rate_per_grading_without_the_rule": float(np.mean(own)),
@@ -106,21 +107,23 @@ def main() -> int:
     parser.add_argument("--rows", required=True, help="one JSON line per grading (resumes)")
     parser.add_argument("--summarize", action="store_true", help="write the summary of --rows instead")
     parser.add_argument("--out", default=None, help="with --summarize: the summary's file")
+    parser.add_argument("--episode-budget", type=int, default=None, help="instead of the grader's (a quick look)")
     args = parser.parse_args()
     rows = [json.loads(line) for line in Path(args.rows).read_text().splitlines()] if Path(args.rows).exists() else []
     if args.summarize:
-        summary = summarize(rows, " ".join(["bench/reinforce_baseline_gradings.py", *sys.argv[1:]]))
+        summary = summarize(rows, " ".join(["bench/reinforce_baseline_gradings.py", *sys.argv[1:]]), provenance.stamp(args))
         text = json.dumps(summary, indent=2)
         print(text)
         if args.out:
             Path(args.out).write_text(text + "\n")
         return 0
     done = {r["grading"] for r in rows}
-    stamp = provenance.stamp({"base": BASE, "source": str(args.source.relative_to(ROOT))})
+    config_text = f"episode_budget = {args.episode_budget}\n" if args.episode_budget else ""
+    stamp = provenance.stamp({**vars(args), "base": BASE, "config_text": config_text})
     for g in seed_list(args.gradings):
         if g in done:
             continue
-        row = {**stamp, **grade(g, args.source)}
+        row = {**stamp, **grade(g, args.source, config_text)}
         print(json.dumps({k: row[k] for k in ("grading", "score", "spare_used", "runs", "cpu_s")}), flush=True)
         with open(args.rows, "a") as f:
             f.write(json.dumps(row) + "\n")

@@ -182,7 +182,9 @@ def main() -> int:
         from graders import assignments
 
         threshold = assignments.grader("reinforce_baseline").defaults["thresholds"]["max_value_error_ratio"]
-        print(table([json.loads(line) for line in Path(args.out).read_text().splitlines()], threshold))
+        rows = [json.loads(line) for line in Path(args.out).read_text().splitlines()]
+        print(json.dumps({**provenance.stamp(args), "row_commits": provenance.commits(rows)}))
+        print(table(rows, threshold))
         return 0
     global ARRAYS, BUDGET, ARGUMENTS
     ARRAYS, BUDGET, ARGUMENTS = args.arrays, args.episode_budget, vars(args)

@@ -5,9 +5,9 @@ call that leaves a stray (double fork into a new session, then `sleep` with an e
 environment, holding the worker's output pipe: issue 28's case), median of `--repeats`;
 whether the stray was still alive after the close; and first, the walk that finds the
 directories any worker may write to (`teardown.shared_dirs`: once per grader process, in the
-process-limits mode with a uid per worker only). One JSON row per mode, naming the commit and
-the Python (the process-limits mode gives each worker a uid of its own only when every user
-can read that Python: run it with such a venv to measure that case).
+process-limits mode with a uid per worker only). One JSON row per mode, stamped with the commit
+and settings, naming the Python (the process-limits mode gives each worker a uid of its own only
+when every user can read that Python: run it with such a venv to measure that case).
 
     PYTHONPATH=. .venv/bin/python bench/worker_teardown.py [--repeats 5] [--out bench/results/worker_teardown.jsonl]
 """
@@ -20,11 +20,13 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
+from pathlib import Path
 
-from graders.sandbox import Limits, Worker, isolation, procfs, teardown
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import provenance  # noqa: E402
+from graders.sandbox import Limits, Worker, isolation, procfs, teardown  # noqa: E402
 
 SOURCE = """
 import os
@@ -71,11 +73,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    stamp = provenance.stamp({**vars(args), "modes": MODES})
     load = os.getloadavg()[0]
     started = time.monotonic()
     found = teardown.shared_dirs(isolation.SANDBOX_GID)
-    rows = [{"commit": commit, "shared_dirs_scan_s": round(time.monotonic() - started, 2), "shared_dirs": list(found),
+    rows = [{**stamp, "shared_dirs_scan_s": round(time.monotonic() - started, 2), "shared_dirs": list(found),
              "load_average": round(load, 1)}]
     print(json.dumps(rows[-1]))
     for mode in MODES:
@@ -87,7 +89,7 @@ def main() -> None:
         plain = [close_seconds(mode, "plain")[0] for _ in range(args.repeats)]
         strays = [close_seconds(mode, "stray") for _ in range(args.repeats)]
         own_uid = isolation.plan(MODES[mode][0]).uid is not None and "grader's uid" not in mode
-        rows.append({"commit": commit, "mode": mode, "python": sys.executable, "uid_per_worker": own_uid,
+        rows.append({**stamp, "mode": mode, "python": sys.executable, "uid_per_worker": own_uid,
                      "repeats": args.repeats, "load_average": round(os.getloadavg()[0], 1),
                      "close_s_median": round(statistics.median(plain), 3),
                      "close_with_stray_s_median": round(statistics.median(s for s, _ in strays), 3),

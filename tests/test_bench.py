@@ -11,8 +11,9 @@ A new bench script: start every row (JSONL line, summary, printed table that is 
 
 Each script runs as `PYTHONPATH=. python bench/NAME.py ARGS` would, in a child forked from one interpreter (per
 test process) that imported numpy, torch, gymnasium and the graders first: a script pays for its own work, not
-for those imports (seconds of CPU each on CI's 2 cores). bench/batch_ray_overhead.py starts Ray twice, more than
-the suite can spend: BENCH_SMOKE_RAY=1 runs it (docs/benchmarks.md gives the cost of each).
+for those imports (seconds of CPU each on CI's 2 cores). The scripts whose smallest run is whole grading commands
+(`graders batch`, `graders grade`: fresh interpreters, workers, Ray) cost more than the suite can spend on them:
+BENCH_SMOKE_HEAVY=1 runs them too (docs/benchmarks.md gives the cost of each).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from helpers import FAST_BANDITS, NEEDS_FASHION_MNIST, OPT_IN_RAY_BENCH, ROOT
+from helpers import FAST_BANDITS, NEEDS_FASHION_MNIST, OPT_IN_HEAVY_BENCH, ROOT
 
 from graders import datasets
 from graders.nas import space
@@ -70,7 +71,7 @@ def _nas_table_rebuilt(tmp: Path) -> None:
 
 
 FASHION = None if datasets.available("fashion-mnist") else NEEDS_FASHION_MNIST
-RAY = None if os.environ.get("BENCH_SMOKE_RAY") == "1" else OPT_IN_RAY_BENCH
+HEAVY = None if os.environ.get("BENCH_SMOKE_HEAVY") == "1" else OPT_IN_HEAVY_BENCH
 CHEAPEST_ARCHITECTURE = str(space.index_of([1, 0, 0] * 3))  # tests/test_nas.py recomputes it too
 TWO_UPDATES = "    while True:=>    for _ in range(2):"  # the REINFORCE reference trains until solved otherwise
 
@@ -79,14 +80,14 @@ SMOKE: dict[str, tuple[Run, ...]] = {
                           inputs={"fast.toml": FAST_BANDITS}),),
     "bandits_thresholds": (Run("bandits_thresholds.py", ("--seeds", "1", "--runs", "50", "--steps", "100"), printed=True),),
     "batch_ray_overhead": (Run("batch_ray_overhead.py", ("-n", "1", "--config", "{tmp}/fast.toml", "--out", "{tmp}/rows.jsonl"),
-                               rows=("rows.jsonl",), inputs={"fast.toml": FAST_BANDITS}, needs=RAY, timeout=500),),
+                               rows=("rows.jsonl",), inputs={"fast.toml": FAST_BANDITS}, needs=HEAVY, timeout=500),),
     "batch_throughput": (Run("batch_throughput.py", ("-n", "1", "--config", "{tmp}/fast.toml", "--jobs", "1", "--repeats", "1",
                                                      "--out", "{tmp}/rows.jsonl"), rows=("rows.jsonl",),
-                             inputs={"fast.toml": FAST_BANDITS}),),
+                             inputs={"fast.toml": FAST_BANDITS}, needs=HEAVY),),
     "callback_round_trip": (Run("callback_round_trip.py", ("--envs", "single", "--seconds", "0.2",
                                                            "--out", "{tmp}/rows.jsonl"), rows=("rows.jsonl",)),),
     "class_of_30": (Run("class_of_30.py", ("{tmp}/class", "--only", "ben.py", "ana.py"),
-                        rows=("class/provenance.json",), printed=True),),
+                        rows=("class/provenance.json",), printed=True, needs=HEAVY),),
     "class_report_speed": (Run("class_report_speed.py", ("--students", "4", "--repeat", "1", "--out", "{tmp}/rows.jsonl"),
                                rows=("rows.jsonl",)),),
     "grader_reply_memory": (Run("grader_reply_memory.py", ("--array-mb", "1", "--out", "{tmp}/rows.jsonl"),
@@ -107,12 +108,18 @@ SMOKE: dict[str, tuple[Run, ...]] = {
         Run("policy_gradient_stats.py", ("--summarize", "bench/results/policy_gradient_power.jsonl"), summary="printed")),
     "reinforce_baseline_summary": (Run("reinforce_baseline_summary.py", ("bench/results/reinforce_baseline_ideas.jsonl",
                                                                          "--ideas"), summary="printed"),),
+    "reinforce_baseline_gradings": (
+        Run("reinforce_baseline_gradings.py", ("--gradings", "0", "--episode-budget", "32", "--rows", "{tmp}/rows.jsonl"),
+            rows=("rows.jsonl",), needs=HEAVY),
+        Run("reinforce_baseline_gradings.py", ("--summarize", "--rows", "{tmp}/rows.jsonl", "--out", "{tmp}/summary.json"),
+            rows=("summary.json",), summary="summary.json")),
     "reinforce_baseline_untrained": (Run("reinforce_baseline_untrained.py", (
         "--seeds", "0-0", "--episodes", "2", "--out", "{tmp}/rows.jsonl", "--summary", "{tmp}/summary.json"),
         rows=("rows.jsonl", "summary.json"), summary="summary.json"),),
     "reinforce_baseline_value": (Run("reinforce_baseline_value.py", (
         "--seeds", "2000", "--variants", "reference", "--episode-budget", "10", "--out", "{tmp}/rows.jsonl"),
-        rows=("rows.jsonl",)),),
+        rows=("rows.jsonl",)),
+        Run("reinforce_baseline_value.py", ("--table", "--out", "{tmp}/rows.jsonl"), summary="printed")),
     "reinforce_chi_squared": (Run("reinforce_chi_squared.py", ("--trials", "1000", "--power-trials", "100"), printed=True),),
     "reinforce_classic_loop": (Run("reinforce_classic_loop.py", ("--seeds", "0-0", "--episodes", "2",
                                                                  "--out", "{tmp}/rows.jsonl"), rows=("rows.jsonl",)),),
@@ -134,6 +141,7 @@ SMOKE: dict[str, tuple[Run, ...]] = {
                                                "--iw-images", "8", "--iw-samples", "2", "--out", "{tmp}/rows.jsonl"),
                           rows=("rows.jsonl",), summary="rows.jsonl"),),
     "vae_tolerances": (Run("vae_tolerances.py", ("--seeds", "1"), printed=True),),
+    "worker_teardown": (Run("worker_teardown.py", ("--repeats", "1", "--out", "{tmp}/rows.jsonl"), rows=("rows.jsonl",)),),
 }
 # The files of bench/ that are no script, and what runs them.
 HELPERS = {
