@@ -79,7 +79,8 @@ def build(assignment: str, out: str | Path, *, config: str | Path | None = None,
             if (path := kit.module_file(name)) is not None:
                 (source / path.relative_to(REPO_ROOT)).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, source / path.relative_to(REPO_ROOT))
-        others = {f"{n}.py" for n in assignments.names() if n != assignment}
+        needed = kit.kit_modules(assignment, set())  # reinforce_baseline's adapter imports reinforce's
+        others = {f"{n}.py" for n in assignments.names() if n != assignment and f"{kit.WORKER_ADAPTERS}.{n}" not in needed}
         shutil.copytree(WORKER_PACKAGE_DIR, source / WORKER_PACKAGE_DIR.name,
                         ignore=lambda d, names: [n for n in names if n == "__pycache__"
                                                  or (Path(d).name == "adapters" and n in others)])
