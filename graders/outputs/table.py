@@ -6,6 +6,7 @@ import re
 
 from graders.release.replay import in_kit
 from graders.results import SKIPPED, Grading
+from graders.selection import NOT_SELECTED
 
 MESSAGE_WIDTH = 60
 
@@ -50,7 +51,7 @@ def table(grading: Grading, *, details: bool = True, for_student: bool | None = 
     if details:
         for r in grading.results:
             cut = "\n" in r.message.strip() or len(r.message) > MESSAGE_WIDTH
-            if r.message and (r.status not in ("passed", SKIPPED) or cut):
+            if r.message and r.message != NOT_SELECTED and (r.status not in ("passed", SKIPPED) or cut):
                 rows += ["", f"--- {r.name} ({r.status})", r.message.rstrip()]
             if r.output and r.status != "passed":
                 rows += ["  your code printed:", r.output.rstrip()[-2000:]]
