@@ -136,9 +136,10 @@ def check(assignment: str, *checks: str, unit: bool = False, path: str | Path | 
           device: str = "auto") -> None:
     """Grade this notebook (or `path`) with the public checks and show the result here.
 
-    `check("vae", "gaussian_kl")` grades that check alone (and what it needs), `check("vae", unit=True)` every
-    check that does not train: seconds instead of minutes. The others show as skipped, not as zeros. Refuses,
-    in one line, when a cell run since the last save is not in the saved notebook (module docstring).
+    `check("vae", "kl_matches_closed_form_and_monte_carlo")` grades that check alone (and what it needs),
+    `check("vae", unit=True)` every check that does not train: seconds instead of minutes. The others show as
+    skipped, not as zeros. Refuses, in one line, when a cell run since the last save is not in the saved notebook
+    (module docstring).
     """
     from graders.runner import grade
 
