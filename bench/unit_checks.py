@@ -4,7 +4,8 @@
 
 For each assignment and repeat, fresh processes grade the reference solution:
 - `cli`: the student's command, `python -m graders grade NAME solutions/NAME/NAME.py --unit`, timed from outside
-  (wall clock: Python's start, the imports, the grading, the table);
+  (wall clock: Python's start, the imports, the grading, the table); `cli_one_check`: the same with
+  `--check FIRST` (the assignment's first unit check) instead of `--unit`;
 - `after_imports`: a process that imports the grader first, then times `graders.runner.grade(..., unit=True)`
   alone (the worker's start and the submission's import in it included), with each check's own seconds;
 - `cpu`: the CPU seconds (user + system) of the same command and its worker processes, and of the grader's
@@ -51,6 +52,8 @@ def _cpu() -> float:
 
 
 def measure(name: str) -> list[dict]:
+    from graders import assignments
+
     solution = ROOT / "solutions" / name / f"{name}.py"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.monotonic()
@@ -74,7 +77,13 @@ def measure(name: str) -> list[dict]:
     subprocess.run([sys.executable, "-c", f"import graders.cli; from graders import assignments; "
                     f"assignments.grader({name!r})"], cwd=ROOT, env=env, timeout=900, check=True)
     imports = _cpu() - cpu
-    return [cli, after, {"how": "cpu", "cpu_seconds": round(total, 3), "imports_cpu_seconds": round(imports, 3),
+    first = next(c.name for c in assignments.grader(name).checks if c.kind == "unit")
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "graders", "grade", name, str(solution), "--check", first, "--device",
+                           "cpu"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+    one = {"how": "cli_one_check", "check": first, "seconds": round(time.monotonic() - start, 3),
+           "returncode": done.returncode}
+    return [cli, one, after, {"how": "cpu", "cpu_seconds": round(total, 3), "imports_cpu_seconds": round(imports, 3),
                          "after_imports_cpu_seconds": round(total - imports, 3)}]
 
 

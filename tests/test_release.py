@@ -16,6 +16,7 @@ from helpers import NEEDS_FASHION_MNIST, ROOT, solution_source
 from graders import assignments, datasets
 from graders.cli import main
 from graders.release import kit as kits
+from graders.release import packages
 
 FAST_BANDITS = "[bandits]\ntestbed_runs = 100\ntestbed_steps = 150\n[bandits.thresholds]\n" + "".join(
     f"{t} = 0.05\n" for t in ("epsilon_greedy_reward", "epsilon_greedy_optimal", "optimistic_optimal", "ucb_reward",
@@ -128,7 +129,7 @@ def assert_cpu_torch(requirements: str, gpu: str) -> None:
     build), PyPI's elsewhere (CPU builds); the GPU file takes PyPI's."""
     version = re.search(r'"torch==([\d.]+)"', (ROOT / "pyproject.toml").read_text())[1]
     lines = requirements.splitlines()
-    assert f"--extra-index-url {kits.TORCH_CPU_INDEX}" in lines and kits.TORCH_CPU_INDEX.endswith("/whl/cpu")
+    assert f"--extra-index-url {packages.TORCH_CPU_INDEX}" in lines and packages.TORCH_CPU_INDEX.endswith("/whl/cpu")
     assert f"torch=={version}+cpu; sys_platform == 'linux'" in lines
     assert f"torch=={version}; sys_platform != 'linux'" in lines
     assert [line for line in lines if line.startswith("torch")] == [

@@ -28,7 +28,7 @@ from graders import assignments
 from graders.config import Config
 from graders.outputs.gradescope import VISIBILITIES
 from graders.paths import DATASETS_DIR, REPO_ROOT, WORKER_PACKAGE_DIR
-from graders.release import kit
+from graders.release import kit, packages
 
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 GRADESCOPE_TIMEOUT_S = 2400  # what to set as the assignment's autograder timeout (Gradescope's default is less)
@@ -59,7 +59,7 @@ cd "$ROOT/source" && exec "$PYTHON" -m graders.release.autograder "$ROOT"
 
 
 def _torch_requirement() -> str:
-    return next(line for line in kit.requirements().splitlines() if line.startswith("torch"))
+    return next(line for line in packages.requirements().splitlines() if line.startswith("torch"))
 
 
 def build(assignment: str, out: str | Path, *, config: str | Path | None = None, torch_index: str | None = None,
@@ -91,7 +91,7 @@ def build(assignment: str, out: str | Path, *, config: str | Path | None = None,
         shutil.copy(template, source / "assignments" / assignment / template.name)
         if config:
             shutil.copy(config, source / "instructor.toml")
-        (source / "requirements.txt").write_text(kit.requirements())
+        (source / "requirements.txt").write_text(packages.requirements())
         (source / SETTINGS).write_text(json.dumps({
             "assignment": assignment, "config": "instructor.toml" if config else None,
             "visibility": dict.fromkeys(hidden, "after_due_date"), "stdout_visibility": stdout_visibility,

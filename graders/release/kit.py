@@ -16,7 +16,7 @@ of `graders` and `graders_worker` modules its entry points import (read from the
 statements), so a new engine module travels without a list to keep; the instructor's side
 (INSTRUCTOR_SIDE: batch grading, Gradescope, nbgrader's gradebook, templates, this builder)
 never travels, and the kit's CLI offers only `list` and `grade`. The requirements are the
-packages the kit's code imports, pinned as pyproject.toml pins them. The build refuses a kit
+packages the kit's code imports, pinned as pyproject.toml pins them (graders/release/packages.py). The build refuses a kit
 that holds any line of a solution region.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -33,25 +32,17 @@ from pathlib import Path
 
 from graders import assignments, contract, datasets
 from graders.paths import DATASETS_DIR, GRADERS_DIR, REPO_ROOT
-from graders.release import recorder, replay
+from graders.release import packages, recorder, replay
 from graders.templates import BEGIN, END
 
 ENTRY_POINTS = ("graders.__main__", "graders.cli", "graders.notebook", "graders.release.replay")
 WORKER_ENTRY_POINT = "graders_worker.main"
 WORKER_ADAPTERS = "graders_worker.adapters"  # the worker imports NAME's adapter from there by name, when there is one
-PACKAGES = ("graders", "graders_worker")
 # The instructor's side: never in a kit, and the crawl does not follow into it (graders/cli.py reaches these only
 # from commands a kit does not offer). A shipped module that imports one at its top stops the build.
 INSTRUCTOR_SIDE = ("graders.batch", "graders.outputs.gradebook", "graders.release.autograder",
                    "graders.release.gradescope", "graders.release.kit", "graders.release.recorder",
                    "graders.templates", "graders.variants")
-NOT_FOR_STUDENTS = ("nbgrader", "pytest", "pytest-timeout", "jupyter")  # requirements of the instructor's side only
-NOTEBOOK_APP = "jupyterlab"  # opens the template notebook (its kernel is also what VS Code needs)
-FROM_THE_NOTEBOOK_APP = ("IPython",)  # graders/notebook.py shows its table with IPython's display, in Jupyter
-# The engine handles torch values (a recording's tensors, the worker's torch helpers) only for an assignment whose
-# own code uses torch: a kit requires torch when its grader, adapter or template imports it.
-ONLY_FOR_ITS_USERS = ("torch",)
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # its Linux wheels are tagged +cpu; PyPI's are CUDA builds
 LICENCE_TEXTS = {"MIT": """\
 Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated
 documentation files (the "Software"), to deal in the Software without restriction, including without limitation the
@@ -116,7 +107,7 @@ def _module_body(tree: ast.Module):
 
 
 def _ours(names: set[str]) -> set[str]:
-    return {m for m in names if m.split(".")[0] in PACKAGES
+    return {m for m in names if m.split(".")[0] in packages.PACKAGES
             and (module_file(m) is not None or REPO_ROOT.joinpath(*m.split(".")).is_dir())}
 
 
@@ -225,74 +216,6 @@ def leaked_lines(folder: Path, assignment: str) -> dict[str, list[str]]:
     return leaks
 
 
-def _pins() -> dict[str, str]:
-    """{distribution: its requirement line} as pyproject.toml pins the project's dependencies."""
-    import tomllib
-
-    deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    return {re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower(): d for d in deps}
-
-
-def requirements(packages: list[str] | None = None, gpu: bool = False) -> str:
-    """requirements.txt for these distributions (default: every dependency but the instructor's side): torch
-    is the CPU build (PyTorch's CPU index on Linux, PyPI elsewhere, where it has no CUDA) unless `gpu` (PyPI's
-    build: CUDA on Linux)."""
-    pins = _pins()
-    names = packages if packages is not None else [n for n in pins if n not in NOT_FOR_STUDENTS]
-    lines = []
-    for name in names:
-        pin = pins.get(name, name)
-        if name != "torch" or gpu:
-            lines.append(pin)
-            continue
-        version = re.fullmatch(r"torch==([\w.]+)", pin.replace(" ", ""))
-        if version is None:
-            raise ReleaseError(f"pyproject.toml must pin torch exactly (torch==X.Y.Z), not {pin!r}: a kit names "
-                               "the CPU build of that release")
-        lines = [f"--extra-index-url {TORCH_CPU_INDEX}", f"torch=={version[1]}+cpu; sys_platform == 'linux'",
-                 f"torch=={version[1]}; sys_platform != 'linux'", *lines]
-    return "\n".join(lines) + "\n"
-
-
-def kit_packages(assignment: str, folder: Path) -> list[str]:
-    """The distributions a kit's code imports (stdlib and the kit's own packages aside; an import guarded by
-    `except ImportError` is optional), with the notebook app; ReleaseError for one pyproject.toml does not list."""
-    pins = _pins()
-    own = [folder / "graders" / assignment, folder / "graders_worker" / "adapters" / f"{assignment}.py",
-           folder / f"{assignment}.py"]
-    found, by_the_assignment = set(), set()
-    for path in sorted(folder.rglob("*.py")):
-        names = _third_party(path)
-        found |= names
-        if any(path == o or o in path.parents for o in own):
-            by_the_assignment |= names
-    found -= {n for n in ONLY_FOR_ITS_USERS if n not in by_the_assignment}
-    found -= set(FROM_THE_NOTEBOOK_APP)
-    if unknown := sorted(n for n in found if n.lower() not in pins):
-        raise ReleaseError(f"the kit's code imports {unknown}, which pyproject.toml does not list as dependencies")
-    return [*sorted(n.lower() for n in found), NOTEBOOK_APP]
-
-
-def _third_party(path: Path) -> set[str]:
-    """The top-level names of the packages a file imports that are neither the standard library nor ours."""
-    tree = ast.parse(path.read_text())
-    optional = set()
-    for node in ast.walk(tree):
-        caught = [h.type for h in getattr(node, "handlers", []) if h.type is not None]
-        if isinstance(node, ast.Try) and any(n.id in ("ImportError", "ModuleNotFoundError") for t in caught
-                                             for n in ast.walk(t) if isinstance(n, ast.Name)):
-            optional |= {id(sub) for statement in node.body for sub in ast.walk(statement)}
-    names = set()
-    for node in ast.walk(tree):
-        if id(node) in optional:
-            continue
-        if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n not in PACKAGES}
-
-
 def _version() -> str:
     """The project's version, and the commit when the repository is a git checkout."""
     import tomllib
@@ -379,17 +302,21 @@ def _write(assignment: str, grader: contract.Grader, out: Path, recording: Path,
         (out / "assignments" / assignment).mkdir(parents=True, exist_ok=True)
         shutil.copy(template, out / "assignments" / assignment / template.name)
         shutil.copy(template, out / template.name)
-    packages = kit_packages(assignment, out)
+    try:
+        needed = packages.kit_packages(assignment, out)
+        cpu, gpu = packages.requirements(needed), packages.requirements(needed, gpu=True)
+    except packages.PackagesError as exc:
+        raise ReleaseError(str(exc)) from None
     install = "python -m venv .venv && .venv/bin/pip install -r"
     (out / "requirements.txt").write_text(
         f"# The course grader's kit for {assignment}: {install} requirements.txt\n"
         + ("# A CPU build of torch (Linux, macOS, Windows). With an NVIDIA GPU on Linux, install requirements-gpu.txt "
-           "instead.\n" if "torch" in packages else "") + requirements(packages))
-    if "torch" in packages:
+           "instead.\n" if "torch" in needed else "") + cpu)
+    if "torch" in needed:
         (out / "requirements-gpu.txt").write_text(
             f"# The course grader's kit for {assignment}, with PyPI's CUDA build of torch (Linux with an NVIDIA GPU; "
-            f"a few GB): {install} requirements-gpu.txt\n" + requirements(packages, gpu=True))
-    (out / "README.md").write_text(readme(assignment, skipped, "torch" in packages, data))
+            f"a few GB): {install} requirements-gpu.txt\n" + gpu)
+    (out / "README.md").write_text(readme(assignment, skipped, "torch" in needed, data))
     assert GRADERS_DIR.name == "graders"
 
 
