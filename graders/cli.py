@@ -18,12 +18,12 @@ import logging
 import sys
 from pathlib import Path
 
-from graders import assignments, outputs, templates
+from graders import assignments, outputs
 from graders.config import Config, ConfigError
 from graders.contract import GraderContractError
 from graders.files import atomic_write
 from graders.outputs import gradescope
-from graders.outputs.table import printable, table
+from graders.outputs.table import ISOLATION_LOGGERS, printable, table
 from graders.paths import REPO_ROOT
 from graders.progress import TerminalProgress
 from graders.release import replay
@@ -34,6 +34,10 @@ from graders.selection import SelectionError
 
 USAGE_ERROR = 2
 NEEDS_REVIEW = 3  # batch: every student graded, but some rows are flagged for the instructor's review
+# What --help says in a student kit (graders/release/kit.py), where only `list` and `grade` exist.
+KIT_USAGE = """The course grader's public checks: `python -m graders grade NAME FILE` grades your .py or .ipynb file
+(--check CHECK: one check, --unit: those that do not train). Exit codes: 0 graded (whatever the score), 2 it could
+not grade (bad arguments, an internal grader error)."""
 
 
 def _version() -> str:
@@ -48,7 +52,7 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m graders", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m graders", description=KIT_USAGE if replay.in_kit() else __doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -249,6 +253,8 @@ def _validate(args) -> int:
 
 
 def _templates(args) -> int:
+    from graders import templates
+
     stale = []
     for name in args.assignments or assignments.names():
         if args.check:
@@ -375,6 +381,9 @@ def _nbgrader_source(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if replay.in_kit():  # a laptop's confinement is expected there: the table says it in a plain line
+        for name in ISOLATION_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
     try:
         command = {"list": _list, "grade": _grade, "settings": _settings, "validate": _validate, "templates": _templates,
                    "batch": _batch, "report": _report, "nbgrader-source": _nbgrader_source, "release": _release,

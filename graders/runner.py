@@ -110,7 +110,7 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         result.status, result.message = "error", f"the grader is not set up for this check (not your fault): {exc}"
         ctx.internal_errors.append(check.name)
     except WorkerError as exc:  # the student's process: map its lines back to what the student wrote
-        result.status, result.message = exc.status, submission.explain(str(exc))
+        result.status, result.message = exc.status, submission.explain(str(exc), worker.load_failures)
         load_failed = isinstance(exc, SubmissionLoadError)
     except CheckSkipped as exc:  # it cannot run here (only in a student kit: graders/release)
         result.status, result.message = SKIPPED, str(exc)

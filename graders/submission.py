@@ -2,41 +2,31 @@
 
 A `.py` file runs as it is: its demo code belongs under `if __name__ == "__main__":`,
 as the template shows. A notebook is graded as the code of its cells, in order, minus
-what only makes sense in Jupyter or would run demos and training at import. The rule
-(NOTEBOOK_RULE, also written into every template notebook and the README):
+what only makes sense in Jupyter or would run demos and training at import: the rule of
+graders/notebook_rule.py (NOTEBOOK_RULE, also written into every template notebook and
+the README). Besides that rule:
 
-- kept: imports; function and class definitions; assignments whose value is a plain
-  value: literals, names, attribute lookups, indexing, arithmetic, comparisons,
-  conditional expressions, containers and comprehensions, lambdas, and calls of only
-  these (ALLOWED_CALLS): Python's type constructors and pure builtins, `math`,
-  numpy's array constructors and `np.random.default_rng`, torch's tensor
-  constructors, `torch.device`, `torch.cuda.is_available`, `torch.nn` layers and
-  losses, `collections`, `functools.partial`, `dataclasses.field`, and the notebook's
-  own dataclasses (`args = Args(lr=1e-3)`); an `if` or `try` made only of such
-  statements;
-- dropped: any other statement: calls (`train(...)`, `plt.plot(...)`), assignments
-  from other calls (`policy = train(...)`, `env = gym.make(...)`), loops, `with`
-  blocks, `if __name__ == "__main__":` blocks, and an assignment that uses a name
-  the kept code does not define;
 - IPython syntax: line magics (`%matplotlib`), shell escapes (`!pip`), `x = !ls`
   and help (`obj?`) lines become `pass`; the body of a Python cell magic (`%%time`,
   `%%timeit`, `%%capture`, `%%prun`) is kept under the same rule (the magic line
   is blanked); other cell magics (`%%bash`, `%%writefile`, `%%html`, ...) are not
   Python and are dropped whole;
-- the check cell's import of the course grader (`from graders.notebook import check`) is
-  dropped: the worker cannot import the grader.
+- one broken cell costs only what needs it, as in Jupyter and nbgrader: a cell with a
+  syntax error is not graded (the others are), and the worker runs the graded cells one
+  by one (graders_worker/cells.py), so a cell that raises while loading stops only itself.
 
 The graded code keeps a map from each of its lines to the notebook cell and line (or
 the .py line) the student wrote: `Submission.explain` rewrites the worker's
-"submission.py, line N" into that place, and when the graded code misses a name that
-a dropped statement defines, says which cell and why it was not graded.
+"submission.py, line N" into that place, and when the graded code misses a name, says
+which cell defines it and why that cell did not define it (not graded by the rule, a
+syntax error, or an exception while loading).
 """
 
 from __future__ import annotations
 
 import ast
-import builtins
 import json
+import keyword
 import os
 import re
 import stat
@@ -44,49 +34,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graders.files import MAX_SUBMISSION_BYTES, Unreadable, read_file
+from graders.notebook_rule import NOTEBOOK_RULE, Names, defined_names, why_dropped
+from graders_worker.cells import HEADER
+
+__all__ = ["NOTEBOOK_RULE", "Dropped", "Origin", "Submission", "SubmissionFormatError", "find_file", "load",
+           "load_notebook"]
 
 MAX_BYTES = MAX_SUBMISSION_BYTES
-GRADED_FILE = "submission.py"  # the worker's name for the graded code (graders_worker/main.py)
-
-NOTEBOOK_RULE = (
-    "How a notebook is graded: the grader runs the code cells in order, keeping imports, functions, classes, "
-    "and assignments of plain values (numbers, strings, lists, dicts, arithmetic, `np.array(...)`, "
-    "`torch.tensor(...)`, `torch.device(...)`, `nn.MSELoss()`, `Args(...)`, ...). Every other statement is "
-    "skipped: calls such as `train(...)` or `plt.plot(...)`, assignments from them (`policy = train(...)`), "
-    "loops, `with` blocks and `if __name__ == \"__main__\":` blocks, so demo and training cells never run during "
-    "grading. Magics and shell escapes (`%matplotlib`, `!pip`) are skipped; the code under `%%time`, "
-    "`%%timeit`, `%%capture` and `%%prun` is graded like any other cell. Keep what your functions need in "
-    "functions, classes or plain assignments."
-)
-
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun"})
-
-# Calls an assignment may make and still count as a plain value (module paths after import aliases).
-ALLOWED_CALLS = frozenset({
-    *(f"builtins.{n}" for n in (
-        "int", "float", "complex", "str", "bool", "bytes", "tuple", "list", "dict", "set", "frozenset", "range",
-        "len", "min", "max", "abs", "round", "sum", "sorted", "reversed", "zip", "enumerate", "slice", "divmod",
-        "pow", "hash", "repr", "chr", "ord", "object")),
-    *(f"numpy.{n}" for n in (
-        "array", "asarray", "zeros", "ones", "full", "empty", "eye", "identity", "arange", "linspace", "logspace",
-        "float16", "float32", "float64", "int32", "int64", "bool_", "dtype", "sqrt", "log", "exp", "log1p",
-        "expm1", "abs", "sin", "cos", "tanh", "prod", "finfo", "iinfo")),
-    "numpy.random.default_rng", "numpy.random.Generator", "numpy.random.PCG64", "numpy.random.SeedSequence",
-    *(f"torch.{n}" for n in (
-        "tensor", "as_tensor", "zeros", "ones", "full", "empty", "eye", "arange", "linspace", "device", "finfo",
-        "iinfo", "get_default_dtype")),
-    "torch.cuda.is_available", "torch.cuda.device_count", "torch.backends.mps.is_available",
-    "functools.partial", "dataclasses.field", "typing.TypeVar", "typing.NamedTuple", "typing.cast",
-    *(f"collections.{n}" for n in ("namedtuple", "deque", "defaultdict", "OrderedDict", "Counter")),
-    "pathlib.Path",
-})
-ALLOWED_CALL_MODULES = ("math.", "cmath.", "torch.nn.", "operator.")  # any callable there (pure, or a layer)
-KNOWN_NAMES = frozenset(dir(builtins)) | {"__name__", "__doc__", "__file__", "__builtins__", "__spec__"}
 _GRADED_LINE = re.compile(r'File "submission\.py", line (\d{1,9})')
 _MISSING_NAME = re.compile(
     r"name '([A-Za-z_]\w{0,99})' is not defined|module 'submission' has no attribute '([A-Za-z_]\w{0,99})'"
     r"|does not define '([A-Za-z_]\w{0,99})'|cannot import name '([A-Za-z_]\w{0,99})'")
 _IPYTHON_LINE = re.compile(r"^\s*(?:[%!?]|[\w.]+\?{1,2}\s*$|[\w.,\s*]+=\s*[%!])")
+# What a line of a cell that does not parse would define, at its start: `def f`, `class C`, `x =`, `a, b =`, imports.
+_DEFINES = re.compile(r"(?:async\s+)?def\s+(\w+)|class\s+(\w+)|([\w\s,]+?)\s*(?::[^=]*)?=(?!=)"
+                      r"|import\s+(.+)|from\s+\S+\s+import\s+(.+)")
 
 
 class SubmissionFormatError(Exception):
@@ -103,13 +66,15 @@ class Origin:
 
 @dataclass(frozen=True)
 class Dropped:
-    """A top-level statement of a notebook that is not graded, and the names it would have defined."""
+    """A top-level statement of a notebook that is not graded (or a whole cell that does not parse), and the
+    names it would have defined."""
 
     cell: int
     line: int
     text: str  # its first line
     reason: str
     names: frozenset[str]
+    syntax_error: bool = False  # the whole cell: Python cannot read it
 
 
 @dataclass
@@ -119,6 +84,7 @@ class Submission:
     origins: list[Origin | None] = field(default_factory=list)  # per line of `code`; None: a line we added
     cell_heads: dict[int, str] = field(default_factory=dict)  # cell number -> its first non-blank line
     dropped: list[Dropped] = field(default_factory=list)
+    defined_in: dict[str, list[int]] = field(default_factory=dict)  # name -> the graded cells that bind it
 
     @property
     def is_notebook(self) -> bool:
@@ -126,28 +92,63 @@ class Submission:
 
     def place(self, graded_line: int) -> str:
         """'reinforce.ipynb, cell 7 (`def f(x):`), line 3' or 'reinforce.py, line 47' for a graded line."""
-        origin = self.origins[graded_line - 1] if 0 < graded_line <= len(self.origins) else None
+        origin = self._origin(graded_line)
         if origin is None:
             return f"{self.file.name}, line {graded_line} of the graded code"
         if origin.cell is None:
             return f"{self.file.name}, line {origin.line}"
-        return f"{self.file.name}, {cell_label(origin.cell, self.cell_heads.get(origin.cell, ''))}, line {origin.line}"
+        return f"{self.file.name}, {self._label(origin.cell)}, line {origin.line}"
 
-    def explain(self, message: str) -> str:
-        """The worker's message with each graded line mapped to the student's own, and a note when
-        the graded code misses a name that a dropped notebook statement defines."""
+    def explain(self, message: str, load_failures: list[str] = ()) -> str:
+        """The worker's message with each graded line mapped to the student's own, and a note when the graded
+        code misses a name that a cell defines: a statement the rule drops, a cell with a syntax error, or a cell
+        that raised while loading (`load_failures`: the worker's tracebacks of those, graders_worker/cells.py)."""
         text = _GRADED_LINE.sub(lambda m: f'File "{self.place(int(m.group(1)))}"', message)
+        raised = self._cells_that_raised(load_failures)
         notes, noted = [], set()
         for match in _MISSING_NAME.finditer(message):
             name = next(g for g in match.groups() if g)
-            for d in self.dropped:
-                if name in d.names and name not in noted:
-                    noted.add(name)
-                    notes.append(f"Note: `{name}` is defined in notebook {cell_label(d.cell, d.text)}, line {d.line}, which is "
-                                 f"not graded: {d.reason}. Graded notebooks keep imports, functions, classes and "
-                                 "assignments of plain values; put what your functions need there (see the "
-                                 "notebook's first cell).")
+            if name in noted:
+                continue
+            noted.add(name)
+            if note := self._why_missing(name, raised):
+                notes.append(note)
         return "\n".join([text, *notes])
+
+    def _why_missing(self, name: str, raised: dict[int, tuple[int, str]]) -> str | None:
+        for cell in reversed(self.defined_in.get(name, [])):
+            if cell in raised:
+                line, error = raised[cell]
+                return (f"Note: `{name}` is defined in notebook {self._label(cell)}, which raised {error} at line "
+                        f"{line} while loading: the rest of that cell did not run (the other cells did). Run the "
+                        "cell in Jupyter to see why.")
+        for d in self.dropped:
+            if name in d.names and d.syntax_error:
+                return (f"Note: `{name}` is defined in notebook {cell_label(d.cell, d.text)}, which is not graded: "
+                        f"{d.reason}. The other cells are graded; fix that one (run it in Jupyter to see).")
+            if name in d.names:
+                return (f"Note: `{name}` is defined in notebook {cell_label(d.cell, d.text)}, line {d.line}, which is "
+                        f"not graded: {d.reason}. Graded notebooks keep imports, functions, classes and "
+                        "assignments of plain values; put what your functions need there (see the "
+                        "notebook's first cell).")
+        return None
+
+    def _cells_that_raised(self, load_failures: list[str]) -> dict[int, tuple[int, str]]:
+        """cell -> (its line, the exception) for each traceback of the worker that starts in a notebook cell."""
+        raised = {}
+        for failure in load_failures:
+            where = _GRADED_LINE.search(failure)
+            origin = self._origin(int(where.group(1))) if where else None
+            last = failure.strip().rsplit("\n", 1)[-1].strip()
+            if origin is not None and origin.cell is not None and origin.cell not in raised:
+                raised[origin.cell] = (origin.line, last if len(last) <= 200 else last[:199] + "…")
+        return raised
+
+    def _origin(self, graded_line: int) -> Origin | None:
+        return self.origins[graded_line - 1] if 0 < graded_line <= len(self.origins) else None
+
+    def _label(self, cell: int) -> str:
+        return cell_label(cell, self.cell_heads.get(cell, ""))
 
 
 def cell_label(cell: int, head: str) -> str:
@@ -208,189 +209,6 @@ def _read_text(path: Path) -> str:
         raise SubmissionFormatError(f"{path.name} is not UTF-8 text") from None
 
 
-# ----------------------------------------------------------------------------- what is a plain value
-
-
-class _Names:
-    """Import aliases (name -> module path), the notebook's dataclasses, and the names kept code defines."""
-
-    def __init__(self):
-        self.modules: dict[str, str] = {}
-        self.dataclasses: set[str] = set()
-        self.own: set[str] = set()
-        self.star_import = False
-
-    def copy(self) -> _Names:
-        other = _Names()
-        other.modules, other.dataclasses, other.own = dict(self.modules), set(self.dataclasses), set(self.own)
-        other.star_import = self.star_import
-        return other
-
-    def known(self, name: str) -> bool:
-        return self.star_import or name in self.own or name in KNOWN_NAMES
-
-    def dotted(self, node: ast.expr) -> str | None:
-        """'numpy.array' for `np.array` after `import numpy as np`; None when not a dotted name."""
-        parts = []
-        while isinstance(node, ast.Attribute):
-            parts.append(node.attr)
-            node = node.value
-        if not isinstance(node, ast.Name):
-            return None
-        if node.id in self.modules:
-            root = self.modules[node.id]
-        else:
-            root = f"builtins.{node.id}" if node.id in KNOWN_NAMES and node.id not in self.own else node.id
-        return ".".join([root, *reversed(parts)])
-
-    def allowed_call(self, call: ast.Call) -> bool:
-        if isinstance(call.func, ast.Name) and call.func.id in self.dataclasses:
-            return True
-        name = self.dotted(call.func)
-        return name is not None and (name in ALLOWED_CALLS or (name.startswith(ALLOWED_CALL_MODULES) and "._" not in name))
-
-
-def _walk_now(node: ast.AST):
-    """The nodes of an expression that are evaluated now: lambda bodies run later, when called."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        if isinstance(current, ast.Lambda):
-            stack.append(current.args)
-        else:
-            stack.extend(ast.iter_child_nodes(current))
-
-
-def _first_call(node: ast.AST, names: _Names) -> str | None:
-    """The first call in an expression that is not a plain value's ('train()'), or None."""
-    for sub in _walk_now(node):
-        if isinstance(sub, ast.Call) and not names.allowed_call(sub):
-            return f"{ast.unparse(sub.func)[:60]}()"
-        if isinstance(sub, (ast.Await, ast.Yield, ast.YieldFrom)):
-            return "await/yield"
-    return None
-
-
-def _bound_inside(node: ast.AST) -> set[str]:
-    """Names an expression binds for itself (comprehension targets, lambda arguments, walrus targets)."""
-    bound = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.comprehension):
-            bound |= {n.id for n in ast.walk(sub.target) if isinstance(n, ast.Name)}
-        elif isinstance(sub, ast.Lambda):
-            bound |= {a.arg for a in ast.walk(sub.args) if isinstance(a, ast.arg)}
-    return bound
-
-
-def _used_now(node: ast.AST) -> set[str]:
-    """Names an expression reads when it is evaluated."""
-    used = {n.id for n in _walk_now(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return used - _bound_inside(node)
-
-
-def _target_names(targets: list[ast.expr]) -> set[str]:
-    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-
-
-def _defined_names(node: ast.stmt) -> set[str]:
-    """Every name a (dropped) statement would bind at top level, nested blocks included."""
-    names = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(sub.name)
-        elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-            names.add(sub.id)
-        elif isinstance(sub, ast.alias):
-            names.add((sub.asname or sub.name).split(".")[0])
-    return names
-
-
-def _imports_the_grader(node: ast.stmt) -> bool:
-    """`from graders.notebook import check` (the check cell): the worker cannot import the grader."""
-    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-    return any(name.split(".")[0] == "graders" for name in names)
-
-
-def _is_main_guard(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
-            and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
-
-
-def _assignment_parts(node: ast.stmt) -> tuple[list[ast.expr], ast.expr | None] | None:
-    if isinstance(node, ast.Assign):
-        return node.targets, node.value
-    if isinstance(node, (ast.AnnAssign, ast.AugAssign)):
-        return [node.target], node.value
-    return None
-
-
-def _missing(expressions: list[ast.expr], names: _Names) -> str | None:
-    """Why these expressions cannot be evaluated in the graded code, or None."""
-    for expression in expressions:
-        if (call := _first_call(expression, names)) is not None:
-            return f"it calls {call}, which runs only in the notebook"
-    reads = set().union(*(_used_now(e) for e in expressions))
-    if missing := sorted(n for n in reads if not names.known(n)):
-        return f"it uses `{missing[0]}`, which the graded code does not define"
-    return None
-
-
-def _why_dropped(node: ast.stmt, names: _Names) -> str | None:
-    """None when the statement is graded (and `names` learns what it defines), else why not, in words."""
-    if isinstance(node, (ast.Import, ast.ImportFrom)) and _imports_the_grader(node):
-        return "the course grader's check cell runs only in the notebook"
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        for alias in node.names:
-            if alias.name == "*":
-                names.star_import = True
-                continue
-            bound = (alias.asname or alias.name).split(".")[0]
-            if isinstance(node, ast.Import):
-                names.modules[bound] = alias.name if alias.asname else bound
-            else:
-                names.modules[bound] = f"{node.module or ''}.{alias.name}".lstrip(".")
-            names.own.add(bound)
-        return None
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        names.own.add(node.name)
-        decorators = [names.dotted(d.func if isinstance(d, ast.Call) else d) or "" for d in node.decorator_list]
-        if isinstance(node, ast.ClassDef) and any(d.endswith("dataclass") for d in decorators):
-            names.dataclasses.add(node.name)
-        return None
-    if isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
-        return None
-    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        expressions = [e for e in [getattr(node, "value", None), getattr(node, "annotation", None), *targets] if e]
-        if isinstance(node, ast.AugAssign):  # x += 1 reads x
-            expressions.append(ast.Name(node.target.id, ast.Load()) if isinstance(node.target, ast.Name) else node.target)
-        if (reason := _missing(expressions, names)) is not None:
-            return reason
-        names.own |= _target_names(targets)
-        return None
-    if isinstance(node, ast.If) and _is_main_guard(node):
-        return 'an `if __name__ == "__main__":` block runs only when the file is run as a script'
-    if isinstance(node, (ast.If, ast.Try)):
-        tests = [node.test] if isinstance(node, ast.If) else [h.type for h in node.handlers if h.type is not None]
-        if (reason := _missing(tests, names)) is not None:
-            return reason.replace("it ", "its condition ", 1)
-        trial = names.copy()
-        body = [*node.body, *node.orelse] if isinstance(node, ast.If) else [
-            *node.body, *[s for h in node.handlers for s in h.body], *node.orelse, *node.finalbody]
-        for statement in body:
-            if (reason := _why_dropped(statement, trial)) is not None:
-                return f"line {statement.lineno} inside it is not graded ({reason})"
-        if isinstance(node, ast.Try):
-            trial.own |= {h.name for h in node.handlers if h.name}
-        names.__dict__.update(trial.__dict__)
-        return None
-    kind = {ast.For: "a loop", ast.AsyncFor: "a loop", ast.While: "a loop", ast.With: "a `with` block",
-            ast.AsyncWith: "a `with` block", ast.Expr: "an expression statement (a call, a print, a plot)"}
-    return kind.get(type(node), f"a `{type(node).__name__.lower()}` statement") + " runs only in the notebook"
-
-
 # ----------------------------------------------------------------------------- notebooks
 
 
@@ -427,12 +245,12 @@ def _python_source(source: str) -> tuple[str, str | None]:
 
 
 def _parse(source: str, where: str) -> ast.Module:
+    """The cell's syntax tree; SyntaxError as Python raises it (the cell alone is not graded); a cell Python
+    cannot read at all (nested too deeply, null bytes: not a typo) makes the notebook unreadable."""
     try:
         return compile(source, where, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    except SyntaxError as exc:
-        line = (exc.text or "").strip()
-        raise SubmissionFormatError(
-            f"{where} has a syntax error at line {exc.lineno}: {exc.msg}" + (f"\n    {line}" if line else "")) from None
+    except SyntaxError:
+        raise
     except (RecursionError, MemoryError):
         raise SubmissionFormatError(f"{where} holds an expression nested too deeply (or too long) for Python to "
                                     "read; split it into smaller statements") from None
@@ -448,6 +266,24 @@ def _parses(source: str) -> bool:
         return False
 
 
+def _names_of_unparsed(source: str) -> frozenset[str]:
+    """The names a cell that does not parse would define at top level: each unindented block that parses on its
+    own says exactly, the others by their first line (`def f(:` defines f)."""
+    names: set[str] = set()
+    lines = source.split("\n")
+    starts = [i for i, line in enumerate(lines) if line[:1] not in ("", " ", "\t", "#", ")", "]", "}")] + [len(lines)]
+    for begin, end in zip(starts, starts[1:]):
+        block = "\n".join(lines[begin:end])
+        if _parses(block):
+            names |= {n for node in ast.parse(block).body for n in defined_names(node)}
+        elif match := _DEFINES.match(lines[begin]):
+            found = next(g for g in match.groups() if g)
+            parts = found.split(",") if match.group(4) is None and match.group(5) is None else [
+                part.split(" as ")[-1].split(".")[0] for part in found.strip("() ").split(",")]
+            names |= {p.strip() for p in parts if p.strip().isidentifier() and not keyword.iskeyword(p.strip())}
+    return frozenset(names)
+
+
 def _segment(lines: list[str], node: ast.stmt) -> list[tuple[int, str]]:
     """(line number, text) of a statement, cut at its columns (`a = 1; train()` keeps `a = 1`)."""
     first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
@@ -458,8 +294,7 @@ def _segment(lines: list[str], node: ast.stmt) -> list[tuple[int, str]]:
     return [(first + i, row.decode(errors="replace")) for i, row in enumerate(rows)]
 
 
-def load_notebook(text: str, file: Path) -> Submission:
-    """The graded code of a notebook (see the module docstring)."""
+def _cells(text: str) -> list:
     try:
         notebook = json.loads(text)
     except RecursionError:
@@ -470,11 +305,17 @@ def load_notebook(text: str, file: Path) -> Submission:
     cells = notebook.get("cells") if isinstance(notebook, dict) else None
     if not isinstance(cells, list):
         raise SubmissionFormatError("the notebook has no list of cells; is it a Jupyter notebook (nbformat 4)?")
-    names = _Names()
+    return cells
+
+
+def load_notebook(text: str, file: Path) -> Submission:
+    """The graded code of a notebook (see the module docstring): HEADER and the cells' first lines, the hoisted
+    `from __future__` imports, then each cell's graded statements under a `# --- notebook cell N ---` line."""
+    names = Names()
     submission = Submission(file, "")
     futures: list[tuple[Origin, str]] = []
-    body: list[tuple[Origin | None, str]] = []
-    for index, cell in enumerate(cells, start=1):
+    cells: list[list[tuple[Origin | None, str]]] = []
+    for index, cell in enumerate(_cells(text), start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         raw = _cell_text(cell, index)
@@ -485,23 +326,35 @@ def load_notebook(text: str, file: Path) -> Submission:
             submission.dropped.append(Dropped(index, 1, head, f"a %%{magic} cell is not Python", frozenset()))
             continue
         lines = source.split("\n")
-        tree = _parse(source, f"notebook {cell_label(index, head)}")
+        try:
+            tree = _parse(source, f"notebook {cell_label(index, head)}")
+        except SyntaxError as exc:
+            reason = f"it has a syntax error at line {exc.lineno}: {exc.msg}"
+            submission.dropped.append(Dropped(index, exc.lineno or 1, head, reason, _names_of_unparsed(source), True))
+            continue
         kept = []
         for node in tree.body:
             try:
-                reason = _why_dropped(node, names)
+                reason = why_dropped(node, names)
             except RecursionError:
                 raise SubmissionFormatError(f"notebook {cell_label(index, head)}, line {node.lineno}: an expression nested "
                                             "too deeply to read; split it into smaller statements") from None
             if reason is not None:
                 submission.dropped.append(Dropped(index, node.lineno, lines[node.lineno - 1].strip(), reason,
-                                                  frozenset(_defined_names(node))))
+                                                  frozenset(defined_names(node))))
                 continue
+            for name in defined_names(node):
+                submission.defined_in.setdefault(name, []).append(index)
             segment = [(Origin(index, n), t) for n, t in _segment(lines, node)]
             (futures if isinstance(node, ast.ImportFrom) and node.module == "__future__" else kept).extend(segment)
         if kept:
-            body += [(None, f"# --- notebook cell {index} ---"), *kept, (None, "")]
-    graded = futures + body
+            cells.append([(None, f"# --- notebook cell {index} ---"), *kept, (None, "")])
+    starts = []
+    graded: list[tuple[Origin | None, str]] = [(None, ""), *futures]  # the header's line, written below
+    for cell in cells:
+        starts.append(len(graded) + 1)
+        graded += cell
+    graded[0] = (None, f"{HEADER} {' '.join(map(str, starts))}")
     submission.code = "\n".join(text for _, text in graded) + "\n"
     submission.origins = [origin for origin, _ in graded]
     return submission

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 from graders import assignments
-from graders.submission import NOTEBOOK_RULE
+from graders.notebook_rule import NOTEBOOK_RULE
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CELL_HEADER = re.compile(r"^# %%(?P<markdown> \[markdown\])?\s*(?P<metadata>\{.*\})?\s*$")

@@ -19,7 +19,7 @@ import traceback
 
 import numpy as np
 
-from graders_worker import protocol
+from graders_worker import cells, protocol
 
 GRADER_PACKAGE = "graders"
 
@@ -74,11 +74,16 @@ def _compact(value):
 
 
 def _load_submission(path: str):
+    """The submission's module, and the exceptions of the notebook cells that raised (graders_worker/cells.py)."""
     spec = importlib.util.spec_from_file_location("submission", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["submission"] = module
-    spec.loader.exec_module(module)
-    return module
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    if (starts := cells.cell_starts(source)) is None:
+        spec.loader.exec_module(module)
+        return module, []
+    return module, cells.run(source, starts, path, module.__dict__)
 
 
 def _resolve(name: str, submission, adapter):
@@ -117,9 +122,10 @@ def _adapter(assignment: str):
         return None
 
 
-def _shortened(message: str) -> str:
-    """A message whose JSON fits the grader's cap (which also cuts it, to its output cap, on receipt)."""
-    keep = _max_json // 16  # JSON may spend 12 bytes on a character
+def _shortened(message: str, parts: int = 1) -> str:
+    """A message whose JSON fits the grader's cap, with `parts` such messages in one reply (the grader also cuts
+    each, to its output cap, on receipt)."""
+    keep = _max_json // (16 * max(parts, 1))  # JSON may spend 12 bytes on a character
     return message if len(message) <= keep else message[:keep] + f"\n[... {len(message) - keep} more characters]"
 
 
@@ -130,11 +136,13 @@ def serve(assignment: str, submission_file: str, request_fd: int, reply_fd: int)
     _max_json = int(os.environ.get(protocol.MAX_JSON_ENV, _max_json))
     adapter = _adapter(assignment)
     try:
-        submission = _load_submission(submission_file)
+        submission, failed = _load_submission(submission_file)
     except BaseException as exc:  # noqa: BLE001 - everything the import does is reported
         protocol.send(reply_fd, {"op": "load_error", "message": _shortened(_student_traceback(exc, submission_file))})
         return
-    protocol.send(reply_fd, {"op": "ready"})
+    failed = failed[: cells.MAX_FAILED_CELLS]
+    protocol.send(reply_fd, {"op": "ready", "cells_failed": [
+        _shortened(_student_traceback(exc, submission_file), len(failed)) for exc in failed]})
     while True:
         request = requests.receive()
         if request.get("op") != "call":

@@ -86,8 +86,10 @@ def test_notebook_loader_keeps_definitions_and_plain_assignments():
 
 
 def test_notebook_loader_errors_are_clear():
-    with pytest.raises(SubmissionFormatError, match="cell 1 .* has a syntax error"):
-        load_notebook(json.dumps({"cells": [{"cell_type": "code", "source": "def f(:"}]}), Path("n.ipynb"))
+    cells = [{"cell_type": "code", "source": s} for s in ("def f(:", "x = 1", "import numpy as np, os.path\nclass C(:")]
+    sub = load_notebook(json.dumps({"cells": cells}), Path("n.ipynb"))  # a cell with a syntax error: only it is lost
+    assert [(d.cell, d.syntax_error, d.names) for d in sub.dropped] == [(1, True, {"f"}), (3, True, {"np", "os", "C"})]
+    assert "syntax error at line 1" in sub.dropped[0].reason and "x = 1" in sub.code
     with pytest.raises(SubmissionFormatError, match="no list of cells"):
         load_notebook("[]", Path("n.ipynb"))
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, by_name, solution_source
 
 from graders.runner import NOT_LOADED
 from graders.sandbox import StudentError, Worker
@@ -136,11 +136,82 @@ def test_a_submission_that_does_not_load_says_so_once(grade_source):
     assert grading.score == 0 and not grading.internal_error
 
 
-def test_a_notebook_syntax_error_names_the_cell(grade_source):
-    grading = grade_source("bandits", notebook("import numpy as np", "def f(:\n    pass"), suffix=".ipynb")
-    first, *rest = grading.results
-    assert "notebook cell 2 (`def f(:`) has a syntax error at line 1" in first.message
-    assert all(r.message.startswith("not graded") for r in rest)
+def test_a_py_syntax_error_still_costs_the_whole_file(grade_source):
+    """A .py file is one module, as Python runs it; only a notebook's cells run one by one."""
+    grading = grade_source("bandits", solution_source("bandits").replace("class UCB:", "class UCB"))
+    assert grading.score == 0 and all(r.status == "error" for r in grading.results[:1])
+
+
+# ----------------------------------------------------------------------------- one broken cell (issue 26, item 6)
+
+
+def student_notebook(ucb_cell: str, helper_cell: str) -> str:
+    """The bandits reference as a student writes it in Jupyter: markdown between cells, a cell per class, a
+    helper with its constant in a cell of its own (the gradient bandit calls it)."""
+    source = solution_source("bandits")
+    cells = {name: "class " + source.split("\nclass ")[i].split("\n\n\n")[0]
+             for i, name in enumerate(["", "EpsilonGreedy", "UCB", "GradientBandit"]) if name}
+    gradient = cells["GradientBandit"].replace(
+        "z = np.exp(self.H - self.H.max(axis=1, keepdims=True))\n        return z / z.sum(axis=1, keepdims=True)",
+        "return softmax(self.H)")
+    assert gradient != cells["GradientBandit"]
+    argmax = "def argmax_random_ties" + source.split("def argmax_random_ties")[1].split("\n\n\n")[0]
+    markdown = [{"cell_type": "markdown", "source": "## Part " + str(i), "metadata": {}} for i in range(6)]
+    code = ["import numpy as np", argmax, cells["EpsilonGreedy"], ucb_cell.replace("UCB_CELL", cells["UCB"]),
+            helper_cell, gradient, "from graders.notebook import check\ncheck('bandits')"]
+    cells_json = [c for pair in zip(markdown, [{"cell_type": "code", "source": c, "metadata": {}, "outputs": [],
+                                                 "execution_count": None} for c in code]) for c in pair]
+    return json.dumps({"cells": cells_json, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+SOFTMAX = ("def softmax(h):\n    z = np.exp(h - h.max(axis=1, keepdims=True))\n"
+           "    return z / z.sum(axis=1, keepdims=True)")
+
+
+def test_a_broken_cell_in_the_middle_costs_only_the_checks_that_need_it(grade_source):
+    """A syntax error in the UCB cell and a helper cell that raises while loading (its constant divides by zero
+    before the helper is defined): the checks of UCB and of the gradient bandit name the cell and why; the
+    others keep their points, as nbgrader's autograding would give them."""
+    ucb = "UCB_CELL\n\n    def reset(self)\n        self.t = 0"  # the colon forgotten
+    helper = "N_ARMS = 10\nTEMPERATURE = 1 / (N_ARMS - 10)\n" + SOFTMAX
+    grading = grade_source("bandits", student_notebook(ucb, helper), suffix=".ipynb", unit=True)
+    rows = by_name(grading)
+    for name in ("argmax_breaks_ties_at_random", "sample_average_update", "constant_step_size_and_optimistic_start",
+                 "exploration_frequency", "greedy_ties_are_uniform"):
+        assert rows[name].status == "passed", rows[name].message
+    for name in ("ucb_tries_every_arm_first", "ucb_selection"):
+        assert rows[name].points == 0
+        assert "`UCB` is defined in notebook cell 8 (`class UCB:`), which is not graded: it has a syntax error at " \
+               "line" in rows[name].message, rows[name].message
+    for name in ("gradient_bandit_policy", "gradient_bandit_update_without_baseline"):
+        assert rows[name].points == 0
+        assert "NameError: name 'softmax' is not defined" in rows[name].message
+        assert ("`softmax` is defined in notebook cell 10 (`N_ARMS = 10`), which raised ZeroDivisionError: "
+                "division by zero at line 2 while loading") in rows[name].message, rows[name].message
+    assert "does not load" not in "".join(r.message for r in grading.results)
+
+
+def test_the_same_notebook_fixed_earns_every_unit_point(grade_source):
+    """The control: the same cells without the two mistakes (so the test above sees the mistakes, not the layout)."""
+    grading = grade_source("bandits", student_notebook("UCB_CELL", "N_ARMS = 10\n" + SOFTMAX), suffix=".ipynb",
+                           unit=True)
+    graded = [r for r in grading.results if r.status != "skipped"]
+    assert graded and all(r.status == "passed" for r in graded), [(r.name, r.message) for r in graded]
+
+
+def test_a_cell_that_raises_stops_only_itself_like_jupyter():
+    """The cells after a raising one run; the raising cell keeps what it defined before the error; `from
+    __future__` imports apply to every cell; line numbers of every cell stay the graded code's."""
+    sub = loaded("from __future__ import annotations\nimport numpy as np", "A = 1\nB = 1 / 0\nC = 3",
+                 "def f(x: NotDefinedAnywhere) -> int:\n    return A + x", "def g():\n    return missing_name")
+    with Worker("bandits", sub.code) as worker:
+        worker.start()
+        assert len(worker.load_failures) == 1 and "ZeroDivisionError" in worker.load_failures[0]
+        assert worker.call("f", 1, timeout=60) == 2
+        with pytest.raises(StudentError) as caught:
+            worker.call("g", timeout=60)
+    assert "cell 4 (`def g():`), line 2" in sub.explain(str(caught.value))
+    assert "cell 2" in sub.place(next(i for i, o in enumerate(sub.origins, 1) if o and o.cell == 2 and o.line == 2))
 
 
 # ----------------------------------------------------------------------------- notebooks that crashed the grader

@@ -3,30 +3,37 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, solution_source
+from helpers import NEEDS_FASHION_MNIST, ROOT, solution_source
 
-from graders import assignments
+from graders import assignments, datasets
 from graders.cli import main
 from graders.release import kit as kits
+from graders.release import packages
 
 FAST_BANDITS = "[bandits]\ntestbed_runs = 100\ntestbed_steps = 150\n[bandits.thresholds]\n" + "".join(
     f"{t} = 0.05\n" for t in ("epsilon_greedy_reward", "epsilon_greedy_optimal", "optimistic_optimal", "ucb_reward",
                               "gradient_baseline_optimal", "gradient_no_baseline_optimal"))
 # Runs a command of the kit with only the kit and its requirements: the repository (where the
-# grader, its instructor-only modules and the solutions live) and the instructor-side packages
-# cannot be imported, and every module the grading loaded must come from the kit.
+# grader, its instructor-only modules and the solutions live), the instructor-side packages and
+# the project's dependencies the kit's requirements.txt does not list cannot be imported, and
+# every module the grading loaded must come from the kit.
 IN_KIT = """
-import importlib.abc, sys
+import importlib.abc, re, sys
 REPO, KIT = sys.argv[1], sys.argv[2]
+listed = {re.match("[A-Za-z0-9_.-]*", line).group(0).lower() for line in open("requirements.txt")}
+blocked = {"nbgrader", "pytest", "_pytest", "solutions", "ray"} | (
+    {"torch", "gymnasium", "scipy", "matplotlib", "tqdm"} - listed)
 class NotInTheKit(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("nbgrader", "pytest", "_pytest", "solutions"):
+        if name.split(".")[0] in blocked:
             raise ImportError(name + " is not in the kit's requirements")
 sys.meta_path.insert(0, NotInTheKit())
 def in_repo(path):  # the repository's code; a virtual environment inside it (.venv) is the kit's packages
@@ -40,9 +47,9 @@ sys.exit(code)
 """
 
 
-def in_kit(kit: Path, *args: str) -> subprocess.CompletedProcess:
+def in_kit(kit: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", IN_KIT, str(ROOT), str(kit), *args], cwd=kit, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=900, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +71,15 @@ def policy_gradient_kit(tmp_path_factory) -> Path:
 def nas_kit(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("kits") / "nas"
     assert main(["release", "nas", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def vae_kit(tmp_path_factory) -> Path:
+    if not datasets.available("fashion-mnist"):
+        pytest.skip(NEEDS_FASHION_MNIST)
+    out = tmp_path_factory.mktemp("kits") / "vae"
+    assert main(["release", "vae", "--out", str(out)]) == 0
     return out
 
 
@@ -92,8 +108,54 @@ def test_kit_holds_the_template_and_no_solution_nor_instructor_code(fixture, req
     for module in assignments.grader(name).instructor_only:  # a stand-in, not the real code
         stand_in = text[module.replace(".", "/") + ".py"]
         assert "Stand-in for the instructor's" in stand_in and "def " not in stand_in
+    instructor_side = [f for f in files for m in kits.INSTRUCTOR_SIDE
+                       if f == m.replace(".", "/") + ".py" or f.startswith(m.replace(".", "/") + "/")]
+    assert not instructor_side and "graders/batch/ray_executor.py" not in files
+    if name == "bandits":  # the worker's modules are crawled too: no served environment for a bandit
+        assert not [f for f in files if f.startswith(("graders_worker/rl/", "graders/rl/"))]
     requirements = (kit / "requirements.txt").read_text()
-    assert "torch==" in requirements and "nbgrader" not in requirements and "pytest" not in requirements
+    for instructor_package in ("nbgrader", "pytest", "ray", "jupyter\n", "ruff"):
+        assert instructor_package not in requirements
+    assert "jupyterlab" in requirements and "numpy>=" in requirements
+    if name == "bandits":  # no torch nor gymnasium in the bandits kit: nothing of it imports them
+        assert "torch" not in requirements and "gymnasium" not in requirements and "scipy>=" in requirements
+        assert not (kit / "requirements-gpu.txt").exists()
+    else:
+        assert_cpu_torch(requirements, (kit / "requirements-gpu.txt").read_text())
+
+
+def assert_cpu_torch(requirements: str, gpu: str) -> None:
+    """CPU torch everywhere: PyTorch's CPU index and its +cpu build on Linux (PyPI's Linux wheel is the CUDA
+    build), PyPI's elsewhere (CPU builds); the GPU file takes PyPI's."""
+    version = re.search(r'"torch==([\d.]+)"', (ROOT / "pyproject.toml").read_text())[1]
+    lines = requirements.splitlines()
+    assert f"--extra-index-url {packages.TORCH_CPU_INDEX}" in lines and packages.TORCH_CPU_INDEX.endswith("/whl/cpu")
+    assert f"torch=={version}+cpu; sys_platform == 'linux'" in lines
+    assert f"torch=={version}; sys_platform != 'linux'" in lines
+    assert [line for line in lines if line.startswith("torch")] == [
+        f"torch=={version}+cpu; sys_platform == 'linux'", f"torch=={version}; sys_platform != 'linux'"]
+    assert "requirements-gpu.txt" in requirements.splitlines()[1]  # what a GPU user runs instead, in one line
+    gpu_lines = gpu.splitlines()
+    assert f"torch=={version}" in gpu_lines and "whl/cpu" not in gpu
+    assert [line for line in gpu_lines if not line.startswith(("#", "torch"))] == [
+        line for line in lines if not line.startswith(("#", "torch", "--"))]
+
+
+def test_the_kits_install_command_resolves_torch_to_the_cpu_build_here(policy_gradient_kit, tmp_path):
+    """What `pip install -r requirements.txt` would install, resolved without installing: on this machine pip
+    finds torch's +cpu wheel on local disk (PyTorch's index is not reachable: --retries 0 keeps that short); no
+    CUDA package."""
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                           "--report", str(report), "-r", "requirements.txt", "--retries", "0", "--timeout", "10"],
+                          cwd=policy_gradient_kit, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    installed = {item["metadata"]["name"].lower(): item["metadata"]["version"]
+                 for item in json.loads(report.read_text())["install"]}
+    version = re.search(r'"torch==([\d.]+)"', (ROOT / "pyproject.toml").read_text())[1]
+    assert installed["torch"] == f"{version}+cpu"
+    assert not [n for n in installed if n.startswith(("nvidia", "triton", "cuda"))], sorted(installed)
+    assert not {"nbgrader", "ray", "pytest", "gymnasium", "scipy"} & set(installed)
 
 
 def test_bandits_kit_grades_the_template_zero_and_the_reference_full(bandits_kit, tmp_path):
@@ -153,8 +215,30 @@ def test_checks_the_kit_has_no_answers_for_are_skipped_not_failed(policy_gradien
 
 def test_kit_offers_only_the_student_commands(bandits_kit):
     listed = in_kit(bandits_kit, "--help")
-    assert "grade" in listed.stdout and "batch" not in listed.stdout.split("...")[0]
+    assert listed.returncode == 0 and "grade" in listed.stdout and "{list,grade}" in listed.stdout
+    for instructor in ("batch", "validate", "templates", "release", "gradescope", "nbgrader"):
+        assert instructor not in listed.stdout, listed.stdout
     assert in_kit(bandits_kit, "--version").stdout.strip().startswith("python -m graders")
+
+
+def test_a_kit_grades_on_a_laptop_without_a_warning(bandits_kit, tmp_path):
+    """Without bubblewrap (not on PATH here), as a laptop: nothing on stderr, one plain line that it is expected."""
+    done = in_kit(bandits_kit, "grade", "bandits", "bandits.ipynb", "--check", "argmax_breaks_ties_at_random",
+                  "--device", "cpu", env={**os.environ, "PATH": str(tmp_path)})
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "without bubblewrap's sandbox (not installed here): expected on a laptop" in done.stdout
+
+
+def test_the_kit_takes_every_module_its_worker_imports_and_nothing_of_the_instructors_side(monkeypatch):
+    """reinforce_baseline's adapter imports reinforce's; RL kits take the served environment, bandits not; a shipped
+    module that imports an instructor-side module when imported stops the build (the kit could not import it)."""
+    modules = kits.kit_modules("reinforce_baseline", kits.instructor_only_everywhere())
+    assert {"graders_worker.adapters.reinforce", "graders_worker.rl.served_env", "graders.rl.server"} <= modules
+    assert "graders.rl.reinforce" in modules  # the instructor-only module: a stand-in in the kit
+    assert not [m for m in kits.kit_modules("bandits", set()) if m.startswith(("graders_worker.rl", "graders.rl"))]
+    monkeypatch.setattr(kits, "INSTRUCTOR_SIDE", (*kits.INSTRUCTOR_SIDE, "graders.selection"))
+    with pytest.raises(kits.ReleaseError, match="imports \\['graders.selection'\\] when it is imported"):
+        kits.kit_modules("bandits", set())
 
 
 def test_the_check_cell_grades_the_saved_notebook_in_the_kit(bandits_kit):
@@ -172,3 +256,34 @@ def test_a_kit_refuses_to_leak_a_solution_line(tmp_path, monkeypatch):
     with pytest.raises(kits.ReleaseError, match="solution lines"):
         kits.build("bandits", tmp_path / "kit")
     assert not (tmp_path / "kit").exists()
+
+
+def test_the_vae_kit_ships_the_official_data_with_its_licence(vae_kit):
+    """The kit trains and thresholds the official task (Fashion-MNIST, its epochs and threshold), not the fixture:
+    the data travels in the kit's data cache (searched first), verified, with its MIT licence."""
+    spec = datasets.spec("fashion-mnist")
+    folder = vae_kit / "datasets" / "cache" / "fashion-mnist"
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*spec["files"], "LICENCE"])
+    for name, file_spec in spec["files"].items():
+        datasets.verify_bytes((folder / name).read_bytes(), file_spec, name)  # raises on a wrong file
+    licence = (folder / "LICENCE").read_text()
+    assert "Copyright (c) 2017 Zalando SE" in licence and "Permission is hereby granted" in licence
+    found = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, '.'); from graders import datasets; "
+                            "print(datasets.locate('fashion-mnist', 'train-images-idx3-ubyte.gz')[0])"],
+                           cwd=vae_kit, capture_output=True, text=True, timeout=300)
+    assert found.returncode == 0 and Path(found.stdout.strip()) == folder / "train-images-idx3-ubyte.gz", found
+    assert "datasets/cache/fashion-mnist/" in (vae_kit / "README.md").read_text()
+    assert_cpu_torch((vae_kit / "requirements.txt").read_text(), (vae_kit / "requirements-gpu.txt").read_text())
+
+
+@pytest.mark.slow
+def test_the_vae_kit_grades_the_official_training_check(vae_kit, tmp_path):
+    (tmp_path / "vae.py").write_text(solution_source("vae"))
+    done = in_kit(vae_kit, "grade", "vae", str(tmp_path / "vae.py"), "--check", "test_set_negative_elbo",
+                  "--device", "cpu")
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = next(line for line in done.stdout.splitlines() if line.startswith("test_set_negative_elbo"))
+    assert row.split()[1] == "passed", done.stdout
+    threshold = assignments.grader("vae").module.MEASURED_THRESHOLDS[("fashion-mnist", 3)]
+    assert "held-out fashion-mnist training images" in done.stdout and f"threshold {threshold:.2f}" in done.stdout
+    assert "is not installed on this machine" not in done.stdout

@@ -6,6 +6,7 @@ import re
 
 from graders.release.replay import in_kit
 from graders.results import SKIPPED, Grading
+from graders.selection import NOT_SELECTED
 
 MESSAGE_WIDTH = 60
 
@@ -24,8 +25,22 @@ def _cell(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def table(grading: Grading, *, details: bool = True) -> str:
-    """A plain-text report: one row per check, then every message the row could not show whole."""
+# The loggers whose warnings describe a laptop's confinement: quiet in a student's run (the kit's CLI, the notebook's
+# check cell), where isolation_note says it plainly under the table instead.
+ISOLATION_LOGGERS = ("graders.sandbox.isolation",)
+
+
+def isolation_note(grading: Grading) -> str | None:
+    """One plain line, for a student, when their code ran without bubblewrap (a laptop): expected, not a warning."""
+    if not grading.isolation or grading.isolation.startswith("bubblewrap"):
+        return None
+    return ("Your code ran in a separate process under limits, without bubblewrap's sandbox (not installed here): "
+            "expected on a laptop, and fine for checking your own work.")
+
+
+def table(grading: Grading, *, details: bool = True, for_student: bool | None = None) -> str:
+    """A plain-text report: one row per check, then every message the row could not show whole; `for_student`
+    (default: in a student kit) adds how the code was confined, plainly."""
     width = max([40] + [len(r.name) for r in grading.results])
     rows = [f"{grading.assignment}: {grading.submission} (device {grading.device})",
             f"{'check':{width}} {'status':8} {'points':>11} {'seconds':>8}  message"]
@@ -36,7 +51,7 @@ def table(grading: Grading, *, details: bool = True) -> str:
     if details:
         for r in grading.results:
             cut = "\n" in r.message.strip() or len(r.message) > MESSAGE_WIDTH
-            if r.message and (r.status not in ("passed", SKIPPED) or cut):
+            if r.message and r.message != NOT_SELECTED and (r.status not in ("passed", SKIPPED) or cut):
                 rows += ["", f"--- {r.name} ({r.status})", r.message.rstrip()]
             if r.output and r.status != "passed":
                 rows += ["  your code printed:", r.output.rstrip()[-2000:]]
@@ -45,6 +60,8 @@ def table(grading: Grading, *, details: bool = True) -> str:
     if grading.partial:
         rows += ["", f"Only {len(grading.selection)} of {len(grading.results)} checks were graded (the total counts "
                      "those); the skipped ones are not zeros: grade the whole file to see them."]
+    if (in_kit() if for_student is None else for_student) and (note := isolation_note(grading)):
+        rows += ["", note]
     if in_kit():
         skipped = sum(r.status == SKIPPED for r in grading.results)
         rows += ["", "This is the student kit's check with the public seeds, not your grade: the official grading "

@@ -28,7 +28,7 @@ from graders import assignments
 from graders.config import Config
 from graders.outputs.gradescope import VISIBILITIES
 from graders.paths import DATASETS_DIR, REPO_ROOT, WORKER_PACKAGE_DIR
-from graders.release import kit
+from graders.release import kit, packages
 
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 GRADESCOPE_TIMEOUT_S = 2400  # what to set as the assignment's autograder timeout (Gradescope's default is less)
@@ -75,7 +75,7 @@ def _hide_datasets(assignment: str) -> str:
 
 
 def _torch_requirement() -> str:
-    return next(line for line in kit.requirements().splitlines() if line.startswith("torch"))
+    return next(line for line in packages.requirements().splitlines() if line.startswith("torch"))
 
 
 def build(assignment: str, out: str | Path, *, config: str | Path | None = None, torch_index: str | None = None,
@@ -95,7 +95,8 @@ def build(assignment: str, out: str | Path, *, config: str | Path | None = None,
             if (path := kit.module_file(name)) is not None:
                 (source / path.relative_to(REPO_ROOT)).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, source / path.relative_to(REPO_ROOT))
-        others = {f"{n}.py" for n in assignments.names() if n != assignment}
+        needed = kit.kit_modules(assignment, set())  # reinforce_baseline's adapter imports reinforce's
+        others = {f"{n}.py" for n in assignments.names() if n != assignment and f"{kit.WORKER_ADAPTERS}.{n}" not in needed}
         shutil.copytree(WORKER_PACKAGE_DIR, source / WORKER_PACKAGE_DIR.name,
                         ignore=lambda d, names: [n for n in names if n == "__pycache__"
                                                  or (Path(d).name == "adapters" and n in others)])
@@ -106,7 +107,7 @@ def build(assignment: str, out: str | Path, *, config: str | Path | None = None,
         shutil.copy(template, source / "assignments" / assignment / template.name)
         if config:
             shutil.copy(config, source / "instructor.toml")
-        (source / "requirements.txt").write_text(kit.requirements())
+        (source / "requirements.txt").write_text(packages.requirements())
         (source / SETTINGS).write_text(json.dumps({
             "assignment": assignment, "config": "instructor.toml" if config else None,
             "visibility": dict.fromkeys(hidden, "after_due_date"), "stdout_visibility": stdout_visibility,

@@ -1,18 +1,23 @@
 """`python -m graders release NAME --out DIR`: the folder an instructor hands to students.
 
     DIR/README.md                  how to use it
-    DIR/requirements.txt           what to pip install (nothing else is needed)
+    DIR/requirements.txt           what to pip install: a CPU build of torch on Linux, macOS and Windows
+    DIR/requirements-gpu.txt       the same with PyPI's CUDA build of torch (Linux with an NVIDIA GPU)
     DIR/NAME.ipynb, DIR/NAME.py    the template to fill in (assignments/NAME/ keeps an untouched copy)
     DIR/graders/, DIR/graders_worker/   the engine and this assignment's grader (with its data files, e.g.
                                    the NAS table), public seeds only
+    DIR/datasets/                  the data the grader trains on (the VAE's Fashion-MNIST), with its licence
 
 `python -m graders grade NAME NAME.ipynb` (or the notebook's last cell) grades there as in
 the repository, with two differences: each module the grader declares INSTRUCTOR_ONLY is a
 stand-in that replays its answers for the public seeds (graders/release/replay.py), and
 the checks it cannot run are skipped (zero points, said so). The kit's engine is the set
-of `graders` modules its entry points import (read from their import statements), so a
-new engine module travels without a list to keep. The build refuses a kit that holds any
-line of a solution region.
+of `graders` and `graders_worker` modules its entry points import (read from their import
+statements), so a new engine module travels without a list to keep; the instructor's side
+(INSTRUCTOR_SIDE: batch grading, Gradescope, nbgrader's gradebook, templates, this builder)
+never travels, and the kit's CLI offers only `list` and `grade`. The requirements are the
+packages the kit's code imports, pinned as pyproject.toml pins them (graders/release/packages.py). The build refuses a kit
+that holds any line of a solution region.
 """
 
 from __future__ import annotations
@@ -25,13 +30,36 @@ import sys
 import tempfile
 from pathlib import Path
 
-from graders import assignments, contract
-from graders.paths import DATASETS_DIR, GRADERS_DIR, REPO_ROOT, WORKER_PACKAGE_DIR
-from graders.release import recorder, replay
+from graders import assignments, contract, datasets
+from graders.paths import DATASETS_DIR, GRADERS_DIR, REPO_ROOT
+from graders.release import packages, recorder, replay
 from graders.templates import BEGIN, END
 
 ENTRY_POINTS = ("graders.__main__", "graders.cli", "graders.notebook", "graders.release.replay")
-NOT_FOR_STUDENTS = ("nbgrader", "pytest", "pytest-timeout")  # requirements of the instructor's side only
+WORKER_ENTRY_POINT = "graders_worker.main"
+WORKER_ADAPTERS = "graders_worker.adapters"  # the worker imports NAME's adapter from there by name, when there is one
+# The instructor's side: never in a kit, and the crawl does not follow into it (graders/cli.py reaches these only
+# from commands a kit does not offer). A shipped module that imports one at its top stops the build.
+# Engine modules for the instructor's eyes only (the class report: other students' scores, names and code): never
+# in a kit or Gradescope's zip, not even as a stand-in, and not followed into (neither writes a class's outputs).
+INSTRUCTOR_TOOLS = ("graders.outputs.class_report", "graders.outputs.similarity_report", "graders.similarity")
+INSTRUCTOR_SIDE = (*INSTRUCTOR_TOOLS, "graders.batch", "graders.outputs.gradebook", "graders.release.autograder",
+                   "graders.release.gradescope", "graders.release.kit", "graders.release.recorder",
+                   "graders.templates", "graders.variants")
+LICENCE_TEXTS = {"MIT": """\
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated
+documentation files (the "Software"), to deal in the Software without restriction, including without limitation the
+rights to use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies of the Software, and to
+permit persons to whom the Software is furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or substantial portions of the
+Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING BUT NOT LIMITED TO THE
+WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR
+COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR
+OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+"""}  # the licences of the datasets a kit may ship (datasets/manifest.json), whose text must travel with the data
 DATA_FILES = "*.json"  # files beside a shipped module that travel with it (a grader's measured table)
 MIN_SOLUTION_LINE = 24  # shorter lines of a solution region ("optimizer.step()") are idioms found anywhere
 LEAK_LINES = 3  # telling lines of one solution region that make a file a leak (all of them, for a region of 2)
@@ -42,7 +70,7 @@ class ReleaseError(RuntimeError):
 
 
 def module_file(name: str) -> Path | None:
-    """The source file of a `graders` module, or None when there is none."""
+    """The source file of a `graders` or `graders_worker` module, or None when there is none."""
     base = REPO_ROOT.joinpath(*name.split("."))
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():
@@ -50,11 +78,14 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def _imported(name: str, path: Path) -> set[str]:
-    """The `graders` modules a file imports, anywhere in it (function-local imports too)."""
+def _imports(name: str, path: Path, top_only: bool = False) -> set[str]:
+    """The modules a file imports (absolute names), anywhere in it (function-local imports too), or only in its
+    module body (`top_only`: what importing it runs)."""
     found = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    nodes = _module_body(tree) if top_only else ast.walk(tree)
+    for node in nodes:
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -63,30 +94,68 @@ def _imported(name: str, path: Path) -> set[str]:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
             found.add(base)
             found |= {f"{base}.{alias.name}" for alias in node.names}
-    return {m for m in found if m.split(".")[0] == "graders"
+    return found
+
+
+def _module_body(tree: ast.Module):
+    """The statements a module runs when imported: its body, into `if` and `try` blocks, not into functions."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, (ast.If, ast.Try)):
+            todo += [*node.body, *node.orelse, *getattr(node, "handlers", []), *getattr(node, "finalbody", [])]
+        elif isinstance(node, ast.ExceptHandler):
+            todo += node.body
+
+
+def _ours(names: set[str]) -> set[str]:
+    return {m for m in names if m.split(".")[0] in packages.PACKAGES
             and (module_file(m) is not None or REPO_ROOT.joinpath(*m.split(".")).is_dir())}
 
 
-def engine_modules(assignment: str, stand_ins: set[str], entry_points: tuple[str, ...] = ENTRY_POINTS) -> set[str]:
-    """Every `graders` module the entry points need; stand-ins are not followed into."""
-    todo = [*entry_points, f"graders.{assignment}.grader"]
-    seen: set[str] = set()
+def _crawl(roots: list[str], stop: set[str], leave_out: tuple[str, ...] = ()) -> set[str]:
+    """The modules of this project that `roots` import, transitively; `stop` modules are not followed into, and
+    `leave_out` modules (and their submodules) are neither kept nor followed."""
+    todo, seen = list(roots), set()
     while todo:
         name = todo.pop()
-        if name in seen or name in INSTRUCTOR_TOOLS:
+        if name in seen or _within(name, leave_out):
             continue
         seen.add(name)
         parts = name.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages
-        if name not in stand_ins and (path := module_file(name)) is not None:  # (a namespace package has none)
-            todo += sorted(_imported(name, path))
+        if name not in stop and (path := module_file(name)) is not None:  # (a namespace package has none)
+            todo += sorted(_ours(_imports(name, path)))
+    return seen
+
+
+def _within(name: str, modules) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in modules)
+
+
+def engine_modules(assignment: str, stand_ins: set[str], entry_points: tuple[str, ...] = ENTRY_POINTS) -> set[str]:
+    """Every `graders` module the entry points need (all of it: the official grader, as Gradescope's zip holds it);
+    stand-ins are not followed into."""
+    seen = _crawl([*entry_points, f"graders.{assignment}.grader"], stand_ins, INSTRUCTOR_TOOLS)
     others = {f"graders.{n}" for n in assignments.names() if n != assignment}
-    return {m for m in seen if not any(m == o or m.startswith(o + ".") for o in others)}
+    return {m for m in seen if m.split(".")[0] == "graders" and not _within(m, others)}
 
 
-# Engine modules for the instructor's eyes only (the class report: other students' scores, names and code): never
-# in a kit, not even as a stand-in, and not followed into (a kit never writes a class's outputs).
-INSTRUCTOR_TOOLS = ("graders.outputs.class_report", "graders.outputs.similarity_report", "graders.similarity")
+def kit_modules(assignment: str, stand_ins: set[str]) -> set[str]:
+    """The `graders` and `graders_worker` modules a student's kit needs to grade `assignment`: the instructor's
+    side left out, stand-ins not followed into."""
+    roots = [*ENTRY_POINTS, f"graders.{assignment}.grader", WORKER_ENTRY_POINT, WORKER_ADAPTERS]
+    if module_file(adapter := f"{WORKER_ADAPTERS}.{assignment}") is not None:
+        roots.append(adapter)
+    seen = _crawl(roots, stand_ins, INSTRUCTOR_SIDE)
+    others = {f"graders.{n}" for n in assignments.names() if n != assignment}
+    kept = {m for m in seen if not _within(m, others)}
+    for name in sorted(kept - stand_ins):
+        if (path := module_file(name)) is not None and (bad := _ours(_imports(name, path, top_only=True)) - kept):
+            raise ReleaseError(f"{name} imports {sorted(bad)} when it is imported, which a student kit leaves out "
+                               "(the instructor's side): import it inside the function that needs it")
+    return kept
 
 
 def instructor_only_everywhere() -> set[str]:
@@ -150,14 +219,6 @@ def leaked_lines(folder: Path, assignment: str) -> dict[str, list[str]]:
     return leaks
 
 
-def requirements() -> str:
-    import tomllib
-
-    deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    kept = [d for d in deps if d.split("=")[0].split(">")[0].split("<")[0].split(";")[0].strip() not in NOT_FOR_STUDENTS]
-    return "# pip install -r requirements.txt  (then: python -m graders grade NAME NAME.ipynb)\n" + "\n".join(kept) + "\n"
-
-
 def _version() -> str:
     """The project's version, and the commit when the repository is a git checkout."""
     import tomllib
@@ -167,18 +228,27 @@ def _version() -> str:
     return f"{version} (kit of {done.stdout.strip()})" if done.returncode == 0 else f"{version} (kit)"
 
 
-def readme(assignment: str, skipped: dict[str, str]) -> str:
+def readme(assignment: str, skipped: dict[str, str], gpu_file: bool, data: str | None) -> str:
     title = assignments.grader(assignment).title
     lines = [f"# {assignment}: {title}", "",
              "Your starter kit: the template, and the course grader's public checks to try your work.", "",
              "```", "python -m venv .venv && .venv/bin/pip install -r requirements.txt",
-             f".venv/bin/python -m graders grade {assignment} {assignment}.ipynb    # or {assignment}.py", "```", "",
-             f"Fill in `{assignment}.ipynb` (or `{assignment}.py`): the `# YOUR CODE HERE` places. In the notebook, "
-             "the last cell grades the saved notebook and shows the table inline.",
-             f"`assignments/{assignment}/` keeps an untouched copy of the template.", "",
-             "**This is not your grade.** The official grading uses the instructor's own seeds and runs every "
-             "check; here the checks run with the public seeds, and those that need the instructor's grader are "
-             "skipped (zero points, marked `skipped`)."]
+             f".venv/bin/python -m graders grade {assignment} {assignment}.ipynb --unit    # the quick checks, seconds",
+             f".venv/bin/python -m graders grade {assignment} {assignment}.ipynb           # all of them (or {assignment}.py)",
+             "```", ""]
+    if gpu_file:
+        lines += ["That installs a CPU build of torch (Linux, macOS, Windows). With an NVIDIA GPU on Linux, run "
+                  "`.venv/bin/pip install -r requirements-gpu.txt` instead.", ""]
+    lines += [f"Fill in `{assignment}.ipynb` (or `{assignment}.py`): the `# YOUR CODE HERE` places. In the notebook, "
+              f"the last cell grades the notebook and shows the table inline; `check(\"{assignment}\", \"CHECK\")` "
+              f"grades one check, `check(\"{assignment}\", unit=True)` those that do not train.",
+              f"`assignments/{assignment}/` keeps an untouched copy of the template."]
+    if data:
+        lines += ["", f"`datasets/cache/{data}/` holds the data the grader trains on, as the official grading does "
+                  f"(see its LICENCE file)."]
+    lines += ["", "**This is not your grade.** The official grading uses the instructor's own seeds and runs every "
+              "check; here the checks run with the public seeds, and those that need the instructor's grader are "
+              "skipped (zero points, marked `skipped`)."]
     if skipped:
         lines += ["", "Checks this kit skips:", ""] + [f"- `{c}`: {why}" for c, why in sorted(skipped.items())]
     return "\n".join(lines) + "\n"
@@ -207,8 +277,9 @@ def build(assignment: str, out: str | Path) -> Path:
 
 def _write(assignment: str, grader: contract.Grader, out: Path, recording: Path, skipped: dict) -> None:
     private = instructor_only_everywhere()
-    stand_ins = private & {m for m in engine_modules(assignment, private)}
-    for name in sorted(engine_modules(assignment, private)):
+    modules = kit_modules(assignment, private)
+    stand_ins = private & modules
+    for name in sorted(modules):
         if (source := module_file(name)) is None:
             continue
         target = out / source.relative_to(REPO_ROOT)
@@ -224,18 +295,52 @@ def _write(assignment: str, grader: contract.Grader, out: Path, recording: Path,
     (release / replay.KIT_FILE.name).write_text(json.dumps(
         {"assignment": assignment, "version": _version(), "skipped_checks": skipped, "stand_ins": sorted(stand_ins)},
         indent=1) + "\n")
-    others = {f"{n}.py" for n in assignments.names() if n != assignment}
-    shutil.copytree(WORKER_PACKAGE_DIR, out / WORKER_PACKAGE_DIR.name,
-                    ignore=lambda d, names: [n for n in names if n == "__pycache__"
-                                             or (Path(d).name == "adapters" and n in others)])
-    if "graders.datasets" in engine_modules(assignment, private):
+    data = None
+    if "graders.datasets" in modules:
         (out / "datasets").mkdir()
         shutil.copy(DATASETS_DIR / "manifest.json", out / "datasets" / "manifest.json")
         shutil.copytree(DATASETS_DIR / "fixtures", out / "datasets" / "fixtures")
+        data = _ship_dataset(grader, out / "datasets" / "cache")
     for template in assignments.template_paths(assignment):
         (out / "assignments" / assignment).mkdir(parents=True, exist_ok=True)
         shutil.copy(template, out / "assignments" / assignment / template.name)
         shutil.copy(template, out / template.name)
-    (out / "requirements.txt").write_text(requirements())
-    (out / "README.md").write_text(readme(assignment, skipped))
+    try:
+        needed = packages.kit_packages(assignment, out)
+        cpu, gpu = packages.requirements(needed), packages.requirements(needed, gpu=True)
+    except packages.PackagesError as exc:
+        raise ReleaseError(str(exc)) from None
+    install = "python -m venv .venv && .venv/bin/pip install -r"
+    (out / "requirements.txt").write_text(
+        f"# The course grader's kit for {assignment}: {install} requirements.txt\n"
+        + ("# A CPU build of torch (Linux, macOS, Windows). With an NVIDIA GPU on Linux, install requirements-gpu.txt "
+           "instead.\n" if "torch" in needed else "") + cpu)
+    if "torch" in needed:
+        (out / "requirements-gpu.txt").write_text(
+            f"# The course grader's kit for {assignment}, with PyPI's CUDA build of torch (Linux with an NVIDIA GPU; "
+            f"a few GB): {install} requirements-gpu.txt\n" + gpu)
+    (out / "README.md").write_text(readme(assignment, skipped, "torch" in needed, data))
     assert GRADERS_DIR.name == "graders"
+
+
+def _ship_dataset(grader: contract.Grader, cache: Path) -> str | None:
+    """Copy the dataset the grader trains on by default (its `dataset` option) into the kit's data cache, with its
+    licence, so that the kit grades the official task; None when the grader names no dataset."""
+    name = grader.defaults.get("dataset")
+    if name is None:
+        return None
+    spec = datasets.spec(name)
+    if spec["licence"] not in LICENCE_TEXTS:
+        raise ReleaseError(f"dataset {name!r} is licensed {spec['licence']}: the kit has no licence text to ship "
+                           "with it")
+    (cache / name).mkdir(parents=True)
+    for filename in sorted(spec["files"]):
+        try:
+            path, _ = datasets.locate(name, filename, download=False)
+        except (datasets.DatasetNotFound, datasets.ChecksumMismatch) as exc:
+            raise ReleaseError(f"the kit ships {name}, which this machine does not hold: {exc}") from None
+        shutil.copy(path, cache / name / filename)
+    (cache / name / "LICENCE").write_text(
+        f"{spec['description']}\n{spec['homepage']}\n\nCopyright (c) {spec['copyright']}\n\n"
+        f"{LICENCE_TEXTS[spec['licence']]}\nCite: {spec['citation']}\n")
+    return name

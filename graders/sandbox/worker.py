@@ -32,6 +32,7 @@ from graders.sandbox.errors import CallbackRefused, StudentError, SubmissionLoad
 from graders.sandbox.limits import Limits, rlimits
 from graders.sandbox.watchdog import Watchdog, oom_reason
 from graders_worker import protocol
+from graders_worker.cells import MAX_FAILED_CELLS
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class Worker:
         self.starts = 0
         self._proc: subprocess.Popen | None = None
         self._load_error: str | None = None
+        self.load_failures: list[str] = []  # the worker's report of the notebook cells that raised while loading
         self._output_parts: list[str] = []
         self._capture: OutputCapture | None = None
         self._watchdog: Watchdog | None = None
@@ -266,6 +268,8 @@ class Worker:
         if message.get("op") != "ready":
             self._stop()
             raise WorkerDied("the worker broke the protocol while starting")
+        failed = message.get("cells_failed")  # untrusted text, for messages only (graders/submission.py)
+        self.load_failures = [self._shortened(m) for m in failed[:MAX_FAILED_CELLS]] if isinstance(failed, list) else []
 
     def _make_cgroup(self) -> cgroups.Group | None:
         if self.plan.cgroups is None:
