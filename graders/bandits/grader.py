@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from graders.bandits.testbed import AnyRule, Rule, Testbed, gradient_states
+from graders.bandits.testbed import AnyRule, Rule, Testbed, gradient_states, maximal
 from graders.checks import CheckFailed, as_array, check, expect, expect_close
 
 TITLE = "Multi-armed bandits: epsilon-greedy, optimistic values, UCB, gradient bandit"
@@ -118,24 +118,28 @@ def constant_step_size_and_optimistic_start(worker, ctx):
 
 @check(points=2)
 def exploration_frequency(worker, ctx):
-    """A non-greedy arm is chosen with probability epsilon (k - 1) / k; never with epsilon = 0."""
+    """A non-greedy arm is chosen with probability epsilon (k - 1) / k; never with epsilon = 0. Greedy arms are those
+    the testbed counts as maximal (within its TIE_TOLERANCE: ties taken with np.isclose are greedy too)."""
     n_runs, rng = 200_000, ctx.rng("exploration")
     Q = rng.normal(size=(n_runs, K))
-    greedy = Q.argmax(axis=1)
+    top = maximal(Q)
     for epsilon in (0.1, 0.0):
         agent = _agent(worker, "EpsilonGreedy", n_runs=n_runs, k=K, epsilon=epsilon,
                        seed=ctx.worker_seed(f"exploration {epsilon}"))
         worker.call("set_agent_state", agent, {"Q": Q})
-        actions = as_array(worker.call("agent_act", agent), f"actions with epsilon={epsilon}", (n_runs,))
-        rate, want = float(np.mean(actions != greedy)), epsilon * (K - 1) / K
+        actions = as_array(worker.call("agent_act", agent), f"actions with epsilon={epsilon}", (n_runs,),
+                           dtype=np.int64)
+        expect(actions.min() >= 0 and actions.max() < K, f"actions outside 0..{K - 1}")
+        away = ~top[np.arange(n_runs), actions]
+        rate, want = float(np.mean(away)), float(np.mean(epsilon * (K - top.sum(axis=1)) / K))
         tolerance = stats.norm.isf(FALSE_FAIL / 2) * np.sqrt(max(want * (1 - want), 1e-12) / n_runs)
         expect(abs(rate - want) <= tolerance,
                f"epsilon={epsilon}: non-greedy actions in {rate:.4f} of runs, expected {want:.4f} +- {tolerance:.4f}",
                "explore with probability epsilon, choosing uniformly among all k arms (the greedy one included)")
         if epsilon > 0:  # each exploring run draws its own arm, any of the k
-            away = actions != greedy
-            counts = np.bincount(actions[away].astype(int), minlength=K)
-            expected = away.sum() / (K - 1) - np.bincount(greedy[away], minlength=K) / (K - 1)
+            counts = np.bincount(actions[away], minlength=K)
+            others = ~top[away]  # where a run that left its greedy arms may go, uniformly
+            expected = (others / others.sum(axis=1, keepdims=True)).sum(axis=0)
             statistic = float(np.sum((counts - expected) ** 2 / expected))
             p = stats.chi2.sf(statistic, K - 1)
             expect(p > FALSE_FAIL, f"epsilon={epsilon}: the non-greedy arms chosen, {counts.tolist()}, are not uniform "

@@ -36,7 +36,7 @@ def _gaps(scores: np.ndarray) -> np.ndarray:
     return (top - scores) / (1.0 + np.abs(top))
 
 
-def _maximal(scores: np.ndarray) -> np.ndarray:
+def maximal(scores: np.ndarray) -> np.ndarray:
     """The arms whose (finite) score is maximal, within TIE_TOLERANCE."""
     return _gaps(scores) <= TIE_TOLERANCE
 
@@ -109,7 +109,7 @@ class Rule:
         elif self.epsilon == 0.0:
             self._deterministic(_gaps(Q), Q, actions)
         else:
-            greedy = _maximal(Q)
+            greedy = maximal(Q)
             away = ~greedy[runs, actions]
             p = self.epsilon * (k - greedy.sum(axis=1)) / k  # chance of a non-greedy action in each run
             self.explored += float(np.sum(away))
