@@ -68,9 +68,9 @@ def test_an_adapter_patched_to_report_an_update_loses_the_point(grade_source):
 import graders_worker.adapters.nas as _adapter
 
 
-def _made_up(submission, weights, batches, decay, lr):
+def _made_up(submission, batches, decay, lr):
     steps = []
-    for i, (tokens, rewards, baseline) in enumerate(batches, start=1):
+    for i, (weights, tokens, rewards, baseline) in enumerate(batches, start=1):
         mean = float(np.mean(rewards))
         before = mean if baseline is None else baseline
         steps.append({"weights": {k: np.asarray(v) - 0.01 * i for k, v in weights.items()},

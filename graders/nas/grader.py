@@ -303,11 +303,11 @@ def loss_gradient_is_reinforce_with_baseline(worker, ctx):
         ctx.note(note)
 
 
-def _update_order(step: np.ndarray, estimator, before: float, updated: float) -> str | None:
+def _update_order(step: np.ndarray, estimators: dict) -> str | None:
     """Which baseline a measured SGD step used, up to a positive factor: "before" the batch, "updated" with it
-    first (ENAS's order), or None (neither)."""
-    for order, b in (("before", before), ("updated", updated)):
-        c, residual = gradients.fit(step, estimator(b))
+    first (ENAS's order), or None (neither). `estimators`: the REINFORCE gradient with each."""
+    for order, estimator in estimators.items():
+        c, residual = gradients.fit(step, estimator)
         if c > 0 and residual <= gradients.TOLERANCE:
             return order
     return None
@@ -355,35 +355,34 @@ def update_uses_the_baseline_before_the_batch(worker, ctx, fresh_worker):
     short search of its own)."""
     rng = ctx.rng("update_uses_the_baseline_before_the_batch")
     choices = list(space.CHOICES)
-    weights = controller.random_controller(rng, choices, HIDDEN)
     names = controller.param_names(choices)
     m, decay = 8, 0.8
-    batches = [(np.stack([rng.integers(0, k, m) for k in choices], axis=1), rng.uniform(0.55, 0.85, m), baseline)
-               for baseline in (None, float(rng.uniform(0.5, 0.6)))]
-    got = worker.call("update_steps", weights, batches, decay, UPDATE_LR)
+    # each call starts from weights of the grader's (set in place, the gradients left as the last call left them), so
+    # that the expected steps do not depend on the submission's first step (a student kit replays them)
+    batches = [(controller.random_controller(rng, choices, HIDDEN), np.stack([rng.integers(0, k, m) for k in choices],
+                                                                               axis=1), rng.uniform(0.55, 0.85, m),
+                baseline) for baseline in (None, float(rng.uniform(0.5, 0.6)))]
+    got = worker.call("update_steps", batches, decay, UPDATE_LR)
     expect(isinstance(got, list) and len(got) == len(batches), "the weights after each call of reinforce_update "
            "could not be read back")
-    start, previous_step, stale, orders = weights, None, False, set()
-    for i, ((tokens, rewards, baseline), reply) in enumerate(zip(batches, got), start=1):
+    previous_step, stale, orders = None, False, set()
+    for i, ((start, tokens, rewards, baseline), reply) in enumerate(zip(batches, got), start=1):
         what = f"reinforce_update(..., baseline={baseline}, decay={decay}), call {i} of {len(batches)}"
         reply = as_dict(reply, what, ("weights", "returned"))
-        after = _like_weights(reply["weights"], weights, f"{what}: the controller's weights after it")
+        after = _like_weights(reply["weights"], start, f"{what}: the controller's weights after it")
         step = -(_flat(after, names) - _flat(start, names)) / UPDATE_LR  # = c * the loss's gradient under SGD
         mean = float(rewards.mean())
         before = mean if baseline is None else baseline
         updated = decay * before + (1 - decay) * mean
-
-        def estimator(b, at=start, tokens=tokens, rewards=rewards):
-            return _flat(controller.weighted_log_prob_gradient(at, choices, tokens, -(rewards - b) / m), names)
-
+        estimators = {order: _flat(controller.weighted_log_prob_gradient(start, choices, tokens, -(rewards - b) / m),
+                                   names) for order, b in (("before", before), ("updated", updated))}
         expect(bool(np.any(step != 0)), f"{what} did not change the controller's weights",
                hint="optimizer.zero_grad(); loss.backward(); optimizer.step()")
-        order = _update_order(step, estimator, before, updated)
-        if order is None and previous_step is not None and _update_order(step - previous_step, estimator, before,
-                                                                         updated):
+        order = _update_order(step, estimators)
+        if order is None and previous_step is not None and _update_order(step - previous_step, estimators):
             order, stale = "stale", True
         if order is None:
-            c, residual = gradients.fit(step, estimator(before))
+            c, residual = gradients.fit(step, estimators["before"])
             raise CheckFailed(f"{what}: the weights did not move by one REINFORCE step with the baseline "
                               f"{before:.6g} " + ("(the batch's mean reward: there is no baseline yet)"
                                                   if baseline is None else "(the one passed in)")
@@ -405,7 +404,7 @@ def update_uses_the_baseline_before_the_batch(worker, ctx, fresh_worker):
                f"{what} returned {returned if _number(returned) else type(returned).__name__}, not the baseline "
                f"after the batch ({updated:.6g})",
                hint="return update_baseline(baseline, rewards, decay), computed after the loss")
-        start, previous_step = after, step
+        previous_step = step
     calls = _train_calls(fresh_worker, ctx)
     if stale:
         if not (isinstance(calls, list) and all(c.get("clear") is True for c in calls)):

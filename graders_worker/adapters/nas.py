@@ -243,15 +243,20 @@ class _PlainSGD:
                     p -= self.lr * p.grad
 
 
-def update_steps(submission, weights: dict, batches: list, decay: float, lr: float) -> list[dict]:
-    """reinforce_update on one grader controller and one plain-SGD optimizer, once per (tokens, rewards, baseline)
-    batch in turn, as a search calls it: the weights each call leaves, and what it returned."""
+def update_steps(submission, batches: list, decay: float, lr: float) -> list[dict]:
+    """reinforce_update on one grader controller and one plain-SGD optimizer, once per (weights, tokens, rewards,
+    baseline) batch in turn, as a search calls it: before each call the controller's weights are set to the given
+    ones in place (its gradients stay as the previous call left them); the weights each call leaves, and what it
+    returned."""
     import torch
 
-    net = grader_controller(weights)
+    net = grader_controller(batches[0][0])
     optimizer = _PlainSGD(net.parameters(), lr=lr)
     steps = []
-    for tokens, rewards, baseline in batches:
+    for weights, tokens, rewards, baseline in batches:
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                p.copy_(torch.as_tensor(np.asarray(weights[name], dtype=np.float32)))
         returned = submission.reinforce_update(net, optimizer, torch.as_tensor(tokens, dtype=torch.int64),
                                                np.asarray(rewards, dtype=np.float64), baseline, decay)
         returned = _number_or_none(returned)
