@@ -358,11 +358,14 @@ def update_uses_the_baseline_before_the_batch(worker, ctx, fresh_worker):
     choices = list(space.CHOICES)
     names = controller.param_names(choices)
     m, decay = 8, 0.8
-    # each call starts from weights of the grader's (set in place, the gradients left as the last call left them), so
-    # that the expected steps do not depend on the submission's first step (a student kit replays them)
-    batches = [(controller.random_controller(rng, choices, HIDDEN), np.stack([rng.integers(0, k, m) for k in choices],
-                                                                               axis=1), rng.uniform(0.55, 0.85, m),
-                baseline) for baseline in (None, float(rng.uniform(0.5, 0.6)))]
+    # (weights, tokens, rewards, baseline) of each call: it starts from weights of the grader's (set in place, the
+    # gradients left as the call before left them), so that the expected steps do not depend on the submission's
+    # first step (a student kit replays them)
+    batches = []
+    for baseline in (None, float(rng.uniform(0.5, 0.6))):
+        weights = controller.random_controller(rng, choices, HIDDEN)
+        tokens = np.stack([rng.integers(0, k, m) for k in choices], axis=1)
+        batches.append((weights, tokens, rng.uniform(0.55, 0.85, m), baseline))
     got = worker.call("update_steps", batches, decay, UPDATE_LR)
     expect(isinstance(got, list) and len(got) == len(batches), "the weights after each call of reinforce_update "
            "could not be read back")
