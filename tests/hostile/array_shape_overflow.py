@@ -2,6 +2,7 @@
 # internal grader error (issue 29 item 7); it must be the worker's malformed data, a student-side failure
 # honest: 1
 # keeps: argmax_breaks_ties_at_random
+import json
 import os
 import struct
 import sys
@@ -19,8 +20,8 @@ REPLY_FD = int(sys.argv[5])
 
 
 def _reply(shape: list[int]) -> None:
-    body = ('{"body": {"op": "result", "value": {"__array__": 0, "dtype": "float64", "shape": %s}}, "sizes": [0]}'
-            % shape).encode()
+    body = json.dumps({"body": {"op": "result", "value": {"__array__": 0, "dtype": "float64", "shape": shape}},
+                       "sizes": [0]}).encode()
     os.write(REPLY_FD, struct.pack("<Q", len(body)) + body + struct.pack("<Q", 0))
     time.sleep(3600)
 
