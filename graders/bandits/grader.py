@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from graders.bandits.testbed import AnyRule, Rule, Testbed, gradient_states, maximal
+from graders.bandits.testbed import TIE_TOLERANCE, AnyRule, Rule, Testbed, gradient_states, maximal
 from graders.checks import CheckFailed, as_array, check, expect, expect_close
 
 TITLE = "Multi-armed bandits: epsilon-greedy, optimistic values, UCB, gradient bandit"
@@ -273,7 +273,9 @@ def _play(worker, ctx, check_name: str, class_name: str, rule: Rule | AnyRule, m
     expect(testbed.finished(), f"the agent stopped after {len(testbed.average_reward)} of {steps} steps")
     verdict = rule.verdict(FALSE_FAIL)
     expect(verdict is None, f"{class_name} did not play as {rule.describe()}: {verdict}",
-           "the testbed checks credit the method they name; the unit checks above say which part is off")
+           "the testbed checks credit the method they name; the unit checks above say which part is off. Rounding "
+           f"is not an error: a score within {TIE_TOLERANCE:g} of the best (relative to 1 + |best|) counts as a tie, "
+           "so an action further below is one the method would not take; compare your scores at the step named")
     return testbed
 
 
