@@ -96,6 +96,8 @@ def _array(value: dict, buffers: list, used: set) -> np.ndarray:
     if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(
             type(n) is int and 0 <= n <= MAX_ARRAY_BYTES for n in shape):
         raise ProtocolError("malformed array shape")
+    if math.prod(n for n in shape if n) > MAX_ARRAY_BYTES:  # numpy refuses it even with no element (a ValueError)
+        raise ProtocolError("malformed array shape: more than an array can index")
     buffer = buffers[index]
     if len(buffer) != math.prod(shape) * dtype.itemsize:
         raise ProtocolError("array size does not match its shape")

@@ -68,17 +68,138 @@ def test_an_adapter_patched_to_report_an_update_loses_the_point(grade_source):
 import graders_worker.adapters.nas as _adapter
 
 
-def _made_up(submission, weights, tokens, rewards, baseline, decay, lr):
-    mean = float(np.mean(rewards))
-    before = mean if baseline is None else baseline
-    return {"weights": {k: np.asarray(v) - 0.01 for k, v in weights.items()},
-            "returned": decay * before + (1 - decay) * mean}
+def _made_up(submission, batches, decay, lr):
+    steps = []
+    for i, (weights, tokens, rewards, baseline) in enumerate(batches, start=1):
+        mean = float(np.mean(rewards))
+        before = mean if baseline is None else baseline
+        steps.append({"weights": {k: np.asarray(v) - 0.01 * i for k, v in weights.items()},
+                      "returned": decay * before + (1 - decay) * mean})
+    return steps
 
 
-_adapter.update_step = _made_up
+_adapter.update_steps = _made_up
 """
     result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
     assert result.status == "failed" and "did not move by one REINFORCE step" in result.message, result.message
+
+
+def test_enas_order_of_the_baseline_update_keeps_its_point(grade_source):
+    """ENAS (Pham et al. 2018) updates the moving average with the batch before subtracting it: in expectation
+    that is (1 - (1 - decay) / m) times the same gradient, a positive factor (exactly decay at a batch of one), so
+    it keeps its point, with a note (docs/nas.md, "The order of the baseline update")."""
+    source = variant(("    rewards_t = torch.as_tensor(rewards,",
+                      "    baseline = update_baseline(baseline, rewards, decay)\n    rewards_t = torch.as_tensor(rewards,"),
+                     ("    return update_baseline(baseline, rewards, decay)\n    ### END SOLUTION",
+                      "    return baseline\n    ### END SOLUTION"))
+    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    assert result.status == "passed" and "ENAS's order" in result.message, result.message
+
+
+GRU_CONTROLLER = (("""        self.cell = nn.LSTMCell(hidden_size, hidden_size)
+        self.heads = nn.ModuleList([nn.Linear(hidden_size, k) for k in self.choices])
+""", """        self.cell = nn.GRUCell(hidden_size, hidden_size)
+        self.heads = nn.ModuleList([nn.Linear(hidden_size, k) for k in self.choices])
+        for head in self.heads:  # start from uniform choices
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+"""), ("""        zeros = torch.zeros(n, self.start.shape[0], device=self.start.device)
+        return zeros, zeros.clone()
+""", """        return torch.zeros(n, self.start.shape[0], device=self.start.device)
+"""), ("""        h, c = state
+        x = self.start.expand(len(h), -1) if previous is None else self.embed[decision - 1](previous)
+        h, c = self.cell(x, (h, c))
+        return self.heads[decision](h), (h, c)
+""", """        x = self.start.expand(len(state), -1) if previous is None else self.embed[decision - 1](previous)
+        h = self.cell(x, state)
+        return self.heads[decision](h), h
+"""))
+
+
+def test_a_gru_controller_with_zero_heads_and_multinomial_sampling_keeps_every_point(grade_source):
+    """Correct but different: a GRU cell (its state one tensor), heads initialised to zero (its own initialisation
+    gives every decision the same logits: the architecture is measured on random weights), and torch.multinomial
+    instead of Categorical."""
+    source = variant(*GRU_CONTROLLER, ("previous = torch.distributions.Categorical(logits=logits).sample()",
+                                       "previous = torch.multinomial(torch.softmax(logits, dim=1), 1).squeeze(1)"))
+    grading = grade_source(NAME, source, config_toml=UNIT_ONLY)
+    assert not {r.name: r.message for r in grading.results if r.kind == "unit" and r.status != "passed"}
+
+
+def test_gradients_cleared_after_the_step_or_by_train_keep_the_update_point(grade_source):
+    """optimizer.zero_grad() after optimizer.step() is as right as before backward(); and a reinforce_update that
+    does not clear them keeps its point when train() clears them before each call (read on the short search)."""
+    after = variant(("    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n",
+                     "    loss.backward()\n    optimizer.step()\n    optimizer.zero_grad()\n"))
+    result = by_name(grade_source(NAME, after, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    assert result.status == "passed" and "clear" not in result.message, result.message
+    by_train = variant(("    optimizer.zero_grad()\n    loss.backward()\n", "    loss.backward()\n"),
+                       ("        baseline = reinforce_update(", "        optimizer.zero_grad()\n"
+                                                              "        baseline = reinforce_update("))
+    result = by_name(grade_source(NAME, by_train, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    assert result.status == "passed" and "your train() clears them before each call" in result.message, \
+        result.message
+
+
+def test_a_train_that_updates_inline_keeps_the_update_point_with_a_note(grade_source):
+    """A training loop that does not call reinforce_update (GraphNAS-style): how it carries the baseline cannot be
+    read, and the point is not taken for that."""
+    source = variant(("        baseline = reinforce_update(controller, optimizer, tokens, rewards, baseline, "
+                      "args.baseline_decay)\n",
+                      "        before = float(np.mean(rewards)) if baseline is None else baseline\n"
+                      "        loss = reinforce_loss(sequence_log_prob(controller, tokens),\n"
+                      "                              torch.as_tensor(rewards, dtype=torch.float32), before)\n"
+                      "        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n"
+                      "        baseline = update_baseline(before, rewards, args.baseline_decay)\n"))
+    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    assert result.status == "passed" and "did not call reinforce_update" in result.message, result.message
+
+
+BORROWED_CONTROLLER = """from graders_worker.adapters.nas import grader_controller as _borrowed
+
+
+def _weights(choices, hidden):
+    rng = np.random.default_rng(0)
+    w = {"start": rng.normal(size=hidden), "cell.weight_ih": rng.normal(size=(4 * hidden, hidden)) * 0.3,
+         "cell.weight_hh": rng.normal(size=(4 * hidden, hidden)) * 0.3, "cell.bias_ih": np.zeros(4 * hidden),
+         "cell.bias_hh": np.zeros(4 * hidden)}
+    for d, k in enumerate(choices):
+        w[f"heads.{d}.weight"], w[f"heads.{d}.bias"] = rng.normal(size=(k, hidden)), np.zeros(k)
+        if d + 1 < len(choices):
+            w[f"embed.{d}.weight"] = rng.normal(size=(k, hidden))
+    return w
+
+
+_BORROWED = {(3, 2, 4, 2, 16): _borrowed(_weights([3, 2, 4, 2], 16))}  # the check's controller, built at import
+
+
+class Controller(nn.Module):
+    def __init__(self, choices, hidden_size=32):
+        super().__init__()
+        self.choices = list(choices)
+        self.w = nn.Parameter(torch.zeros(1))
+        key = (*choices, hidden_size)
+        self.inner = [_BORROWED[key] if key in _BORROWED else _borrowed(_weights(choices, hidden_size))]
+
+    def initial_state(self, n):
+        return self.inner[0].initial_state(n)
+
+    def step(self, decision, previous, state):
+        return self.inner[0].step(decision, previous, state)
+
+
+class Unused(nn.Module):
+"""
+
+
+def test_a_controller_that_runs_the_graders_controller_loses_the_point(grade_source):
+    """The adapter builds the grader's LSTM in the student's process for the unit checks; a Controller that hands its
+    steps to one (even one built at import, before the check) earns nothing: the grader's controller refuses to
+    run while the student's own is checked."""
+    source = variant(("class Controller(nn.Module):\n", BORROWED_CONTROLLER))
+    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["controller_emits_one_token_per_decision"]
+    assert result.status in ("failed", "error") and result.points == 0, result.message
+    assert "the grader's controller" in result.message and "write your own" in result.message, result.message
 
 
 # --- submissions that try to score the search checks without learning ------------------------

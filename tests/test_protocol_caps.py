@@ -105,6 +105,9 @@ def test_arrays_are_checked_against_their_bytes_before_they_are_built():
             ({"__array__": 0, "dtype": "float64", "shape": [1 << 20, 1 << 20]}, [8], one),  # a forged shape
             ({"__array__": 0, "dtype": "float64", "shape": [2**62, 2**62, 0]}, [0], LENGTH.pack(0)),
             ({"__array__": 0, "dtype": "float64", "shape": [1] * 40}, [8], one),
+            # no element, but more than numpy can index (issue 29 item 7: an internal grader error, exit 2)
+            ({"__array__": 0, "dtype": "float64", "shape": [0] + [1 << 28] * 5}, [0], LENGTH.pack(0)),
+            ({"__array__": 0, "dtype": "uint8", "shape": [1 << 28] * 4 + [0]}, [0], LENGTH.pack(0)),
             ({"__array__": 0, "dtype": "float64", "shape": [-1]}, [8], one),
             ({"__array__": 0, "dtype": "object", "shape": [1]}, [8], one),
             ([{"__array__": 0, "dtype": "uint8", "shape": [8]}] * 2, [8], one),  # one buffer, two arrays

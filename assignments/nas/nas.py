@@ -23,10 +23,13 @@
 #   `sequence_log_prob` and its gradient; `sample_architectures` must follow the
 #   controller's distribution (a chi-squared test on many draws); `greedy_architecture`;
 #   `reinforce_loss` must have the REINFORCE gradient with the baseline;
-#   `reinforce_update` must use the baseline from *before* the batch. Also
-#   `efficientnet_reward` and `update_baseline` on scripted numbers, and your `Controller`
-#   (one softmax per decision, each conditioned on the previous token). A loss that sums
-#   over the batch instead of averaging keeps its points (the same algorithm under Adam).
+#   `reinforce_update` must take one REINFORCE step per call, with the baseline from
+#   *before* the batch and its own batch's gradient only, and `train` must pass each update
+#   the baseline the last one returned (read on a short search). Also `efficientnet_reward`
+#   and `update_baseline` on scripted numbers, and your own `Controller`, on weights the
+#   grader draws (one softmax per decision, each conditioned on the tokens before it through
+#   the recurrent state). A loss that sums over the batch instead of averaging keeps its
+#   points (the same algorithm under Adam).
 # - The search, twice: the grader calls `train(search, seed, time_budget_s, device)`.
 #   `search.evaluate(tokens)` is answered by the grader, which counts the evaluations
 #   against `search.budget` and refuses the ones past it. The grader relabels the
@@ -155,9 +158,10 @@ def efficientnet_reward(accuracy: np.ndarray, flops: np.ndarray, target_flops: f
 #   with $\bar R$ the batch's mean reward; when there is no baseline yet (None), $b = \bar R$.
 # - `reinforce_loss`: a loss whose gradient is $-\hat g$: the mean of $-(R_k - b) \log p(a^{(k)})$,
 #   with the rewards and the baseline treated as constants.
-# - `reinforce_update`: one controller update. The baseline of the loss must not depend on
-#   this batch's rewards, so use the baseline from *before* the batch (on the first batch,
-#   when it is None, the batch's mean), then update it; return the updated baseline.
+# - `reinforce_update`: one controller update. Subtract the baseline from *before* the batch
+#   (on the first batch, when it is None, the batch's mean), as Zoph & Le do, then update it;
+#   return the updated baseline. (ENAS updates it with the batch first: in expectation that
+#   only scales the gradient by $1 - (1 - \text{decay})/m$, and the grader accepts it.)
 
 # %%
 def update_baseline(baseline: float | None, rewards: np.ndarray, decay: float) -> float:

@@ -22,13 +22,23 @@ from scipy import stats
 
 from graders.sandbox import CallbackRefused
 
-TIE_TOLERANCE = 1e-9  # relative: estimates computed in another (equivalent) order may differ in the last bits
+# How far below the best score (relative to 1 + |best|) a chosen arm may lie and still count as maximal. Correct
+# code reaches other numbers than the grader's float64 arithmetic: float32 estimates, a small stabiliser in a
+# denominator or a log (Sutton & Barto's UCB adds 1e-5 to N), ties taken with np.isclose (rtol 1e-5). Measured with
+# bench/bandits_idioms.py (docs/bandits.md, "Numerical conventions").
+TIE_TOLERANCE = 1e-4
+GAP_EDGES = (1e-12, 1e-9, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # a histogram of the chosen arms' gaps (bench, messages)
 
 
-def _maximal(scores: np.ndarray) -> np.ndarray:
-    """The arms whose (finite) score is maximal, within a relative tolerance."""
+def _gaps(scores: np.ndarray) -> np.ndarray:
+    """How far each arm's score lies below its run's best, relative to 1 + |best|."""
     top = scores.max(axis=1, keepdims=True)
-    return scores >= top - TIE_TOLERANCE * (1.0 + np.abs(top))
+    return (top - scores) / (1.0 + np.abs(top))
+
+
+def maximal(scores: np.ndarray) -> np.ndarray:
+    """The arms whose (finite) score is maximal, within TIE_TOLERANCE."""
+    return _gaps(scores) <= TIE_TOLERANCE
 
 
 @dataclass
@@ -46,6 +56,10 @@ class Rule:
     preceding_baseline: bool = False
     # accumulated over the run
     mismatches: int = 0  # actions the method could not have taken
+    first_mismatch: str = ""  # where the first was, and by how much (for the message)
+    # the methods without chance (UCB, greedy): how far the chosen arms lay below the best score (_gaps)
+    worst_gap: float = 0.0
+    gap_counts: list = field(default_factory=lambda: [0] * len(GAP_EDGES))  # chosen arms with a gap above each edge
     explored: float = 0.0  # non-greedy actions (epsilon-greedy)
     explored_expected: float = 0.0
     explored_variance: float = 0.0
@@ -88,26 +102,41 @@ class Rule:
             return
         Q, N = self.state["Q"], self.state["N"]
         if self.kind == "ucb":  # untried arms are maximising; else argmax Q + c sqrt(ln t / N)
+            scores = Q + self.c * np.sqrt(math.log(self.state["t"]) / np.maximum(N, 1))
             untried = N == 0
-            allowed = _maximal(Q + self.c * np.sqrt(math.log(self.state["t"]) / np.maximum(N, 1)))
-            allowed = np.where(untried.any(axis=1, keepdims=True), untried, allowed)
-            self.mismatches += int(np.sum(~allowed[runs, actions]))
+            gaps = np.where(untried.any(axis=1, keepdims=True), np.where(untried, 0.0, np.inf), _gaps(scores))
+            self._deterministic(gaps, scores, actions)
+        elif self.epsilon == 0.0:
+            self._deterministic(_gaps(Q), Q, actions)
         else:
-            greedy = _maximal(Q)
+            greedy = maximal(Q)
             away = ~greedy[runs, actions]
-            if self.epsilon == 0.0:
-                self.mismatches += int(np.sum(away))
-            else:
-                p = self.epsilon * (k - greedy.sum(axis=1)) / k  # chance of a non-greedy action in each run
-                self.explored += float(np.sum(away))
-                self.explored_expected += float(p.sum())
-                self.explored_variance += float(np.sum(p * (1 - p)))
-                # the non-greedy choices, arm by arm, against exploring uniformly over all k arms
-                expected = (self.epsilon / k) * (~greedy).sum(axis=0)
-                self._pearson(np.bincount(actions[away], minlength=k), expected)
+            p = self.epsilon * (k - greedy.sum(axis=1)) / k  # chance of a non-greedy action in each run
+            self.explored += float(np.sum(away))
+            self.explored_expected += float(p.sum())
+            self.explored_variance += float(np.sum(p * (1 - p)))
+            # the non-greedy choices, arm by arm, against exploring uniformly over all k arms
+            expected = (self.epsilon / k) * (~greedy).sum(axis=0)
+            self._pearson(np.bincount(actions[away], minlength=k), expected)
         N[runs, actions] += 1
         step = 1.0 / N[runs, actions] if self.step_size is None else self.step_size
         Q[runs, actions] += step * (rewards - Q[runs, actions])
+
+    def _deterministic(self, gaps: np.ndarray, scores: np.ndarray, actions: np.ndarray) -> None:
+        """Count the chosen arms further than TIE_TOLERANCE below the best score (`gaps`: of every arm)."""
+        chosen = gaps[np.arange(len(actions)), actions]
+        finite = chosen[np.isfinite(chosen)]
+        if len(finite):
+            self.worst_gap = max(self.worst_gap, float(finite.max()))
+        for i, edge in enumerate(GAP_EDGES):
+            self.gap_counts[i] += int(np.sum(chosen > edge))
+        wrong = np.flatnonzero(chosen > TIE_TOLERANCE)
+        if len(wrong) and not self.first_mismatch:
+            run, best = int(wrong[0]), int(np.argmin(gaps[wrong[0]]))
+            where = f"the first at step {self.state['t']}, run {run}: arm {int(actions[run])}"
+            self.first_mismatch = (f"{where} while arm {best} was untried" if np.isinf(chosen[run]) else
+                                   f"{where} scored {scores[run, actions[run]]:.7g}, arm {best} {scores[run, best]:.7g}")
+        self.mismatches += len(wrong)
 
     def _pearson(self, observed: np.ndarray, expected: np.ndarray) -> None:
         used = expected > 0
@@ -119,7 +148,8 @@ class Rule:
     def verdict(self, false_fail: float) -> str | None:
         """None when the actions follow the method; else what does not."""
         if self.mismatches:
-            return f"{self.mismatches} actions that {self.describe()} could not have chosen"
+            where = f" ({self.first_mismatch})" if self.first_mismatch else ""
+            return f"{self.mismatches} actions that {self.describe()} could not have chosen{where}"
         if self.kind == "epsilon_greedy" and self.epsilon > 0 and self.explored_variance > 0:
             z = (self.explored - self.explored_expected) / math.sqrt(self.explored_variance)
             if abs(z) > stats.norm.isf(false_fail / 2):

@@ -24,7 +24,8 @@ from graders.nas import table as nas_table
 from graders.nas.search import SearchServer, draw_permutations, expected_best, plot_search
 from graders.rl import gradients, training
 from graders.rl.stats import chi_squared_sf_even
-from graders.sandbox import StudentError
+from graders.sandbox import StudentError, WorkerDied, WorkerTimeout
+from graders.sandbox.student_clock import StudentClock
 
 TITLE = "Neural architecture search with a REINFORCE controller"
 GPU = True  # training runs on ctx.device
@@ -63,6 +64,9 @@ SEARCH_TIMEOUT = {"cpu": 180, "cuda": 180}
 HIDDEN = 8  # of the grader's controllers
 LOSS_BATCHES = (16, 5)  # two sizes: a factor that is the batch size (a sum) is told from a constant
 UPDATE_LR = 1.0  # of the plain SGD step in update_uses_the_baseline_before_the_batch
+# the short search on which update_uses_the_baseline_before_the_batch reads how train() carries the baseline
+PROBE_BUDGET = 48  # evaluations: three batches of the template's 16
+PROBE_SECONDS = 20.0  # of the student's own time
 LOG_PROB_HINT = ("run the controller over the decisions, feeding each given token to the next step (teacher forcing), "
                  "and sum log_softmax(logits_d) at token d over all D decisions")
 LOSS_HINT = ("the loss is the mean over the batch of -(R_k - b) * log p(a_k), with the rewards and the baseline "
@@ -149,10 +153,12 @@ def baseline_moving_average(worker, ctx):
 
 @check(points=1)
 def controller_emits_one_token_per_decision(worker, ctx):
-    """Controller: one logits vector of the right size per decision, each depending on the previous token."""
+    """Controller: one logits vector of the right size per decision, each depending on the previous token and, through
+    the recurrent state, on the tokens before it; the same initial state every time. Measured on the student's own
+    Controller with its parameters drawn at random (not its initialisation), not the grader's controller."""
     choices, n = [3, 2, 4, 2], 5
     got = as_dict(worker.call("controller_outputs", choices, 16, n, ctx.worker_seed("controller")),
-                  "running your Controller", ("parameters", "shapes", "depends", "sampled"))
+                  "running your Controller", ("parameters", "shapes", "depends", "remembers", "repeatable", "sampled"))
     parameters = float(as_array(got["parameters"], "the number of your Controller's parameters", ()))
     expect(parameters > 0, "Controller has no parameters: what would REINFORCE train?",
            hint="an nn.LSTMCell, an embedding per decision but the last, and one linear head per decision")
@@ -166,6 +172,17 @@ def controller_emits_one_token_per_decision(worker, ctx):
     expect(bool(np.all(depends != 0)), "the logits of a decision do not depend on the token chosen at the decision "
            f"before (per decision 1..3: {(depends != 0).tolist()})", hint="feed the embedding of `previous` to the "
            "LSTM cell")
+    remembers = as_array(got["remembers"], "whether each decision depends on the tokens before the previous one",
+                         (len(choices) - 2,))
+    expect(bool(np.all(remembers != 0)), "with the previous token the same, the logits of decisions 2..3 do not "
+           f"depend on the tokens chosen before it ({(remembers != 0).tolist()}): the state passed to step() is not "
+           "used, so the controller is not recurrent and each decision sees only the token before it",
+           hint="run the cell on the state you were given and return the new one: h, c = self.cell(x, (h, c)); "
+                "return logits, (h, c)")
+    expect(got["repeatable"] is True, "initial_state(n) returned a different state when called again: the state "
+           "before the first decision must be a function of the controller's weights (zeros, or a learned vector), "
+           "else the log-probability computed for an update is not that of the sampling",
+           hint="return zeros (or a learned parameter expanded to n rows), not random numbers")
     sampled = as_array(got["sampled"], "sample_architectures(your controller, 5)", (n, len(choices)))
     expect(np.all((sampled >= 0) & (sampled < np.array(choices))), f"sample_architectures(your controller) gave "
            f"tokens out of range: {sampled.tolist()}")
@@ -208,17 +225,31 @@ def _pearson(counts: np.ndarray, probabilities: np.ndarray) -> tuple[float, floa
     return statistic, chi_squared_sf_even(statistic, len(counts) - 1)
 
 
-@check(points=2)
-def sampling_follows_the_controller(worker, ctx):
-    """sample_architectures draws whole sequences with the controller's probabilities (chi-squared, false-fail 1e-6)."""
+SAMPLING_CHOICES = [3, 5, 3]  # 45 sequences: 44 degrees of freedom
+# Draws of sampling_follows_the_controller: against sampling at temperature 1.1 (logits / 1.1) the test's power is
+# 0.36 at 20,000 draws and at least 0.99998 at 200,000 on each of 1000 grading seeds, its false-fail rate staying
+# 1e-6 (bench/nas_sampling_power.py, docs/nas.md); the reference's sampler takes about a second for them.
+SAMPLING_DRAWS = 200_000
+
+
+def sampling_controller(ctx) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The grader's controller of sampling_follows_the_controller (weights, every sequence, its probability): every
+    sequence at least 0.4% likely, so that each cell expects hundreds of draws."""
     rng = ctx.rng("sampling_follows_the_controller")
-    choices = [3, 5, 3]  # 45 sequences: 44 degrees of freedom
     for _ in range(200):
-        weights = controller.random_controller(rng, choices, HIDDEN)
-        sequences, probabilities = controller.sequence_distribution(weights, choices)
+        weights = controller.random_controller(rng, SAMPLING_CHOICES, HIDDEN)
+        sequences, probabilities = controller.sequence_distribution(weights, SAMPLING_CHOICES)
         if probabilities.min() > 0.004:
             break
-    draws = 20_000
+    return weights, sequences, probabilities
+
+
+@check(points=2, timeout=30)
+def sampling_follows_the_controller(worker, ctx):
+    """sample_architectures draws whole sequences with the controller's probabilities (chi-squared, false-fail 1e-6)."""
+    choices = SAMPLING_CHOICES
+    weights, sequences, probabilities = sampling_controller(ctx)
+    draws = SAMPLING_DRAWS
     got = as_array(worker.call("sample_with_weights", weights, draws, ctx.worker_seed("sampling")),
                    f"sample_architectures(controller, {draws})", (draws, len(choices)))
     expect(np.all((got >= 0) & (got < np.array(choices))) and np.all(got == np.round(got)),
@@ -285,40 +316,89 @@ def loss_gradient_is_reinforce_with_baseline(worker, ctx):
         ctx.note(note)
 
 
-@check(points=1)
-def update_uses_the_baseline_before_the_batch(worker, ctx):
-    """reinforce_update on the grader's controller with plain SGD: the weights take one REINFORCE step with the
-    baseline from before the batch (measured from the weights it leaves), and the updated baseline comes back."""
+def _update_order(step: np.ndarray, estimators: dict) -> str | None:
+    """Which baseline a measured SGD step used, up to a positive factor: "before" the batch, "updated" with it
+    first (ENAS's order), or None (neither). `estimators`: the REINFORCE gradient with each."""
+    for order, estimator in estimators.items():
+        c, residual = gradients.fit(step, estimator)
+        if c > 0 and residual <= gradients.TOLERANCE:
+            return order
+    return None
+
+
+def _train_calls(fresh_worker, ctx) -> list[dict] | str:
+    """train()'s calls of reinforce_update on a short served search, in a worker of its own (the adapter's
+    update_calls), or why there are none."""
+    server = SearchServer(nas_table.load(), draw_permutations(ctx.rng("update probe")), PROBE_BUDGET,
+                          ctx.option("target_flops"), ctx.option("alpha"), ctx.option("beta"))
+    try:
+        probe = fresh_worker()
+        clock = StudentClock(PROBE_SECONDS, margin=training.TRAIN_MARGIN, setup_s=training.SETUP_S,
+                             hard_end=ctx.deadline)
+        training.serve_training(probe, server, clock, ctx.worker_seed("update probe"), ctx.device)
+        calls = probe.call("update_calls")
+    except (StudentError, WorkerTimeout, WorkerDied) as exc:
+        return f"train() did not finish a search of {PROBE_BUDGET} evaluations ({str(exc).splitlines()[0][:200]})"
+    expect(isinstance(calls, list) and all(isinstance(c, dict) for c in calls),
+           "the record of train()'s calls of reinforce_update could not be read back")
+    if not calls:
+        return f"train() did not call reinforce_update in a search of {PROBE_BUDGET} evaluations"
+    return calls
+
+
+def _dropped_baseline(calls: list[dict]) -> str | None:
+    """Where train() did not pass reinforce_update the baseline its previous call returned, or None."""
+    for k in range(1, len(calls)):
+        given, returned = calls[k].get("baseline"), calls[k - 1].get("returned")
+        if not _number(returned):
+            continue  # no number came back: the calls above say so
+        if not (_number(given) and math.isclose(given, returned, rel_tol=1e-6, abs_tol=1e-9)):
+            shown = f"{given:.6g}" if _number(given) else repr(given)
+            return (f"train() called reinforce_update for batch {k + 1} with baseline={shown}, but its call for batch "
+                    f"{k} had returned {returned:.6g}")
+    return None
+
+
+@check(points=1, timeout={"cpu": 60, "cuda": 60})
+def update_uses_the_baseline_before_the_batch(worker, ctx, fresh_worker):
+    """reinforce_update, called twice in a row on the grader's controller with plain SGD (as a search calls it): each
+    call takes one REINFORCE step on its own batch (measured from the weights it leaves) with the baseline from before
+    the batch (or ENAS's, updated with the batch first: the same gradient in expectation, up to a positive factor),
+    and returns the updated baseline; and train() passes each call the baseline the previous call returned (read on a
+    short search of its own)."""
     rng = ctx.rng("update_uses_the_baseline_before_the_batch")
     choices = list(space.CHOICES)
-    weights = controller.random_controller(rng, choices, HIDDEN)
     names = controller.param_names(choices)
     m, decay = 8, 0.8
-    tokens = np.stack([rng.integers(0, k, m) for k in choices], axis=1)
-    rewards = rng.uniform(0.55, 0.85, m)
-    mean = float(rewards.mean())
-    for baseline in (float(rng.uniform(0.5, 0.6)), None):
-        what = f"reinforce_update(..., baseline={baseline}, decay={decay})"
-        got = as_dict(worker.call("update_step", weights, tokens, rewards, baseline, decay, UPDATE_LR), what,
-                      ("weights", "returned"))
-        after = _like_weights(got["weights"], weights, f"{what}: the controller's weights after it")
-        step = -(_flat(after, names) - _flat(weights, names)) / UPDATE_LR  # = c * the loss's gradient under SGD
-
-        def estimator(b):
-            return _flat(controller.weighted_log_prob_gradient(weights, choices, tokens, -(rewards - b) / m), names)
-
+    # (weights, tokens, rewards, baseline) of each call: it starts from weights of the grader's (set in place, the
+    # gradients left as the call before left them), so that the expected steps do not depend on the submission's
+    # first step (a student kit replays them)
+    batches = []
+    for baseline in (None, float(rng.uniform(0.5, 0.6))):
+        weights = controller.random_controller(rng, choices, HIDDEN)
+        tokens = np.stack([rng.integers(0, k, m) for k in choices], axis=1)
+        batches.append((weights, tokens, rng.uniform(0.55, 0.85, m), baseline))
+    got = worker.call("update_steps", batches, decay, UPDATE_LR)
+    expect(isinstance(got, list) and len(got) == len(batches), "the weights after each call of reinforce_update "
+           "could not be read back")
+    previous_step, stale, orders = None, False, set()
+    for i, ((start, tokens, rewards, baseline), reply) in enumerate(zip(batches, got), start=1):
+        what = f"reinforce_update(..., baseline={baseline}, decay={decay}), call {i} of {len(batches)}"
+        reply = as_dict(reply, what, ("weights", "returned"))
+        after = _like_weights(reply["weights"], start, f"{what}: the controller's weights after it")
+        step = -(_flat(after, names) - _flat(start, names)) / UPDATE_LR  # = c * the loss's gradient under SGD
+        mean = float(rewards.mean())
         before = mean if baseline is None else baseline
         updated = decay * before + (1 - decay) * mean
+        estimators = {order: _flat(controller.weighted_log_prob_gradient(start, choices, tokens, -(rewards - b) / m),
+                                   names) for order, b in (("before", before), ("updated", updated))}
         expect(bool(np.any(step != 0)), f"{what} did not change the controller's weights",
                hint="optimizer.zero_grad(); loss.backward(); optimizer.step()")
-        c, residual = gradients.fit(step, estimator(before))
-        if not (c > 0 and residual <= gradients.TOLERANCE):
-            c_late, r_late = gradients.fit(step, estimator(updated))
-            if baseline is not None and c_late > 0 and r_late <= gradients.TOLERANCE:
-                raise CheckFailed(f"{what}: the step used the baseline already updated with this batch's rewards "
-                                  f"({updated:.6g}) instead of the one from before the batch ({before:.6g}); a "
-                                  "baseline that depends on the rewards it is subtracted from biases the gradient.\n"
-                                  "Hint: compute the loss first, then update the baseline")
+        order = _update_order(step, estimators)
+        if order is None and previous_step is not None and _update_order(step - previous_step, estimators):
+            order, stale = "stale", True
+        if order is None:
+            c, residual = gradients.fit(step, estimators["before"])
             raise CheckFailed(f"{what}: the weights did not move by one REINFORCE step with the baseline "
                               f"{before:.6g} " + ("(the batch's mean reward: there is no baseline yet)"
                                                   if baseline is None else "(the one passed in)")
@@ -327,7 +407,8 @@ def update_uses_the_baseline_before_the_batch(worker, ctx):
                               "fix those first.\nHint: loss = reinforce_loss(sequence_log_prob(controller, tokens), "
                               "rewards, baseline); optimizer.zero_grad(); loss.backward(); optimizer.step(); once per "
                               "call")
-        returned = got["returned"]
+        orders.add(order)
+        returned = reply["returned"]
         accepted = [updated]
         if _number(returned) and not math.isclose(returned, updated, rel_tol=1e-6, abs_tol=1e-9):
             try:  # the submission's own moving average: a mistake there loses its points in baseline_moving_average
@@ -339,6 +420,29 @@ def update_uses_the_baseline_before_the_batch(worker, ctx):
                f"{what} returned {returned if _number(returned) else type(returned).__name__}, not the baseline "
                f"after the batch ({updated:.6g})",
                hint="return update_baseline(baseline, rewards, decay), computed after the loss")
+        previous_step = step
+    calls = _train_calls(fresh_worker, ctx)
+    if stale:
+        if not (isinstance(calls, list) and all(c.get("clear") is True for c in calls)):
+            raise CheckFailed("reinforce_update's second call on the same controller stepped with the gradient of the "
+                              "first call's batch added to its own: the gradients are not cleared between updates, so "
+                              "every step carries all the batches before it"
+                              + ("" if isinstance(calls, list) else f" ({calls})")
+                              + ".\nHint: optimizer.zero_grad() before loss.backward()")
+        ctx.note("reinforce_update does not clear the gradients itself; your train() clears them before each call, so "
+                 "its steps are right")
+    if isinstance(calls, str):
+        ctx.note(f"{calls}: how it carries the baseline from one batch to the next is not checked")
+    elif dropped := _dropped_baseline(calls):
+        raise CheckFailed(f"{dropped}: the baseline is not carried from one batch to the next, so each batch "
+                          "subtracts a baseline of its own and the moving average (baseline_decay) is never used.\n"
+                          "Hint: baseline = None before the first batch, then baseline = reinforce_update(controller, "
+                          "optimizer, tokens, rewards, baseline, decay) for each batch")
+    if "updated" in orders:
+        ctx.note("your reinforce_update subtracts the baseline already updated with the batch's rewards (ENAS's "
+                 "order, Pham et al. 2018) where the template subtracts the one from before the batch (Zoph & Le, "
+                 f"2017). In expectation that is (1 - (1 - decay) / m) times the same gradient (here {m} "
+                 f"architectures, decay {decay}: a positive factor, as a sum instead of a mean), so it keeps its point")
 
 
 # ----------------------------------------------------------------------------- the search

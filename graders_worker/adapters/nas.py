@@ -25,13 +25,26 @@ from graders_worker.arrays import to_numpy
 from graders_worker.main import callback
 from graders_worker.torch_utils import gradients, scalar_loss, seed_everything, train_on_the_clock
 
-_state: dict = {"controller": None}
+_state: dict = {"controller": None, "measuring": False, "updates": []}
+WEIGHT_SCALE = 0.5  # std of the weights the controller check gives the student's own Controller
+
+
+class NotYourController(RuntimeError):
+    """The grader's controller, asked to stand in for the student's own while that one is checked."""
+
+
+def _not_while_measuring() -> None:
+    if _state["measuring"]:
+        raise NotYourController("your Controller used the grader's controller (graders_worker.adapters.nas), which "
+                                "the grader builds for its own checks; write your own LSTM controller")
 
 
 def grader_controller(weights: dict):
     """The grader's controller with exactly the weights given: `choices`, `initial_state(n)`, `step(...)`."""
     import torch
     import torch.nn as nn
+
+    _not_while_measuring()
 
     class GraderController(nn.Module):
         def __init__(self):
@@ -45,10 +58,12 @@ def grader_controller(weights: dict):
             self.heads = nn.ModuleList([nn.Linear(hidden, k) for k in self.choices])
 
         def initial_state(self, n: int):
+            _not_while_measuring()
             zeros = torch.zeros(n, self.start.shape[0])
             return zeros, zeros.clone()
 
         def step(self, decision: int, previous, state):
+            _not_while_measuring()
             n = len(state[0])
             inputs = self.start.expand(n, -1) if previous is None else self.embed[decision - 1](previous)
             state = self.cell(inputs, state)  # (hidden, cell)
@@ -89,10 +104,73 @@ class ServedSearchSpace:
 
 
 def train(submission, seed: int, time_budget_s: float, device: str) -> dict:
-    """Run the submission's train() on the served search; keep the controller for greedy()."""
-    _state["controller"] = None
-    _state["controller"] = train_on_the_clock(submission, ServedSearchSpace(), seed, time_budget_s, device, "controller")
+    """Run the submission's train() on the served search; keep the controller for greedy(), and a record of
+    train()'s calls of reinforce_update for update_calls()."""
+    _state["controller"], _state["updates"] = None, []
+    update = getattr(submission, "reinforce_update", None)
+    if callable(update):
+        submission.reinforce_update = _recording(update)
+    try:
+        _state["controller"] = train_on_the_clock(submission, ServedSearchSpace(), seed, time_budget_s, device,
+                                                  "controller")
+    finally:
+        if callable(update):
+            submission.reinforce_update = update
     return {}
+
+
+MAX_RECORDED = 10_000  # calls of reinforce_update recorded per train()
+
+
+def _number_or_none(value):
+    """A baseline as it travels: a float, None for None, or the name of its type when it is not a number."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return type(value).__name__
+
+
+def _gradients_clear(controller) -> bool | None:
+    """Whether no parameter of `controller` holds a nonzero gradient (None: not a torch module)."""
+    import torch
+
+    if not isinstance(controller, torch.nn.Module):
+        return None
+    return all(p.grad is None or not bool(torch.any(p.grad != 0)) for p in controller.parameters())
+
+
+def _recording(update):
+    """`reinforce_update` as train() calls it: each call's baseline, what it returned, and whether the controller's
+    gradients were clear when it was called (the template's order: controller, optimizer, tokens, rewards, baseline,
+    decay). Evidence for update_uses_the_baseline_before_the_batch: how train() carries the baseline."""
+    import functools
+    import inspect
+
+    try:
+        names = list(inspect.signature(update).parameters)
+    except (TypeError, ValueError):
+        return update
+
+    @functools.wraps(update)
+    def recorded(*args, **kwargs):
+        given = {**dict(zip(names, args)), **kwargs}
+        controller = given.get(names[0]) if names else None
+        baseline = given.get(names[4]) if len(names) > 4 else None
+        clear = _gradients_clear(controller)
+        returned = update(*args, **kwargs)
+        if len(_state["updates"]) < MAX_RECORDED:
+            _state["updates"].append({"baseline": _number_or_none(baseline), "returned": _number_or_none(returned),
+                                      "clear": clear})
+        return returned
+
+    return recorded
+
+
+def update_calls(submission) -> list[dict]:
+    """The calls of reinforce_update the last train() made, in order (see _recording)."""
+    return list(_state["updates"])
 
 
 def greedy(submission) -> np.ndarray:
@@ -165,38 +243,88 @@ class _PlainSGD:
                     p -= self.lr * p.grad
 
 
-def update_step(submission, weights: dict, tokens: np.ndarray, rewards: np.ndarray, baseline, decay: float,
-                lr: float) -> dict:
-    """reinforce_update on the grader's controller with plain SGD: the weights it leaves, and what it returned."""
+def update_steps(submission, batches: list, decay: float, lr: float) -> list[dict]:
+    """reinforce_update on one grader controller and one plain-SGD optimizer, once per (weights, tokens, rewards,
+    baseline) batch in turn, as a search calls it: before each call the controller's weights are set to the given
+    ones in place (its gradients stay as the previous call left them); the weights each call leaves, and what it
+    returned."""
     import torch
 
-    net = grader_controller(weights)
-    returned = submission.reinforce_update(net, _PlainSGD(net.parameters(), lr=lr),
-                                           torch.as_tensor(tokens, dtype=torch.int64),
-                                           np.asarray(rewards, dtype=np.float64), baseline, decay)
-    try:
-        returned = float(returned)
-    except (TypeError, ValueError, RuntimeError):
-        returned = None  # the grader says what came back instead of a number
-    return {"weights": {k: to_numpy(v) for k, v in net.state_dict().items()}, "returned": returned}
+    net = grader_controller(batches[0][0])
+    optimizer = _PlainSGD(net.parameters(), lr=lr)
+    steps = []
+    for weights, tokens, rewards, baseline in batches:
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                p.copy_(torch.as_tensor(np.asarray(weights[name], dtype=np.float32)))
+        returned = submission.reinforce_update(net, optimizer, torch.as_tensor(tokens, dtype=torch.int64),
+                                               np.asarray(rewards, dtype=np.float64), baseline, decay)
+        returned = _number_or_none(returned)
+        steps.append({"weights": {k: to_numpy(v.clone()) for k, v in net.state_dict().items()},  # not views
+                      "returned": returned if isinstance(returned, float) else None})
+    return steps
+
+
+def _leaves(state) -> list:
+    """The tensors (and other values) of a recurrent state, in order: a tensor, or tuples, lists, dicts of them."""
+    if isinstance(state, (tuple, list)):
+        return [leaf for part in state for leaf in _leaves(part)]
+    if isinstance(state, dict):
+        return [leaf for key in sorted(state, key=str) for leaf in _leaves(state[key])]
+    return [state]
+
+
+def _same_state(first, second) -> bool:
+    import torch
+
+    a, b = _leaves(first), _leaves(second)
+    return len(a) == len(b) and all(
+        torch.equal(x, y) if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) else x is y or x == y
+        for x, y in zip(a, b))
+
+
+def _differ(a, b) -> bool:
+    """Whether two logits tensors differ by more than rounding."""
+    return bool((a - b).abs().max() > 1e-6 * (1.0 + a.abs().max()))
 
 
 def controller_outputs(submission, choices: list[int], hidden: int, n: int, seed: int) -> dict:
-    """The submission's own Controller: logits' shapes, and whether a decision depends on the previous token."""
+    """The submission's own Controller, on its own parameters drawn at random (so that what is measured is the
+    architecture, not its initialisation): logits' shapes; whether each decision depends on the previous token
+    and, with that token the same, on the tokens before it (the recurrent state); whether initial_state(n) is the
+    same twice; and samples of sample_architectures. The grader's controller cannot stand in for it."""
     import torch
 
     seed_everything(seed)
-    net = submission.Controller(list(choices), hidden)
-    n_params = sum(p.numel() for p in net.parameters())
-    shapes, depends = [], []
-    with torch.no_grad():
-        state, previous = net.initial_state(n), None
-        for d in range(len(choices)):
-            logits, state_next = net.step(d, previous, state)
-            shapes.append(list(logits.shape))
-            if previous is not None:
-                other, _ = net.step(d, (previous + 1) % choices[d - 1], state)
-                depends.append(bool((other - logits).abs().max() > 0))
-            previous, state = torch.randint(0, choices[d], (n,)), state_next
-        sampled = to_numpy(submission.sample_architectures(net, n))
-    return {"parameters": int(n_params), "shapes": shapes, "depends": depends, "sampled": sampled}
+    _state["measuring"] = True
+    try:
+        net = submission.Controller(list(choices), hidden)
+        if not isinstance(net, torch.nn.Module):
+            raise TypeError(f"Controller(...) must be a torch.nn.Module (it is a {type(net).__name__})")
+        n_params = sum(p.numel() for p in net.parameters())
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in net.parameters():
+                if p.is_floating_point():
+                    p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * WEIGHT_SCALE)
+            repeatable = _same_state(net.initial_state(n), net.initial_state(n))
+            tokens = torch.stack([torch.randint(0, k, (n,), generator=generator) for k in choices], dim=1)
+            other_first = tokens.clone()
+            other_first[:, 0] = (tokens[:, 0] + 1) % choices[0]
+            shapes, depends, remembers = [], [], []
+            state, other_state = net.initial_state(n), net.initial_state(n)
+            for d in range(len(choices)):
+                previous = None if d == 0 else tokens[:, d - 1]
+                logits, next_state = net.step(d, previous, state)
+                shapes.append(list(logits.shape))
+                if d >= 1:  # another previous token, the same state
+                    depends.append(_differ(net.step(d, (previous + 1) % choices[d - 1], state)[0], logits))
+                if d >= 2:  # the same previous token, after another first token
+                    remembers.append(_differ(net.step(d, previous, other_state)[0], logits))
+                other_state = net.step(d, None if d == 0 else other_first[:, d - 1], other_state)[1]
+                state = next_state
+            sampled = to_numpy(submission.sample_architectures(net, n))
+    finally:
+        _state["measuring"] = False
+    return {"parameters": int(n_params), "shapes": shapes, "depends": depends, "remembers": remembers,
+            "repeatable": repeatable, "sampled": sampled}
