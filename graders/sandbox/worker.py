@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from graders.paths import WORKER_PACKAGE_DIR
-from graders.sandbox import cgroups, fastpath, isolation, procfs
+from graders.sandbox import cgroups, fastpath, isolation, procfs, pythonenv
 from graders.sandbox.capture import OutputCapture
 from graders.sandbox.errors import CallbackRefused, StudentError, SubmissionLoadError, WorkerDied, WorkerTimeout
 from graders.sandbox.limits import Limits, rlimits
@@ -35,8 +35,6 @@ from graders_worker import protocol
 
 log = logging.getLogger(__name__)
 
-BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv[1]); from graders_worker.main import main; "
-             "main(sys.argv[2:])")
 PASSED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LD_LIBRARY_PATH")
 TOKEN_ENV = "GRADER_WORKER_TOKEN"  # marks the worker's processes, to find strays in the fallback mode
 NO_DEADLINE_S = 24 * 3600
@@ -146,9 +144,12 @@ class Worker:
         return env
 
     def _command(self, request_r: int, reply_w: int) -> tuple[list[str], str]:
-        """(command, scratch as the worker sees it)."""
+        """(command, scratch as the worker sees it). The interpreter and its import path are the grader's own
+        (graders/sandbox/pythonenv.py), in both modes."""
+        env = pythonenv.current()
+        interpreter = [env.executable, "-I", "-S", "-B", "-c", pythonenv.bootstrap(env)]
         if self.plan.mode == "bubblewrap":
-            python = [sys.executable, "-I", "-B", "-c", BOOTSTRAP, isolation.PACKAGE_ROOT, self.assignment,
+            python = [*interpreter, isolation.PACKAGE_ROOT, self.assignment,
                       f"{isolation.SUBMISSION_DIR}/submission.py", str(request_r), str(reply_w)]
             command = isolation.bwrap_command(python, submission_dir=self._host_dir, readable=self.readable,
                                               device=self.device, scratch_mb=self.limits.disk_mb,
@@ -159,8 +160,8 @@ class Worker:
         os.chmod(self._package_root, 0o755)
         os.symlink(WORKER_PACKAGE_DIR, os.path.join(self._package_root, WORKER_PACKAGE_DIR.name))
         submission = os.path.join(self._host_dir, "submission.py")
-        return ([sys.executable, "-I", "-B", "-c", BOOTSTRAP, self._package_root, self.assignment, submission,
-                 str(request_r), str(reply_w)], self._host_dir)
+        return ([*interpreter, self._package_root, self.assignment, submission, str(request_r), str(reply_w)],
+                self._host_dir)
 
     def start(self) -> None:
         """Start the worker if it is not running: import the submission, within `import_seconds`.
