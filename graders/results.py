@@ -41,6 +41,7 @@ class Grading:
     isolation: str = ""
     artifacts: list[str] = field(default_factory=list)
     internal_error: str | None = None  # a bug of the grader, not of the submission
+    unsafe_host: str = ""  # why the host check failed, when the instructor graded anyway (--allow-unsafe-host)
 
     @property
     def score(self) -> float:

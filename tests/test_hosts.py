@@ -19,9 +19,11 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from helpers import NEEDS_BUBBLEWRAP
+from helpers import FAST_BANDITS, NEEDS_BUBBLEWRAP, solution_source
 
+from graders.outputs.table import table
 from graders.paths import REPO_ROOT
+from graders.results import student_status
 from graders.sandbox import isolation
 
 MODES = ("bubblewrap", "process")
@@ -183,3 +185,55 @@ def test_a_conda_like_prefix_with_its_own_python(tmp_path, mode):
     result = _grade_with(python, mode, tmp_path, env={"PYTHONPATH": str(REPO_ROOT)})
     assert result["grader_prefix"] == str(python.parent.parent), result  # not a venv of the test interpreter
     assert result["grader_failed"] == [] and result["failed"] == [], result
+
+
+# ----------------------------------------------------------------------------- a host failure is never the student's
+
+HOST_FAILED = "the grading machine could not run your code (not your fault"
+
+
+def _limits(mode: str, extra: str = "") -> str:
+    _mode(mode)
+    return f'[limits]\nisolation = "{mode}"\n{extra}'
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_sandbox_that_cannot_start_a_worker_is_a_grader_error(grade_source, mode):
+    """A memory limit too small for Python and numpy: no worker starts, whatever the student wrote."""
+    grading = grade_source("bandits", solution_source("bandits"), config_toml=_limits(mode, "memory_mb = 40\n"))
+    assert student_status(grading) == "grader_error", table(grading)
+    assert grading.internal_error.startswith("the grading host failed: a worker without student code")
+    assert all(r.status == "error" and HOST_FAILED in r.message for r in grading.results)
+    assert not any("your code raised" in r.message or "your submission" in r.message.split("\n")[0]
+                   for r in grading.results)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_worker_that_cannot_import_what_the_grader_has_is_a_grader_error(grade_source, mode):
+    """300 MB: numpy loads, torch does not. A submission that imports torch is not to blame; one that does not is
+    graded as usual."""
+    config = _limits(mode, "memory_mb = 300\n")
+    plain = grade_source("bandits", solution_source("bandits"), config_toml=config + FAST_BANDITS)
+    assert plain.score == plain.max_score and not plain.internal_error, table(plain)
+    with_torch = grade_source("bandits", "import torch\n" + solution_source("bandits"), config_toml=config + FAST_BANDITS)
+    assert student_status(with_torch) == "grader_error", table(with_torch)
+    assert "importing torch" in with_torch.internal_error and "libtorch" in with_torch.internal_error
+    assert all(HOST_FAILED in r.message for r in with_torch.results)
+
+
+HOSTILE_LOAD_FAILURES = {
+    # each fails while importing, as a broken host would: the probe starts, so the student's code is to blame
+    "forged_missing_numpy": 'raise ModuleNotFoundError("No module named \'numpy\'", name="numpy")\n',
+    "exits_at_import": "import os\nos._exit(1)\n",
+    "imports_torch_then_dies": "import torch\nimport os\nos.kill(os.getpid(), 9)\n",
+    "module_the_grader_lacks": "import tensorflow_is_not_installed_here\n",
+    "grader_package": "from graders.bandits import grader\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_LOAD_FAILURES))
+def test_a_submission_that_fails_like_a_broken_host_is_still_the_students(grade_source, name):
+    grading = grade_source("bandits", HOSTILE_LOAD_FAILURES[name] + solution_source("bandits"))
+    assert grading.score == 0 and not grading.internal_error, table(grading)
+    assert student_status(grading) == "error"
+    assert HOST_FAILED not in grading.results[0].message

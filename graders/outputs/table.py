@@ -42,6 +42,8 @@ def table(grading: Grading, *, details: bool = True) -> str:
                 rows += ["  your code printed:", r.output.rstrip()[-2000:]]
     if grading.internal_error:
         rows += ["", f"INTERNAL GRADER ERROR: {grading.internal_error}"]
+    if grading.unsafe_host:
+        rows += ["", f"GRADED ON AN UNSAFE HOST (--allow-unsafe-host): {grading.unsafe_host}"]
     if in_kit():
         skipped = sum(r.status == SKIPPED for r in grading.results)
         rows += ["", "This is the student kit's check with the public seeds, not your grade: the official grading "

@@ -92,17 +92,22 @@ def python_paths() -> list[str]:
 
 
 def traversable_by_others(path: str) -> bool:
-    """Whether a uid with no special rights can reach and read `path` (for the fallback's uid drop): along the path
-    as given (the folders holding its links) and along its real path."""
+    """Whether a uid with no special rights can reach and read `path` (for the fallback's uid drop)."""
+    return _blocking(path) is None
+
+
+def _blocking(path: str) -> str | None:
+    """The first folder (or the file) on the way to `path` that other users cannot pass (or read): along the path as
+    given (the folders holding its links) and along its real path; None when there is none."""
     for p in dict.fromkeys((Path(os.path.abspath(path)), Path(path).resolve())):
         for d in [*reversed(p.parents), p]:
             try:
                 mode = d.stat().st_mode
             except OSError:
-                return False
+                return str(d)
             if d.is_dir() and not mode & 0o001:
-                return False
-    return bool(Path(path).resolve().stat().st_mode & 0o004)
+                return str(d)
+    return None if Path(path).resolve().stat().st_mode & 0o004 else str(Path(path).resolve())
 
 
 @functools.cache
@@ -154,9 +159,11 @@ def _plan(requested: str) -> Plan:
         return Plan("process", None)
     env = pythonenv.current()
     needed = [env.executable, *env.folders(), str(WORKER_PACKAGE_DIR)]
-    blocked = [p for p in needed if not traversable_by_others(p)]
+    blocked = [(p, where) for p in needed if (where := _blocking(p)) is not None]
     if blocked:
-        note = f"cannot drop root: {blocked[0]} is not readable by other users"
+        path, where = blocked[0]
+        note = f"cannot drop root: {where} is not readable by other users" + (f" (on the way to {path})"
+                                                                             if where != path else "")
         _warn_once(f"the worker runs as root: {note}")
         return Plan("process", None, note)
     return Plan("process", SANDBOX_UID)

@@ -28,7 +28,7 @@ from pathlib import Path
 from graders.paths import WORKER_PACKAGE_DIR
 from graders.sandbox import cgroups, fastpath, isolation, procfs, pythonenv
 from graders.sandbox.capture import OutputCapture
-from graders.sandbox.errors import CallbackRefused, StudentError, SubmissionLoadError, WorkerDied, WorkerTimeout
+from graders.sandbox.errors import CallbackRefused, HostError, StudentError, SubmissionLoadError, WorkerDied, WorkerTimeout
 from graders.sandbox.limits import Limits, rlimits
 from graders.sandbox.watchdog import Watchdog, oom_reason
 from graders_worker import protocol
@@ -84,6 +84,8 @@ def _preexec(limits: list, uid: int | None, cgroup_procs: list[int]):
 class Worker:
     """A proxy to the student's process. Use as a context manager."""
 
+    probes_host = True  # a failed import asks a probe whether the host is at fault (graders/sandbox/probe.py)
+
     def __init__(self, assignment: str, submission_code: str, *, device: str = "cpu",
                  threads: int = 1, limits: Limits | None = None, readable: list[str | Path] | None = None):
         """`readable`: paths (datasets) the worker may read besides Python and the worker package."""
@@ -99,6 +101,7 @@ class Worker:
         self.starts = 0
         self._proc: subprocess.Popen | None = None
         self._load_error: str | None = None
+        self._host_error: str | None = None  # the host cannot run a worker (HostError): every start says so
         self._output_parts: list[str] = []
         self._capture: OutputCapture | None = None
         self._watchdog: Watchdog | None = None
@@ -108,6 +111,11 @@ class Worker:
         self._uid: int | None = None  # this start's uid, when the grader runs as root
         self._cgroup: cgroups.Group | None = None  # this start's cgroup, where the plan has them
         self._fast: fastpath.FastChannel | None = None  # shared-memory callbacks (graders/sandbox/fastpath.py)
+
+    @property
+    def host_error(self) -> str | None:
+        """Why this host cannot run a worker, once a start found out (HostError); else None."""
+        return self._host_error
 
     @property
     def isolation(self) -> str:
@@ -172,6 +180,8 @@ class Worker:
             self._start(None)
 
     def _start(self, deadline: float | None) -> None:
+        if self._host_error is not None:
+            raise HostError(self._host_error)
         if self._load_error is not None:
             raise SubmissionLoadError(self._load_error)
         self._host_dir = tempfile.mkdtemp(prefix="grader-worker-")
@@ -198,12 +208,15 @@ class Worker:
                 pass_fds=(request_r, reply_w, *fast_fds), start_new_session=True,
                 preexec_fn=_preexec(chosen, drop_uid, cgroup_procs),
             )
-        except BaseException:
+        except BaseException as exc:
             if self._cgroup:
                 self._cgroup.remove()
             if self._fast is not None:
                 self._fast.close()
                 self._fast = None
+            if isinstance(exc, OSError):  # no process at all: the host (fork refused, sandbox missing)
+                self._host_error = f"a worker process could not be started: {exc}"
+                raise HostError(self._host_error) from exc
             raise
         finally:
             for fd in (request_r, reply_w, *cgroup_procs):
@@ -225,17 +238,30 @@ class Worker:
         except WorkerTimeout:
             self._load_error = (f"importing your submission took more than {self.limits.import_seconds:.0f} s; "
                                 "put demo and training code under `if __name__ == \"__main__\":`")
-            raise SubmissionLoadError(self._load_error) from None
+            raise self._load_failure() from None
         except WorkerDied as exc:
             self._load_error = f"the submission could not be imported: {exc}"
-            raise SubmissionLoadError(self._load_error) from None
+            raise self._load_failure() from None
         if message.get("op") == "load_error":
             self._load_error = f"could not import your submission: {self._shortened(message.get('message'))}"
             self._stop()
-            raise SubmissionLoadError(self._load_error)
+            raise self._load_failure()
         if message.get("op") != "ready":
             self._stop()
             raise WorkerDied("the worker broke the protocol while starting")
+
+    def _load_failure(self) -> SubmissionLoadError | HostError:
+        """The student's SubmissionLoadError; or HostError, when a worker without student code fails here too."""
+        if self.probes_host:
+            from graders.sandbox import probe  # (it imports this module)
+
+            modules = tuple(m for m in probe.modules_imported(self.code) if probe.environment_has(m))
+            cause = probe.failure(self.assignment, device=self.device, limits=self.limits,
+                                  readable=tuple(self.readable), modules=modules)
+            if cause:
+                self._host_error, self._load_error = cause, None
+                return HostError(cause)
+        return SubmissionLoadError(self._load_error)
 
     def _make_cgroup(self) -> cgroups.Group | None:
         if self.plan.cgroups is None:
