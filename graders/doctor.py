@@ -5,8 +5,8 @@ Each finding is `ok`, `info`, `warn` (weaker than it could be, still safe and fa
 grades, or run as the grader) or unfair (no worker starts, a worker lacks what the
 grader's environment has, a GPU the grader would train on is not the worker's).
 Nothing is inferred where it can be measured: a real worker is started for each
-assignment, in the sandbox its gradings get, and asked to import torch, gymnasium,
-numpy and what the template imports, to open the files that decide grades (the
+assignment, in the sandbox its gradings get, and asked to import what its template
+imports (numpy, torch, gymnasium) and the worker package needs, to open the files that decide grades (the
 instructor config, the reference solution, the grader and the data it holds out) and,
 on a GPU host, to see the GPU.
 
@@ -35,7 +35,7 @@ from graders.sandbox import HostError, IsolationUnavailable, WorkerError, isolat
 log = logging.getLogger(__name__)
 
 LEVELS = ("ok", "info", "warn", "fail")
-CORE_MODULES = ("numpy", "torch", "gymnasium")  # what the graders and the templates run on
+WORKER_NEEDS = ("numpy",)  # the worker package's own
 ALLOW_FLAG = "--allow-unsafe-host"
 
 # The worker side of the examination: our own file, no student code, so its answers can be believed.
@@ -222,17 +222,24 @@ def _worker_answers(e: Effective, device: str, modules: list[str], files: list[s
     return reply
 
 
+def _needed(e: Effective) -> list[str]:
+    """The modules a worker of `e` must import: the worker package's, and what the template imports beyond Python's
+    own (torch, gymnasium...)."""
+    template = assignments.template_paths(e.name)[0]
+    wanted = probe.modules_imported(template.read_text()) if template.is_file() else []
+    return list(dict.fromkeys([*WORKER_NEEDS, *(m for m in wanted if m not in sys.stdlib_module_names)]))
+
+
 def _workers(report: Report, effective: list[Effective], device: str, config_path) -> None:
-    missing = [m for m in CORE_MODULES if not probe.environment_has(m)]
+    needed = {e.name: _needed(e) for e in effective}
+    missing = [m for m in dict.fromkeys(m for ms in needed.values() for m in ms) if not probe.environment_has(m)]
     if missing:
-        report.add("imports", "fail", f"the grader's environment lacks {', '.join(missing)}: pip install -e . there")
+        report.add("imports", "fail", f"the grader's environment lacks {', '.join(missing)}, which the templates "
+                   "import: pip install -e . in it")
     versions: dict[str, str] = {}
     failures, readable, no_gpu, started = [], [], [], []
     for e in effective:
-        template = assignments.template_paths(e.name)[0]
-        wanted = probe.modules_imported(template.read_text()) if template.is_file() else []
-        third_party = [m for m in wanted if m not in sys.stdlib_module_names and probe.environment_has(m)]
-        modules = list(dict.fromkeys([m for m in CORE_MODULES if m not in missing] + third_party))
+        modules = [m for m in needed[e.name] if m not in missing]
         private = _private_files(e, config_path)
         began = time.monotonic()
         answers = _worker_answers(e, device, modules, list(private))
