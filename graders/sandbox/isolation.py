@@ -249,7 +249,8 @@ def bwrap_command(python_command: list[str], *, submission_dir: str, readable: l
     made = {"/usr", "/tmp", "/dev", "/dev/shm", "/proc", SCRATCH}
     for name in ETC_FILES:
         args += _bind(f"/etc/{name}", f"/etc/{name}", made, "--ro-bind-try")
-    python, links = python_paths(), pythonenv.mounts(pythonenv.current())[1]
+    python = python_paths()
+    links = pythonenv.mounts(pythonenv.current(), tuple(f"/etc/{name}" for name in ETC_FILES))[1]
     for path in python:
         args += _bind(path, path, made)
     for where, target in links:  # a linked venv or project folder resolves inside as it does outside

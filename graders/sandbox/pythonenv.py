@@ -200,17 +200,17 @@ def symlinks_on(path: str) -> list[tuple[str, str]]:
     return links
 
 
-def mounts(env: Environment) -> tuple[list[str], list[tuple[str, str]]]:
+def mounts(env: Environment, present: tuple[str, ...] = ()) -> tuple[list[str], list[tuple[str, str]]]:
     """(real folders to bind at their own path, outermost first; symbolic links to make again, in order).
 
     A link needs making only where it does not already lie inside a bound folder (a link
-    inside /usr exists in the sandbox as it is)."""
+    inside /usr, or in `present`, such as /etc/alternatives, exists in the sandbox as it is)."""
     real = sorted({os.path.realpath(p) for p in env.folders()}, key=len)
     bound: list[str] = []
     for folder in real:
         if not any(_inside(folder, b) for b in bound):
             bound.append(folder)
-    present = [*bound, "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64"]
+    present = [*bound, "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", *present]
     links: dict[str, str] = {}
     for path in [env.executable, *env.folders()]:
         for where, target in symlinks_on(path):
