@@ -224,10 +224,11 @@ def _worker_answers(e: Effective, device: str, modules: list[str], files: list[s
 
 def _needed(e: Effective) -> list[str]:
     """The modules a worker of `e` must import: the worker package's, and what the template imports beyond Python's
-    own (torch, gymnasium...)."""
+    own (torch, gymnasium...); not `graders`, which a template imports only outside a grading (a kit's local run)."""
     template = assignments.template_paths(e.name)[0]
     wanted = probe.modules_imported(template.read_text()) if template.is_file() else []
-    return list(dict.fromkeys([*WORKER_NEEDS, *(m for m in wanted if m not in sys.stdlib_module_names)]))
+    own = (*sys.stdlib_module_names, probe.GRADER_PACKAGE)
+    return list(dict.fromkeys([*WORKER_NEEDS, *(m for m in wanted if m not in own)]))
 
 
 def _workers(report: Report, effective: list[Effective], device: str, config_path) -> None:
@@ -275,8 +276,8 @@ def _grouped(found: list[tuple[str, str]]) -> str:
     lines = []
     for label in dict.fromkeys(label for label, _ in found):
         paths = sorted({p for lbl, p in found if lbl == label})
-        where = paths[0] if len(paths) == 1 else ", ".join(sorted({os.path.dirname(p) for p in paths}))
-        lines.append(f"{label}: {where}" + (f" ({len(paths)} files)" if len(paths) > 1 else ""))
+        where = paths[0] if len(paths) == 1 else f"{os.path.commonpath(paths)}/... ({len(paths)} files)"
+        lines.append(f"{label}: {where}")
     return "\n".join(lines)
 
 

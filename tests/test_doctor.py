@@ -134,12 +134,15 @@ def _timing(name: str, device: str, seconds: float, config: Config | None = None
     return timing.Timing(effective, device, {c.name: seconds for c in effective.checks})
 
 
+M = timing.MARGIN
+
+
 def test_limits_follow_the_margin_on_a_slow_host_and_never_drop_on_a_fast_one():
     slow = _timing("reinforce", "cpu", 100.0)  # each check took 100 s here: a host far slower than the 2-core CPU
     train, limits = timing.proposed(slow)
-    assert train == {"cpu": 1000.0}  # 10x the slowest training check
-    assert limits["trained_policy_first_seed"] == 600 + (1000 - 240)  # grows as much as train_seconds did
-    assert limits["discounted_returns"] == 1000.0  # a unit check: 10x its own time
+    assert train == {"cpu": M * 100.0}  # the margin times the slowest training check
+    assert limits["trained_policy_first_seed"] == 600 + (M * 100 - 240)  # grows as much as train_seconds did
+    assert limits["discounted_returns"] == M * 100.0  # a unit check: the margin times its own time
     fast = _timing("reinforce", "cpu", 0.5)
     train, limits = timing.proposed(fast)
     assert train == {"cpu": 240.0} and limits["trained_policy_first_seed"] == 600  # never lowered
@@ -154,15 +157,16 @@ def test_the_snippet_is_instructor_config_with_per_device_limits():
     text = timing.snippet([_timing("reinforce", "cpu", 100.0), _timing("reinforce", "cuda", 10.0)])
     assert text.startswith("# Time limits for this host")
     reinforce = Config.parse(text).effective("reinforce")
-    assert reinforce.settings["train_seconds"] == {"cpu": 1000, "cuda": 240}
+    assert reinforce.settings["train_seconds"] == {"cpu": M * 100, "cuda": 240}  # 10 s x M on cuda: below 240
     by_name = {c.name: c for c in reinforce.checks}
-    assert by_name["trained_policy_first_seed"].timeout_for("cpu") == 1360
+    assert by_name["trained_policy_first_seed"].timeout_for("cpu") == 600 + M * 100 - 240
     assert by_name["trained_policy_first_seed"].timeout_for("cuda") == 600
-    assert by_name["discounted_returns"].timeout_for("cpu") == 1000 and by_name["discounted_returns"].timeout_for("cuda") == 100
+    assert by_name["discounted_returns"].timeout_for("cpu") == M * 100
+    assert by_name["discounted_returns"].timeout_for("cuda") == max(10, M * 10)
     # an instructor's own limits are the floor: a snippet never lowers them
-    mine = Config.parse("[reinforce]\ntrain_seconds = {cpu = 2000, cuda = 240}\n")
+    mine = Config.parse("[reinforce]\ntrain_seconds = {cpu = 5000, cuda = 240}\n")
     assert Config.parse(timing.snippet([_timing("reinforce", "cpu", 100.0, mine)])).effective(
-        "reinforce").settings["train_seconds"]["cpu"] == 2000
+        "reinforce").settings["train_seconds"]["cpu"] == 5000
 
 
 def test_doctor_times_a_reference_here_and_writes_limits_one_can_grade_with(tmp_path, capsys):
