@@ -183,3 +183,22 @@ def test_doctor_times_a_reference_here_and_writes_limits_one_can_grade_with(tmp_
         assert after[c.name].timeout_for("cpu") >= c.timeout_for("cpu")
         assert after[c.name].timeout_for("cuda") == c.timeout_for("cuda")  # not measured here: kept
     assert os.path.getsize(snippet) > 0
+
+
+def test_a_gpu_the_grader_sees_but_a_worker_does_not_is_unfair(monkeypatch):
+    """The GPU line says which GPU and its memory; a worker that cannot see the GPU the gradings would train on (here:
+    none is passed into the sandbox, as on a host whose driver files the sandbox lacks) makes the host unfit."""
+    import torch
+
+    class Props:
+        name, total_memory = "Test GPU", 80 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: Props())
+    report = doctor.Report()
+    doctor._gpu(report, "cuda")
+    assert report.findings[-1].level == "ok" and "1 x Test GPU, 80.0 GiB each" in report.findings[-1].text
+    doctor._workers(report, [Config().effective("vae")], "cuda", None)  # a real worker: its torch sees no GPU
+    assert any(f.topic == "gpu" and f.level == "fail" and "a worker does not see it" in f.text
+               for f in report.findings), report.render()
