@@ -1,14 +1,17 @@
-"""The command line: `python -m graders {list,grade,validate,templates,batch,report,nbgrader-source,release,gradescope}`.
+"""The command line: `python -m graders {list,grade,settings,validate,templates,batch,report,doctor,nbgrader-source,
+release,gradescope}`.
 
 In a student kit (graders/release/kit.py) only `list` and `grade` exist.
 
 Exit codes: 0 when the command did its job; 1 when `validate` found a reference
-without full marks or a template with points; 2 when grading itself could not be
-done (bad arguments, unreadable config, an internal grader error; for `batch`, a
-layout it cannot tell, or a student whose grading process crashed or overran: see
-their row); 3 (`batch`) when the class was graded but some entries of the submissions
-folder were not graded or some rows are flagged for review (listed in summary.txt and on the
-class page; gradebook problems are printed); 130 after Ctrl-C.
+without full marks or a template with points, or `doctor` found this host not fit for
+official grading; 2 when grading itself could not be done (bad arguments, unreadable
+config, an internal grader error; for `batch`, a layout it cannot tell, a host not fit
+for official grading (`doctor`), or a student whose grading process crashed or overran
+or whose row is a grader error: see their row); 3 (`batch`) when the class was graded
+but some entries of the submissions folder were not graded or some rows are flagged for
+review (listed in summary.txt and on the class page; gradebook problems are printed);
+130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -113,9 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--gradebook", metavar="DB",
                    help="nbgrader gradebook (path or SQLAlchemy URL) to write the scores into; default with "
                    "the nbgrader layout: COURSE/gradebook.db when it exists")
-    b.epilog = ("exit status: 0 every entry graded; 2 bad arguments or config, a layout it cannot tell, or some row "
-                "crashed/grader_error; 3 graded, but some entries were not graded or some rows need review "
-                "(see summary.txt); 130 interrupted (run it again to resume)")
+    b.add_argument("--allow-unsafe-host", action="store_true",
+                   help="grade even where the host check (python -m graders doctor) fails; every row records why")
+    b.epilog = ("exit status: 0 every entry graded; 2 bad arguments or config, a layout it cannot tell, a host not fit "
+                "for official grading (doctor), or some row crashed/grader_error; 3 graded, but some entries were not "
+                "graded or some rows need review (see summary.txt); 130 interrupted (run it again to resume)")
     _device_and_config(b)
 
     c = sub.add_parser("report", parents=[common], help="write a results folder's class report again: item analysis "
@@ -133,6 +138,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="flag a pair from this share of one student's own code found in the other's (default: the "
                    "measured one, docs/instructor.md)")
     c.add_argument("--no-similarity", action="store_true", help="the item analysis only")
+    d = sub.add_parser("doctor", parents=[common],
+                       help="check this host for official grading: isolation, uid, cgroups, the worker's imports, "
+                       "datasets, GPU, time limits",
+                       description="Start a real worker per assignment and say, in one screen, what a grading here "
+                       "will be; exit 1 where official grading would be unsafe or unfair. See docs/instructor.md, "
+                       "'Check your host'.")
+    d.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
+    d.add_argument("--time", action="store_true",
+                   help="also grade each reference here (CPU; GPU when present) and propose time limits that fit")
+    d.add_argument("--snippet", type=Path, metavar="TOML",
+                   help="with --time: write the proposed limits here, as instructor config to copy into yours")
+    _device_and_config(d)
 
     n = sub.add_parser("nbgrader-source", parents=[common],
                        help="write an assignment's nbgrader source notebook into a course folder")
@@ -157,6 +174,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="who sees the autograder's own output (default hidden)")
     z.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="the assignment's autograder timeout on Gradescope (default 2400); gradings end before it")
+    z.add_argument("--allow-unsafe-host", action="store_true",
+                   help="grade even where the container fails the host check (python -m graders doctor); every "
+                   "results.json records why")
     return parser
 
 
@@ -267,14 +287,36 @@ def _templates(args) -> int:
     return 1 if stale else 0
 
 
+def _host_check(assignment: str, args) -> tuple[bool, str]:
+    """(go on, what every row records): the host check of `batch` (doctor.examine), printed when it fails."""
+    from graders import doctor
+
+    report = doctor.examine([assignment], Config.load(args.config), device=args.device, config_path=args.config)
+    if report.fit:
+        print("host check: fit for official grading (details: python -m graders doctor)", file=sys.stderr)
+        return True, ""
+    print(printable(report.render()), file=sys.stderr)
+    if not args.allow_unsafe_host:
+        print(f"error: this host is not fit for official grading (FAIL above): fix it, or grade anyway with "
+              f"{doctor.ALLOW_FLAG} (every row records it)", file=sys.stderr)
+        return False, ""
+    print(f"grading anyway ({doctor.ALLOW_FLAG}): every row records it", file=sys.stderr)
+    return True, report.reason()
+
+
 def _batch(args) -> int:
     from graders import batch
     from graders.outputs import gradebook
 
+    unsafe = ""
+    if args.ray is None:  # on a cluster, the nodes grade: each row records the isolation its node had
+        go_on, unsafe = _host_check(args.assignment, args)
+        if not go_on:
+            return USAGE_ERROR
     try:
         report = batch.run_batch(args.assignment, args.submissions, args.out, jobs=args.jobs, device=args.device,
                                  config_path=args.config, regrade=args.regrade, gpu_jobs=args.gpu_jobs,
-                                 layout=args.layout, progress=sys.stderr, ray=args.ray)
+                                 layout=args.layout, progress=sys.stderr, ray=args.ray, unsafe_host=unsafe)
     except batch.BatchError as exc:
         print(f"error: {printable(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
@@ -359,15 +401,36 @@ def _gradescope(args) -> int:
     try:
         out = autograder.build(args.assignment, args.out, config=args.config, torch_index=args.torch_index,
                                hidden=tuple(filter(None, args.hidden.split(","))),
-                               stdout_visibility=args.stdout_visibility, timeout_s=timeout)
+                               stdout_visibility=args.stdout_visibility, timeout_s=timeout,
+                               allow_unsafe_host=args.allow_unsafe_host)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     worst = effective.total_seconds("cpu") + autograder.STARTUP_MARGIN_S
-    print(f"wrote {out}: upload it as the assignment's autograder (Configure Autograder > Zip file upload).\n"
+    print(f"wrote {out} (self-test passed: inside the zip's layout the reference earns full marks and the template "
+          f"zero): upload it as the assignment's autograder (Configure Autograder > Zip file upload).\n"
           f"Set its autograder timeout to {timeout / 60:.0f} minutes or more (the gradings stop "
           f"{autograder.STARTUP_MARGIN_S} s before); the slowest grading here takes up to {worst / 60:.0f} minutes.")
     return 0
+
+
+def _doctor(args) -> int:
+    from graders import doctor, timing
+
+    names = args.assignments or assignments.names()
+    for name in names:
+        assignments.grader(name)  # an unknown assignment is a usage error
+    config = Config.load(args.config)
+    report = doctor.examine(names, config, device=args.device, config_path=args.config)
+    if args.time:
+        measured = timing.measure(names, config, devices=timing.devices(args.device))
+        timing.judge(report, measured)
+        if args.snippet:
+            atomic_write(args.snippet, timing.snippet(measured))
+    print(printable(report.render()))
+    if args.time and args.snippet:
+        print(f"wrote {args.snippet}: time limits for this host; copy its tables into your instructor config")
+    return 0 if report.fit else 1
 
 
 def _nbgrader_source(args) -> int:
@@ -386,8 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
     try:
         command = {"list": _list, "grade": _grade, "settings": _settings, "validate": _validate, "templates": _templates,
-                   "batch": _batch, "report": _report, "nbgrader-source": _nbgrader_source, "release": _release,
-                   "gradescope": _gradescope}[args.command]
+                   "batch": _batch, "report": _report, "doctor": _doctor, "nbgrader-source": _nbgrader_source,
+                   "release": _release, "gradescope": _gradescope}[args.command]
         return command(args) if args.command != "list" else command()
     except (ConfigError, DeviceError, IsolationUnavailable, GraderContractError, SelectionError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -42,6 +42,7 @@ class Grading:
     artifacts: list[str] = field(default_factory=list)
     internal_error: str | None = None  # a bug of the grader, not of the submission
     selection: list[str] | None = None  # the checks graded when only some were asked for (graders/selection.py)
+    unsafe_host: str = ""  # why the host check failed, when the instructor graded anyway (--allow-unsafe-host)
 
     @property
     def partial(self) -> bool:

@@ -20,7 +20,7 @@ from graders.contract import FIXTURES, CheckWorker, Context
 from graders.progress import Listener
 from graders.release.replay import NeedsInstructorGrader, skipped_in_kit
 from graders.results import SKIPPED, CheckResult, Grading
-from graders.sandbox import SubmissionLoadError, Worker, WorkerError
+from graders.sandbox import HostError, SubmissionLoadError, Worker, WorkerError
 from graders.selection import NOT_SELECTED, select
 from graders.submission import Submission, SubmissionFormatError, load
 
@@ -51,6 +51,7 @@ def resolve_device(device: str, gpu: bool = True) -> str:
 
 
 NOT_LOADED = "not graded: the submission does not load (the reason is under {first})"
+HOST_FAILED = "not graded: the grading machine could not run your code (not your fault; your instructor is told)"
 
 
 def _not_loaded(check: Check, first: str) -> CheckResult:
@@ -78,6 +79,10 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         if own:
             worker.close()
         return result, isinstance(exc, SubmissionLoadError)
+    except HostError as exc:  # the machine, not the student (graders/sandbox/probe.py): a grader error
+        result.status, result.message = "error", f"{HOST_FAILED}: {exc}"
+        ctx.internal_errors.append(check.name)
+        return result, False
     start = time.monotonic()
     ctx.deadline = min(start + check.timeout_for(ctx.device), total_deadline)
     if ctx.listener:
@@ -106,7 +111,7 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         result.flag, result.withheld = exc.flag, check.points
     except AssertionError as exc:
         result.status, result.message = "failed", str(exc) or "assertion failed"
-    except SetupError as exc:  # the grader's machine, not the student: say how to fix it, and count it as ours
+    except (SetupError, HostError) as exc:  # the grader's machine, not the student: say why, and count it as ours
         result.status, result.message = "error", f"the grader is not set up for this check (not your fault): {exc}"
         ctx.internal_errors.append(check.name)
     except WorkerError as exc:  # the student's process: map its lines back to what the student wrote
@@ -209,6 +214,8 @@ def _grade(effective: Effective, submission: str | Path, device: str, artifacts_
             log.info("%s: %s %s/%s", c.name, grading.results[-1].status, grading.results[-1].points, c.points)
     if ctx.internal_errors:
         grading.internal_error = f"checks {ctx.internal_errors} raised inside the grader"
+        if worker.host_error:
+            grading.internal_error = f"the grading host failed: {worker.host_error}"
     grading.artifacts = ctx.artifacts
     grading.seconds = time.monotonic() - start
     return grading

@@ -122,7 +122,7 @@ def test_layout_is_chosen_only_when_the_whole_folder_agrees(tmp_path, capsys):
     (subs / "mallory" / "bandits").mkdir(parents=True)  # one student's folder in nbgrader's shape
     (subs / "mallory" / "bandits" / "bandits.py").write_text("")
     out = tmp_path / "out"
-    assert main(["batch", "bandits", str(subs), "--out", str(out), "--device", "cpu"]) == 2
+    assert main(["batch", "bandits", str(subs), "--out", str(out), "--device", "cpu", "--allow-unsafe-host"]) == 2
     assert "--layout flat or --layout nbgrader" in capsys.readouterr().err
     assert not (out / "students").exists()  # nothing was graded
 
@@ -156,7 +156,8 @@ def test_hostile_folder_is_graded_student_by_student(tmp_path, config, secret, c
         f.write(solution_source("bandits").encode())
     (subs / "notes.txt").write_text("not a submission")
     out = tmp_path / "out"
-    command = ["batch", "bandits", str(subs), "--out", str(out), "-j", "2", "--device", "cpu", "--config", str(config)]
+    command = ["batch", "bandits", str(subs), "--out", str(out), "-j", "2", "--device", "cpu", "--config", str(config),
+               "--allow-unsafe-host"]
 
     assert main(command) == 2  # eve's folder makes the layout ambiguous: ask, grade nothing
     assert not (out / "students").exists()

@@ -82,7 +82,7 @@ def test_nbgrader_course_end_to_end(tmp_path, mode):
     config.write_text(config_in_mode(mode))
     out = tmp_path / "results"
     assert main(["batch", "bandits", str(course / "submitted"), "--out", str(out), "-j", "2", "--device", "cpu",
-                 "--config", str(config)]) == 3  # graded; carol is listed as not graded
+                 "--config", str(config), "--allow-unsafe-host"]) == 3  # graded; carol is listed as not graded
     assert "  carol: has no bandits/ folder: did not submit bandits\n" in (out / "summary.txt").read_text()
     with open(out / "grades.csv", newline="") as f:
         ours = {row["student"]: row for row in csv.DictReader(f)}
@@ -221,6 +221,19 @@ def _course(tmp_path: Path) -> Path:
     return course
 
 
+# What formgrader's Autograde button runs (nbgrader.server_extensions.formgrader's API handler), and shows.
+FORMGRADER_AUTOGRADE = """
+import json, sys
+from nbgrader.apps import NbGraderAPI
+from traitlets.config import Config
+config = Config()
+config.CourseDirectory.root = sys.argv[1]
+config.CourseDirectory.course_id = "rl"
+result = NbGraderAPI(config=config).autograde("bandits", "alice")
+print(json.dumps({"success": result["success"], "log": result.get("log", ""), "error": result.get("error", "")}))
+"""
+
+
 def _nbgrader_may_fail(course: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
@@ -248,3 +261,11 @@ def test_nbgrader_autograde_fails_loudly_and_validate_never_passes_an_empty_temp
     autograde = _nbgrader_may_fail(course, "autograde", "bandits", "--force")
     output = autograde.stdout + autograde.stderr
     assert autograde.returncode != 0 and "python -m graders batch" in output, output[-3000:]
+
+    # formgrader's Autograde button: NbGraderAPI.autograde, which shows nbgrader's log, not the kernel's stderr
+    button = subprocess.run([sys.executable, "-c", FORMGRADER_AUTOGRADE, str(course)], cwd=course,
+                            capture_output=True, text=True, timeout=300)
+    shown = json.loads(button.stdout.strip().splitlines()[-1])
+    assert shown["success"] is False, shown
+    assert "nbgrader autograde cannot grade this notebook" in shown["log"], shown["log"][-3000:]
+    assert "python -m graders batch" in shown["log"] and "DeadKernelError" in shown["log"] + shown["error"]

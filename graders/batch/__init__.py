@@ -25,8 +25,8 @@ The results folder, written as the batch goes:
     report/, similarity/              the item analysis and the code similarity (instructor only), likewise
 
 A re-run skips every student whose `grading.json` matches the submission's current
-digest (unless it says `crashed`, or lacks the copy of the file graded, as results of
-an older version do), so a batch killed at any moment (even with SIGKILL) resumes
+digest (unless it says `crashed` or `grader_error`, or lacks the copy of the file graded,
+as results of an older version do), so a batch killed at any moment (even with SIGKILL) resumes
 where it was; `regrade=True` grades everyone again. Flags the instructor accepts
 (`[flags] accept` in the config) are applied to every record at the end of each run,
 and recorded.
@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 # Beyond the grading's own limit: process start, grader setup, writing outputs.
 GRADING_MARGIN_S = 60.0
+# Rows a re-run grades again: the grading process died, or the grader or its host failed (never the student's doing).
+REGRADED = ("crashed", "grader_error")
 
 __all__ = ["LAYOUTS", "BatchError", "BatchReport", "run_batch"]
 
@@ -87,13 +89,15 @@ class BatchReport:
 def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs: int | None = None,
               device: str = "auto", config_path: str | Path | None = None, regrade: bool = False,
               gpu_jobs: int = 1, layout: str = "auto", progress: io.TextIOBase | None = None,
-              on_record: Callable[[Record], None] | None = None, ray: str | None = None) -> BatchReport:
+              on_record: Callable[[Record], None] | None = None, ray: str | None = None,
+              unsafe_host: str = "") -> BatchReport:
     """Grade every submission not graded yet (all with `regrade`); then rewrite the class's outputs.
 
     `ray`: a Ray address (`ray://head:10001`, `auto`, or `local` for a Ray started here) to
     grade on that cluster instead of in this machine's processes; `device` is then the
-    cluster's (`auto`: CUDA when the cluster has GPUs). Then the instructor's class report (item analysis and
-    code similarity: graders/outputs/class_report.py).
+    cluster's (`auto`: CUDA when the cluster has GPUs). `unsafe_host`: why the host check failed
+    (graders/doctor.py), when the instructor grades anyway: every row of this run records it. Then the instructor's
+    class report (item analysis and code similarity: graders/outputs/class_report.py).
     """
     from graders.runner import resolve_device
 
@@ -113,7 +117,7 @@ def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs
             continue
         old = read_record(students_dir / s.student)
         if (not regrade and old is not None and old.sha256 == s.sha256 and old.grading.assignment == assignment
-                and old.status != "crashed" and snapshot_file(students_dir / s.student) is not None):
+                and old.status not in REGRADED and snapshot_file(students_dir / s.student) is not None):
             skipped.append(s.student)
         else:
             pending.append((s, s.sha256))
@@ -130,6 +134,7 @@ def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs
 
         def save(record: Record, reason: str) -> Record:
             """Write a record; a student whose results cannot be written keeps a row in this run's tables."""
+            record.grading.unsafe_host = unsafe_host
             try:
                 write_outputs(students_dir / record.student, record)
             except Exception as exc:
@@ -148,7 +153,7 @@ def run_batch(assignment: str, submissions: str | Path, out: str | Path, *, jobs
             student_dir.mkdir(exist_ok=True)
             copy, graded_sha = write_snapshot(student_dir, assignment, s.suffix, read_file(s.root, s.parts))
             return Job(assignment, s.student, str(copy), str(student_dir), graded_sha, device, config_text, gpu,
-                       s.shown)
+                       s.shown, unsafe_host)
 
         def crashed(s: Submission, sha: str, reason: str, seconds: float) -> Record:
             return save(crashed_record(s.student, sha, effective.checks, assignment, s.shown, device, reason,

@@ -33,7 +33,7 @@ ARTIFACT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.png")
 REPLY_KEYS = {"record", "reason", "log", "artifacts", "node", "seconds"}
 RECORD_KEYS = {"student", "sha256", "status", "graded_at", "grading"}
 GRADING_KEYS = {"assignment", "submission", "device", "results", "seconds", "isolation", "artifacts",
-                "internal_error", "selection", "score", "max_score", "flags"}
+                "internal_error", "unsafe_host", "selection", "score", "max_score", "flags"}
 RESULT_KEYS = {"name", "points", "max_points", "status", "message", "seconds", "output", "kind", "flag", "withheld",
                "accepted", "metrics"}
 
@@ -89,6 +89,7 @@ def _record(data: object, job: Job, checks: Sequence[Check]) -> Record:
     _expect(isinstance(g["isolation"], str), "isolation is text")
     _expect(g["selection"] is None, "a batch grades every check")
     _expect(g["internal_error"] is None or isinstance(g["internal_error"], str), "internal_error is text or null")
+    _expect(g["unsafe_host"] == job.unsafe_host, "unsafe_host is not the driver's")
     _expect(_number(g["seconds"]), "the grading's seconds must be a number")
     _expect(isinstance(g["artifacts"], list) and len(g["artifacts"]) <= MAX_ARTIFACTS
             and all(isinstance(a, str) and ARTIFACT_NAME.fullmatch(a) for a in g["artifacts"]), "bad plot names")
@@ -97,7 +98,7 @@ def _record(data: object, job: Job, checks: Sequence[Check]) -> Record:
             == [c.name for c in checks], "the checks are not this assignment's checks, in its order")
     grading = Grading(job.assignment, job.source, job.device, seconds=g["seconds"],
                       isolation=g["isolation"], artifacts=list(g["artifacts"]), internal_error=g["internal_error"],
-                      results=[_result(r, c) for r, c in zip(results, checks)])
+                      unsafe_host=job.unsafe_host, results=[_result(r, c) for r, c in zip(results, checks)])
     _expect(g["score"] == grading.score and g["max_score"] == grading.max_score and g["flags"] == grading.flags,
             "score, max_score or flags do not follow from the checks")
     _expect(data["status"] == student_status(grading), "the status does not follow from the checks")

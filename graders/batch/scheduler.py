@@ -44,6 +44,7 @@ class Job:
     config_text: str | None  # the instructor TOML itself: it travels with the job
     gpu: int | None = None
     source: str = ""  # the submission as found in the class's folder, for the record
+    unsafe_host: str = ""  # the failed host check the instructor graded anyway with (graders/doctor.py), recorded
 
 
 def _die_with_parent() -> None:
@@ -77,6 +78,7 @@ def grade_one(job: Job) -> None:
     config = Config.parse(job.config_text, "the instructor config") if job.config_text else Config()
     grading = grade(job.assignment, job.submission, device=job.device, config=config, artifacts_dir=artifacts)
     grading.submission = job.source or job.submission
+    grading.unsafe_host = job.unsafe_host
     write_outputs(student_dir, Record(job.student, job.sha256, student_status(grading), grading))
 
 

@@ -72,20 +72,35 @@ class GradebookReport:
 
 # The locked cell before the graded ones. Their scores come from our grader only, so running
 # them must never look like grading: `nbgrader autograde` stops with a message (its kernel
-# exits: the submission fails to autograde, loudly), and nbgrader's Validate fails while a
-# function of the notebook still raises NotImplementedError (an untouched template).
+# exits: the submission fails to autograde, loudly, and nothing reaches the gradebook), and
+# nbgrader's Validate fails while a function of the notebook still raises NotImplementedError
+# (an untouched template). The kernel's stderr reaches the terminal of `nbgrader autograde`
+# but not formgrader's Autograde button, which shows nbgrader's log: so the kernel first opens
+# a comm named after the message (the kernel protocol's own way to address its client), which
+# nbgrader's executor logs as a warning ("No handler found for comm target ..."), just above
+# its "DeadKernelError: Kernel died".
+AUTOGRADE_REFUSED = ("nbgrader autograde cannot grade this notebook: its check cells hold no tests (an untouched "
+                     "template would get full marks). Grade it with the course grader: python -m graders batch "
+                     "ASSIGNMENT COURSE/submitted --out RESULTS (it writes the scores into gradebook.db; see "
+                     "docs/instructor.md)")
 HELPER_CELL = '''# How the graded cells below behave: the course grader scores them, never this notebook.
 def _graded_by_the_course_grader(check):
     import os
     import sys
 
     if os.environ.get("NBGRADER_EXECUTION") == "autograde":
-        sys.__stderr__.write(
-            "\\nERROR: nbgrader autograde cannot grade this notebook: its check cells hold no tests (an untouched "
-            "template would get full marks). Grade with the course grader instead:\\n"
-            "    python -m graders batch ASSIGNMENT COURSE/submitted --out RESULTS\\n"
-            "(it writes the scores into gradebook.db; see docs/instructor.md)\\n")
+        message = MESSAGE
+        sys.__stderr__.write("\\nERROR: " + message + "\\n")
         sys.__stderr__.flush()
+        try:  # nbgrader logs a comm it has no handler for: formgrader shows its log
+            from comm import create_comm
+
+            create_comm(target_name=message)
+        except Exception:
+            pass
+        import time
+
+        time.sleep(1)  # the comm's message leaves before the kernel does
         os._exit(3)
     todo = sorted(name for name, value in globals().items()
                   if not name.startswith("_") and getattr(value, "__module__", None) == "__main__"
@@ -96,7 +111,7 @@ def _graded_by_the_course_grader(check):
     if todo:
         raise NotImplementedError(f"not done yet: {', '.join(todo)} still raise NotImplementedError")
     print(f"{check}: scored by the course grader with its own seeds; check your work with the last cell")
-'''
+'''.replace("MESSAGE", repr(AUTOGRADE_REFUSED), 1)
 
 
 def grade_cell_source(assignment: str, check) -> str:

@@ -14,11 +14,12 @@ VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
 
 def gradescope(grading: Grading, *, visibility: dict[str, str] | None = None, stdout_visibility: str | None = None,
-               leaderboard: bool = False) -> dict:
+               leaderboard: bool = False, message: str = "") -> dict:
     """Gradescope's results.json: score, execution_time, tests[] (and optionally a leaderboard).
 
     `visibility`: {check: one of VISIBILITIES} (default visible); `leaderboard`: list the
-    metrics the checks published (ctx.metric).
+    metrics the checks published (ctx.metric); `message`: shown first, above the tests
+    (an upload that holds no gradable file, say).
     """
     if grading.partial:
         raise ValueError("a grading of some checks only (--check/--unit) is not a grade: results.json is written "
@@ -42,9 +43,11 @@ def gradescope(grading: Grading, *, visibility: dict[str, str] | None = None, st
         })
     data = {
         "score": grading.score, "execution_time": round(grading.seconds, 3),
-        "output": f"{grading.assignment} graded on {grading.device}; isolation: {grading.isolation}",
+        "output": (f"{message}\n\n" if message else "")
+        + f"{grading.assignment} graded on {grading.device}; isolation: {grading.isolation}",
         "visibility": "visible", "tests": tests,
-        "extra_data": {"max_score": grading.max_score, "internal_error": grading.internal_error},
+        "extra_data": {"max_score": grading.max_score, "internal_error": grading.internal_error,
+                       **({"unsafe_host": grading.unsafe_host} if grading.unsafe_host else {})},
     }
     if stdout_visibility:
         data["stdout_visibility"] = stdout_visibility

@@ -34,12 +34,12 @@ def grades_csv(checks: Sequence[Check], records: Sequence[Record], not_graded: S
     names = [c.name for c in checks]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", *names, "total", "max", "status", "seconds", "flags"])
+    writer.writerow(["student", *names, "total", "max", "status", "seconds", "flags", "unsafe_host"])
     for r in records:
         points = {c.name: c.points for c in r.grading.results}
         writer.writerow([csv_text(r.student), *(_num(points.get(n, "")) for n in names), _num(r.grading.score),
                          _num(r.grading.max_score), csv_text(r.status), f"{r.grading.seconds:.1f}",
-                         csv_text("; ".join(r.grading.flags))])
+                         csv_text("; ".join(r.grading.flags)), csv_text(r.grading.unsafe_host)])
     return buffer.getvalue()
 
 
@@ -51,6 +51,16 @@ def failures_per_check(checks: Sequence[Check], records: Sequence[Record]) -> di
             if result.name in table and result.status in STATUSES:
                 table[result.name][result.status] += 1
     return table
+
+
+def _cause(record: Record) -> str:
+    errors = [r.message for r in record.grading.results if r.status == "error"]
+    return record.grading.internal_error or (errors[0] if errors else record.status)
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "..."
 
 
 def summary_text(checks: Sequence[Check], records: Sequence[Record], not_graded: Sequence[NotGraded] = ()) -> str:
@@ -66,6 +76,16 @@ def summary_text(checks: Sequence[Check], records: Sequence[Record], not_graded:
     points = {c.name: c.points for c in checks}
     for name, counts in failures_per_check(checks, records).items():
         lines.append(f"{name:40} {points[name]:>6g} " + " ".join(f"{counts[s]:>8}" for s in STATUSES))
+    failed = [r for r in records if r.status in ("crashed", "grader_error")]
+    if failed:
+        lines += ["", f"GRADER ERRORS ({len(failed)}): not the students' doing; fix the cause (python -m graders doctor) "
+                  "and run the batch again: these rows are graded again"]
+        lines += [f"  {r.student}: {r.status}: {_first_line(_cause(r))}" for r in failed]
+    unsafe = sorted({r.grading.unsafe_host for r in records if r.grading.unsafe_host})
+    if unsafe:
+        lines += ["", f"UNSAFE HOST: {sum(bool(r.grading.unsafe_host) for r in records)} rows were graded with "
+                  "--allow-unsafe-host on a host that failed its check (python -m graders doctor):"]
+        lines += [f"  {reason}" for reason in unsafe]
     flagged = [r for r in records if r.grading.flags]
     if flagged:
         lines += ["", f"FLAGGED for review ({len(flagged)}): points withheld until accepted "

@@ -62,6 +62,8 @@ def table(grading: Grading, *, details: bool = True, for_student: bool | None = 
                      "those); the skipped ones are not zeros: grade the whole file to see them."]
     if (in_kit() if for_student is None else for_student) and (note := isolation_note(grading)):
         rows += ["", note]
+    if grading.unsafe_host:
+        rows += ["", f"GRADED ON AN UNSAFE HOST (--allow-unsafe-host): {grading.unsafe_host}"]
     if in_kit():
         skipped = sum(r.status == SKIPPED for r in grading.results)
         rows += ["", "This is the student kit's check with the public seeds, not your grade: the official grading "

@@ -1,4 +1,4 @@
-"""What can go wrong in the worker, as the checks see it; and a callback's refusal."""
+"""What can go wrong in the worker, as the checks see it; a callback's refusal; and a failure of the host."""
 
 from __future__ import annotations
 
@@ -29,3 +29,7 @@ class CallbackRefused(Exception):
     """Raised by a grader callback to refuse a request; the worker sees a RuntimeError."""
 
 
+class HostError(RuntimeError):
+    """The grading host failed, not the student: the sandbox cannot start, or the worker cannot import what the
+    grader's environment has (graders/sandbox/probe.py tells the two apart). The row is a grader error with this
+    cause."""

@@ -28,12 +28,11 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from graders.paths import GRADERS_DIR, WORKER_PACKAGE_DIR
-from graders.sandbox import cgroups
+from graders.sandbox import cgroups, pythonenv
 
 log = logging.getLogger(__name__)
 
@@ -86,30 +85,29 @@ def fresh_uid() -> int:
 
 
 def python_paths() -> list[str]:
-    """What the worker's interpreter needs to read: the installation and the venv."""
-    paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    paths.add(os.path.dirname(os.path.realpath(sys.executable)))
-    if os.path.dirname(sys.executable) != os.path.dirname(os.path.realpath(sys.executable)):
-        paths.add(os.path.abspath(os.path.dirname(sys.executable)))
-    # keep the outermost ones only; /usr is mounted anyway
-    kept = []
-    for p in sorted(paths, key=len):
-        if not any(p == k or p.startswith(k + "/") for k in kept + ["/usr"]):
-            kept.append(p)
-    return kept
+    """What the worker's interpreter needs to read: the installation, the venv, site-packages and what .pth files add
+    (graders/sandbox/pythonenv.py), at their real paths; /usr is mounted anyway."""
+    bound, _ = pythonenv.mounts(pythonenv.current())
+    return [p for p in bound if not any(p == d or p.startswith(d + "/") for d in SYSTEM_DIRS)]
 
 
 def traversable_by_others(path: str) -> bool:
     """Whether a uid with no special rights can reach and read `path` (for the fallback's uid drop)."""
-    p = Path(path).resolve()
-    for d in [*reversed(p.parents), p]:
-        try:
-            mode = d.stat().st_mode
-        except OSError:
-            return False
-        if d.is_dir() and not mode & 0o001:
-            return False
-    return bool(p.stat().st_mode & 0o004)
+    return _blocking(path) is None
+
+
+def _blocking(path: str) -> str | None:
+    """The first folder (or the file) on the way to `path` that other users cannot pass (or read): along the path as
+    given (the folders holding its links) and along its real path; None when there is none."""
+    for p in dict.fromkeys((Path(os.path.abspath(path)), Path(path).resolve())):
+        for d in [*reversed(p.parents), p]:
+            try:
+                mode = d.stat().st_mode
+            except OSError:
+                return str(d)
+            if d.is_dir() and not mode & 0o001:
+                return str(d)
+    return None if Path(path).resolve().stat().st_mode & 0o004 else str(Path(path).resolve())
 
 
 @functools.cache
@@ -159,10 +157,13 @@ def _plan(requested: str) -> Plan:
         _warn_once(f"grading without bubblewrap ({why_not}): the worker is confined by process limits only")
     if not as_root:
         return Plan("process", None)
-    needed = [*python_paths(), str(WORKER_PACKAGE_DIR)]
-    blocked = [p for p in needed if not traversable_by_others(p)]
+    env = pythonenv.current()
+    needed = [env.executable, *env.folders(), str(WORKER_PACKAGE_DIR)]
+    blocked = [(p, where) for p in needed if (where := _blocking(p)) is not None]
     if blocked:
-        note = f"cannot drop root: {blocked[0]} is not readable by other users"
+        path, where = blocked[0]
+        note = f"cannot drop root: {where} is not readable by other users" + (f" (on the way to {path})"
+                                                                             if where != path else "")
         _warn_once(f"the worker runs as root: {note}")
         return Plan("process", None, note)
     return Plan("process", SANDBOX_UID)
@@ -209,14 +210,20 @@ def _hidden_under(mounted: list[str]) -> list[str]:
     return [p for p in private if os.path.isdir(p) and any(p == m or p.startswith(m + "/") for m in mounted)]
 
 
-def _bind(source: str, target: str, made: set[str], flag: str = "--ro-bind") -> list[str]:
-    """Bind `source` at `target`, first making its parent directories searchable (bubblewrap's are 0700)."""
+def _parents(target: str, made: set[str]) -> list[str]:
+    """Make the parent directories of `target` searchable (bubblewrap's own are 0700)."""
     args = []
     for parent in reversed(Path(target).parents):
         p = str(parent)
         if p != "/" and p not in made:
             made.add(p)
             args += ["--perms", "0755", "--dir", p]
+    return args
+
+
+def _bind(source: str, target: str, made: set[str], flag: str = "--ro-bind") -> list[str]:
+    """Bind `source` at `target`, first making its parent directories searchable."""
+    args = _parents(target, made)
     made.add(target)
     return args + [flag, source, target]
 
@@ -242,9 +249,13 @@ def bwrap_command(python_command: list[str], *, submission_dir: str, readable: l
     made = {"/usr", "/tmp", "/dev", "/dev/shm", "/proc", SCRATCH}
     for name in ETC_FILES:
         args += _bind(f"/etc/{name}", f"/etc/{name}", made, "--ro-bind-try")
-    for path in python_paths():
+    python = python_paths()
+    links = pythonenv.mounts(pythonenv.current(), tuple(f"/etc/{name}" for name in ETC_FILES))[1]
+    for path in python:
         args += _bind(path, path, made)
-    args += [arg for hidden in _hidden_under(python_paths()) for arg in ("--tmpfs", hidden)]
+    for where, target in links:  # a linked venv or project folder resolves inside as it does outside
+        args += _parents(where, made) + ["--symlink", target, where]
+    args += [arg for hidden in _hidden_under(python) for arg in ("--tmpfs", hidden)]
     args += _bind(str(WORKER_PACKAGE_DIR), f"{PACKAGE_ROOT}/{WORKER_PACKAGE_DIR.name}", made)
     for path in readable:
         real = os.path.realpath(path)

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 from graders.paths import WORKER_PACKAGE_DIR
-from graders.sandbox import cgroups, fastpath, isolation, procfs, seccomp, teardown
+from graders.sandbox import cgroups, fastpath, isolation, procfs, pythonenv, seccomp, teardown
 from graders.sandbox.capture import OutputCapture
-from graders.sandbox.errors import CallbackRefused, StudentError, SubmissionLoadError, WorkerDied, WorkerTimeout
+from graders.sandbox.errors import CallbackRefused, HostError, StudentError, SubmissionLoadError, WorkerDied, WorkerTimeout
 from graders.sandbox.limits import Limits, rlimits
 from graders.sandbox.watchdog import Watchdog, oom_reason
 from graders_worker import protocol
@@ -36,8 +36,6 @@ from graders_worker.cells import MAX_FAILED_CELLS
 
 log = logging.getLogger(__name__)
 
-BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv[1]); from graders_worker.main import main; "
-             "main(sys.argv[2:])")
 PASSED_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LD_LIBRARY_PATH")
 TOKEN_ENV = "GRADER_WORKER_TOKEN"  # marks the worker's processes, to find strays in the fallback mode
 NO_DEADLINE_S = 24 * 3600
@@ -107,6 +105,8 @@ def _unused_uid() -> int:
 class Worker:
     """A proxy to the student's process. Use as a context manager."""
 
+    probes_host = True  # a failed import asks a probe whether the host is at fault (graders/sandbox/probe.py)
+
     def __init__(self, assignment: str, submission_code: str, *, device: str = "cpu",
                  threads: int = 1, limits: Limits | None = None, readable: list[str | Path] | None = None):
         """`readable`: paths (datasets) the worker may read besides Python and the worker package."""
@@ -123,6 +123,7 @@ class Worker:
         self._proc: subprocess.Popen | None = None
         self._load_error: str | None = None
         self.load_failures: list[str] = []  # the worker's report of the notebook cells that raised while loading
+        self._host_error: str | None = None  # the host cannot run a worker (HostError): every start says so
         self._output_parts: list[str] = []
         self._capture: OutputCapture | None = None
         self._watchdog: Watchdog | None = None
@@ -135,6 +136,11 @@ class Worker:
         self._left: list[str] = []  # what a stop could not prove gone (graders/sandbox/teardown.py)
         self._withheld: str | None = None  # why what it prints or raises is no longer shown (withhold_output)
         self._shown_chars = 0  # of its output, what was printed before withhold_output
+
+    @property
+    def host_error(self) -> str | None:
+        """Why this host cannot run a worker, once a start found out (HostError); else None."""
+        return self._host_error
 
     @property
     def isolation(self) -> str:
@@ -171,9 +177,12 @@ class Worker:
         return env
 
     def _command(self, request_r: int, reply_w: int, seccomp_fd: int | None) -> tuple[list[str], str]:
-        """(command, scratch as the worker sees it)."""
+        """(command, scratch as the worker sees it). The interpreter and its import path are the grader's own
+        (graders/sandbox/pythonenv.py), in both modes."""
+        env = pythonenv.current()
+        interpreter = [env.executable, "-I", "-S", "-B", "-c", pythonenv.bootstrap(env)]
         if self.plan.mode == "bubblewrap":
-            python = [sys.executable, "-I", "-B", "-c", BOOTSTRAP, isolation.PACKAGE_ROOT, self.assignment,
+            python = [*interpreter, isolation.PACKAGE_ROOT, self.assignment,
                       f"{isolation.SUBMISSION_DIR}/submission.py", str(request_r), str(reply_w)]
             return self._bwrap(python, self._host_dir, self._uid, seccomp_fd), isolation.SCRATCH
         # Without bubblewrap: a folder that holds the worker package and nothing else is its import root.
@@ -181,8 +190,8 @@ class Worker:
         os.chmod(self._package_root, 0o755)
         os.symlink(WORKER_PACKAGE_DIR, os.path.join(self._package_root, WORKER_PACKAGE_DIR.name))
         submission = os.path.join(self._host_dir, "submission.py")
-        return ([sys.executable, "-I", "-B", "-c", BOOTSTRAP, self._package_root, self.assignment, submission,
-                 str(request_r), str(reply_w)], self._host_dir)
+        return ([*interpreter, self._package_root, self.assignment, submission, str(request_r), str(reply_w)],
+                self._host_dir)
 
     def _bwrap(self, python: list[str], submission_dir: str, uid: int | None, seccomp_fd: int | None) -> list[str]:
         command = isolation.bwrap_command(python, submission_dir=submission_dir, readable=self.readable,
@@ -201,6 +210,8 @@ class Worker:
             self._start(None)
 
     def _start(self, deadline: float | None) -> None:
+        if self._host_error is not None:
+            raise HostError(self._host_error)
         if self._load_error is not None:
             raise SubmissionLoadError(self._load_error)
         self._host_dir = tempfile.mkdtemp(prefix="grader-worker-")
@@ -230,12 +241,15 @@ class Worker:
                 pass_fds=(request_r, reply_w, *fast_fds, *extra_fds), start_new_session=True,
                 preexec_fn=_preexec(chosen, drop_uid, cgroup_procs, installer),
             )
-        except BaseException:
+        except BaseException as exc:
             if self._cgroup:
                 self._cgroup.remove()
             if self._fast is not None:
                 self._fast.close()
                 self._fast = None
+            if isinstance(exc, OSError):  # no process at all: the host (fork refused, sandbox missing)
+                self._host_error = f"a worker process could not be started: {exc}"
+                raise HostError(self._host_error) from exc
             raise
         finally:
             for fd in (request_r, reply_w, *cgroup_procs, *extra_fds):
@@ -257,19 +271,32 @@ class Worker:
         except WorkerTimeout:
             self._load_error = (f"importing your submission took more than {self.limits.import_seconds:.0f} s; "
                                 "put demo and training code under `if __name__ == \"__main__\":`")
-            raise SubmissionLoadError(self._load_error) from None
+            raise self._load_failure() from None
         except WorkerDied as exc:
             self._load_error = f"the submission could not be imported: {exc}"
-            raise SubmissionLoadError(self._load_error) from None
+            raise self._load_failure() from None
         if message.get("op") == "load_error":
             self._load_error = f"could not import your submission: {self._student_text(message.get('message'))}"
             self._stop()
-            raise SubmissionLoadError(self._load_error)
+            raise self._load_failure()
         if message.get("op") != "ready":
             self._stop()
             raise WorkerDied("the worker broke the protocol while starting")
         failed = message.get("cells_failed")  # untrusted text, for messages only (graders/submission.py)
         self.load_failures = [self._shortened(m) for m in failed[:MAX_FAILED_CELLS]] if isinstance(failed, list) else []
+
+    def _load_failure(self) -> SubmissionLoadError | HostError:
+        """The student's SubmissionLoadError; or HostError, when a worker without student code fails here too."""
+        if self.probes_host:
+            from graders.sandbox import probe  # (it imports this module)
+
+            modules = tuple(m for m in probe.modules_imported(self.code) if probe.environment_has(m))
+            cause = probe.failure(self.assignment, device=self.device, limits=self.limits,
+                                  readable=tuple(self.readable), modules=modules)
+            if cause:
+                self._host_error, self._load_error = cause, None
+                return HostError(cause)
+        return SubmissionLoadError(self._load_error)
 
     def _make_cgroup(self) -> cgroups.Group | None:
         if self.plan.cgroups is None:
