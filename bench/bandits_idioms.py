@@ -102,7 +102,7 @@ def _apply(edits, reference: str = REFERENCE) -> str:
 def cases() -> dict[str, tuple[bool, tuple[str, ...], str]]:
     """name -> (correct, the checks it must lose, source)."""
     found = {name: (True, loses, _apply(edits)) for name, (loses, edits) in IDIOMS.items()}
-    for v in variants.load("bandits")[0]:
+    for v in variants.load("bandits"):
         found[f"bug/{v.name}"] = (False, v.loses, v.source())
     for name, (loses, edits) in EXTRA_BUGS.items():
         found[f"bug/{name}"] = (False, loses, _apply(edits))

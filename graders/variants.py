@@ -8,7 +8,6 @@ reference), in one format:
                 edits=[("... < self.epsilon", "... > self.epsilon")], loses=("exploration_frequency",),
                 messages={"exploration_frequency": "non-greedy actions"}),
     ]
-    CONFIG = "..."   # optional instructor TOML for grading the variants quickly (e.g. short training)
 
 Each edit must apply exactly once, so a variant follows the reference when it changes.
 tests/test_assignments.py grades every variant: it loses exactly the unit checks it names
@@ -38,7 +37,7 @@ class Variant:
     edits: list[tuple[str, str]]
     loses: tuple[str, ...]  # the checks it must lose: all the unit checks it loses, and any training check
     messages: dict[str, str] = field(default_factory=dict)  # check -> words its message must contain
-    config: str = ""  # instructor TOML for this variant, instead of the module's CONFIG
+    config: str = ""  # instructor TOML for grading this variant (e.g. a shorter training)
     slow: bool = False  # it must lose a training check: long to grade
     assignment: str = ""  # set by load()
 
@@ -60,16 +59,15 @@ def _module(name: str) -> ModuleType:
     return module
 
 
-def load(name: str) -> tuple[list[Variant], str]:
-    """(the variants of assignment `name`, the config to grade them with); none when it has no variants.py."""
+def load(name: str) -> list[Variant]:
+    """The variants of assignment `name`; none when it has no variants.py."""
     if not assignments.solution_path(name).with_name("variants.py").exists():
-        return [], ""
-    module = _module(name)
-    return [dataclasses.replace(v, assignment=name) for v in module.VARIANTS], getattr(module, "CONFIG", "")
+        return []
+    return [dataclasses.replace(v, assignment=name) for v in _module(name).VARIANTS]
 
 
 def by_name(name: str, variant: str) -> Variant:
-    found = {v.name: v for v in load(name)[0]}
+    found = {v.name: v for v in load(name)}
     if variant not in found:
         raise KeyError(f"{name} has no variant {variant!r}; known: {', '.join(found)}")
     return found[variant]
@@ -77,7 +75,7 @@ def by_name(name: str, variant: str) -> Variant:
 
 def main(argv: list[str]) -> int:
     if len(argv) == 1:
-        for v in load(argv[0])[0]:
+        for v in load(argv[0]):
             print(f"{v.name:40} loses {', '.join(v.loses)}: {v.bug}")
         return 0
     if len(argv) != 2:

@@ -16,7 +16,7 @@ TEMPLATES = [pytest.param(name, path, id=path.name) for name in assignments.name
 
 def _variant_params():
     for name in assignments.names():
-        for v in variants.load(name)[0]:
+        for v in variants.load(name):
             yield pytest.param(v, id=f"{name}-{v.name}", marks=[pytest.mark.slow] if v.slow else [])
 
 
@@ -53,7 +53,7 @@ def test_buggy_variant_loses_exactly_the_checks_it_names(grade_source, variant):
 
 def test_every_assignment_has_variants_that_apply():
     for name in assignments.names():
-        found, _config = variants.load(name)
+        found = variants.load(name)
         assert found, f"{name} has no buggy variants in solutions/{name}/variants.py"
         checks = {c.name for c in assignments.grader(name).checks}
         for v in found:

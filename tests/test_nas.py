@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import NEEDS_BUBBLEWRAP, NEEDS_FASHION_MNIST, by_name, edited, solution_source
 
-from graders import datasets, variants
+from graders import datasets
 from graders.nas import controller, grader, measure, space
 from graders.nas import table as nas_table
 from graders.nas.search import SearchServer, draw_permutations, expected_best
@@ -24,7 +24,6 @@ UNIT_CHECKS = ("reward_formula", "baseline_moving_average", "controller_emits_on
                "greedy_architecture_takes_each_argmax", "loss_gradient_is_reinforce_with_baseline",
                "update_uses_the_baseline_before_the_batch")
 SEARCH_CHECKS = ("search_first_seed", "search_second_seed")
-UNIT_ONLY = variants.load(NAME)[1]  # the search checks get too little time to start
 BUDGET = grader.DEFAULTS["evaluation_budget"]
 SPENT = f"{BUDGET} of {BUDGET} evaluations"
 
@@ -44,7 +43,7 @@ def test_a_loss_that_sums_over_the_batch_keeps_its_points(grade_source):
     """As in the REINFORCE assignments: a positive factor (here the batch size) is the same algorithm under Adam."""
     source = edited(NAME, "return -((rewards.detach() - baseline) * log_probs).mean()",
                     "return -((rewards.detach() - baseline) * log_probs).sum()")
-    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["loss_gradient_is_reinforce_with_baseline"]
+    result = by_name(grade_source(NAME, source, unit=True))["loss_gradient_is_reinforce_with_baseline"]
     assert result.status == "passed" and "sums over the batch instead of averaging" in result.message
 
 
@@ -55,7 +54,7 @@ def test_an_update_written_inline_keeps_its_point(grade_source):
                     "    loss = -((rewards_t - baseline) * sequence_log_prob(controller, tokens)).sum()\n")
     source = source.replace("    return update_baseline(baseline, rewards, decay)\n    ### END SOLUTION",
                             "    return decay * baseline + (1 - decay) * float(np.mean(rewards))\n    ### END SOLUTION")
-    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    result = by_name(grade_source(NAME, source, unit=True))["update_uses_the_baseline_before_the_batch"]
     assert result.status == "passed", result.message
 
 
@@ -80,7 +79,7 @@ def _made_up(submission, batches, decay, lr):
 
 _adapter.update_steps = _made_up
 """
-    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    result = by_name(grade_source(NAME, source, unit=True))["update_uses_the_baseline_before_the_batch"]
     assert result.status == "failed" and "did not move by one REINFORCE step" in result.message, result.message
 
 
@@ -92,7 +91,7 @@ def test_enas_order_of_the_baseline_update_keeps_its_point(grade_source):
                       "    baseline = update_baseline(baseline, rewards, decay)\n    rewards_t = torch.as_tensor(rewards,"),
                      ("    return update_baseline(baseline, rewards, decay)\n    ### END SOLUTION",
                       "    return baseline\n    ### END SOLUTION"))
-    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    result = by_name(grade_source(NAME, source, unit=True))["update_uses_the_baseline_before_the_batch"]
     assert result.status == "passed" and "ENAS's order" in result.message, result.message
 
 
@@ -122,7 +121,7 @@ def test_a_gru_controller_with_zero_heads_and_multinomial_sampling_keeps_every_p
     instead of Categorical."""
     source = variant(*GRU_CONTROLLER, ("previous = torch.distributions.Categorical(logits=logits).sample()",
                                        "previous = torch.multinomial(torch.softmax(logits, dim=1), 1).squeeze(1)"))
-    grading = grade_source(NAME, source, config_toml=UNIT_ONLY)
+    grading = grade_source(NAME, source, unit=True)
     assert not {r.name: r.message for r in grading.results if r.kind == "unit" and r.status != "passed"}
 
 
@@ -131,12 +130,12 @@ def test_gradients_cleared_after_the_step_or_by_train_keep_the_update_point(grad
     does not clear them keeps its point when train() clears them before each call (read on the short search)."""
     after = variant(("    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n",
                      "    loss.backward()\n    optimizer.step()\n    optimizer.zero_grad()\n"))
-    result = by_name(grade_source(NAME, after, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    result = by_name(grade_source(NAME, after, unit=True))["update_uses_the_baseline_before_the_batch"]
     assert result.status == "passed" and "clear" not in result.message, result.message
     by_train = variant(("    optimizer.zero_grad()\n    loss.backward()\n", "    loss.backward()\n"),
                        ("        baseline = reinforce_update(", "        optimizer.zero_grad()\n"
                                                               "        baseline = reinforce_update("))
-    result = by_name(grade_source(NAME, by_train, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    result = by_name(grade_source(NAME, by_train, unit=True))["update_uses_the_baseline_before_the_batch"]
     assert result.status == "passed" and "your train() clears them before each call" in result.message, \
         result.message
 
@@ -151,7 +150,7 @@ def test_a_train_that_updates_inline_keeps_the_update_point_with_a_note(grade_so
                       "                              torch.as_tensor(rewards, dtype=torch.float32), before)\n"
                       "        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n"
                       "        baseline = update_baseline(before, rewards, args.baseline_decay)\n"))
-    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["update_uses_the_baseline_before_the_batch"]
+    result = by_name(grade_source(NAME, source, unit=True))["update_uses_the_baseline_before_the_batch"]
     assert result.status == "passed" and "did not call reinforce_update" in result.message, result.message
 
 
@@ -197,7 +196,7 @@ def test_a_controller_that_runs_the_graders_controller_loses_the_point(grade_sou
     steps to one (even one built at import, before the check) earns nothing: the grader's controller refuses to
     run while the student's own is checked."""
     source = variant(("class Controller(nn.Module):\n", BORROWED_CONTROLLER))
-    result = by_name(grade_source(NAME, source, config_toml=UNIT_ONLY))["controller_emits_one_token_per_decision"]
+    result = by_name(grade_source(NAME, source, unit=True))["controller_emits_one_token_per_decision"]
     assert result.status in ("failed", "error") and result.points == 0, result.message
     assert "the grader's controller" in result.message and "write your own" in result.message, result.message
 

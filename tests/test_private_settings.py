@@ -50,7 +50,7 @@ def _config(name: str) -> tuple[str, list[str]]:
 def _submissions(name: str) -> list[str]:
     if name in ("reinforce", "reinforce_baseline"):  # trains in no time; the evaluation prints the threshold
         return [controller_source(name)]
-    return [solution_source(name), variants.load(name)[0][0].source()]
+    return [solution_source(name), variants.load(name)[0].source()]
 
 
 @pytest.mark.parametrize("name", assignments.names())

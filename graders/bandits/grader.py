@@ -298,9 +298,9 @@ def _expect_at_least(ctx, value: float, threshold: str, what: str, hint: str) ->
 
 
 @check(points=2, kind="training", timeout=TESTBED_TIMEOUT)
-def testbed_epsilon_greedy(fresh_worker, ctx):
+def testbed_epsilon_greedy(worker, ctx):
     """Epsilon = 0.1, sample averages, on the grader's 10-armed testbed (figure 2.2)."""
-    testbed = _play(fresh_worker(), ctx, "testbed_epsilon_greedy", "EpsilonGreedy", Rule("epsilon_greedy", epsilon=0.1),
+    testbed = _play(worker, ctx, "testbed_epsilon_greedy", "EpsilonGreedy", Rule("epsilon_greedy", epsilon=0.1),
                     epsilon=0.1)
     late = ctx.option("late_steps")
     _expect_at_least(ctx, testbed.late_average_reward(late), "epsilon_greedy_reward",
@@ -310,10 +310,10 @@ def testbed_epsilon_greedy(fresh_worker, ctx):
 
 
 @check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
-def testbed_optimistic_greedy(fresh_worker, ctx):
+def testbed_optimistic_greedy(worker, ctx):
     """Q1 = 5, epsilon = 0, step size 0.1 (figure 2.3)."""
     rule = Rule("epsilon_greedy", epsilon=0.0, step_size=0.1, initial_value=5.0)
-    testbed = _play(fresh_worker(), ctx, "testbed_optimistic_greedy", "EpsilonGreedy", rule, epsilon=0.0, step_size=0.1,
+    testbed = _play(worker, ctx, "testbed_optimistic_greedy", "EpsilonGreedy", rule, epsilon=0.0, step_size=0.1,
                     initial_value=5.0)
     late = ctx.option("late_steps")
     _expect_at_least(ctx, testbed.late_optimal_fraction(late), "optimistic_optimal",
@@ -321,18 +321,18 @@ def testbed_optimistic_greedy(fresh_worker, ctx):
 
 
 @check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
-def testbed_ucb(fresh_worker, ctx):
+def testbed_ucb(worker, ctx):
     """UCB with c = 2 (figure 2.4)."""
-    testbed = _play(fresh_worker(), ctx, "testbed_ucb", "UCB", Rule("ucb", c=2.0), c=2.0)
+    testbed = _play(worker, ctx, "testbed_ucb", "UCB", Rule("ucb", c=2.0), c=2.0)
     late = ctx.option("late_steps")
     _expect_at_least(ctx, testbed.late_average_reward(late), "ucb_reward",
                      f"average reward over the last {late} steps", "compare with figure 2.4")
 
 
 @check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
-def testbed_gradient_with_baseline(fresh_worker, ctx):
+def testbed_gradient_with_baseline(worker, ctx):
     """Gradient bandit, alpha = 0.1, with baseline, q* mean +4 (figure 2.5)."""
-    testbed = _play(fresh_worker(), ctx, "testbed_gradient_with_baseline", "GradientBandit",
+    testbed = _play(worker, ctx, "testbed_gradient_with_baseline", "GradientBandit",
                     AnyRule((Rule("gradient", step_size=0.1), Rule("gradient", step_size=0.1, preceding_baseline=True))),
                     mean=4.0, step_size=0.1, baseline=True)
     late = ctx.option("late_steps")
@@ -341,9 +341,9 @@ def testbed_gradient_with_baseline(fresh_worker, ctx):
 
 
 @check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
-def testbed_gradient_without_baseline(fresh_worker, ctx):
+def testbed_gradient_without_baseline(worker, ctx):
     """Gradient bandit, alpha = 0.1, without baseline, q* mean +4 (figure 2.5)."""
-    testbed = _play(fresh_worker(), ctx, "testbed_gradient_without_baseline", "GradientBandit",
+    testbed = _play(worker, ctx, "testbed_gradient_without_baseline", "GradientBandit",
                     Rule("gradient", step_size=0.1, baseline=False), mean=4.0, step_size=0.1, baseline=False)
     late = ctx.option("late_steps")
     _expect_at_least(ctx, testbed.late_optimal_fraction(late), "gradient_no_baseline_optimal",

@@ -31,7 +31,7 @@ DEFAULTS = {
     "seeds": [0],
     "dataset": "fashion-mnist",
     "epochs": 3,
-    "train_seconds": {"cpu": 300, "cuda": 120},  # soft budget the student's train() honours
+    "train_seconds": {"cpu": 300, "cuda": 120},  # the time train() may take (Args.time_budget_s); no clock needed
     "eval_batch": 1000,
     "iw_samples": 32,
     "iw_images": 1000,

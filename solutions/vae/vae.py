@@ -54,7 +54,7 @@ class Args:
     epochs: int = 10
     """passes over the training images"""
     time_budget_s: float = 600.0
-    """stop training (between two steps) once this many seconds have passed"""
+    """the time the grader allows train() (you need not read it: train for `epochs` epochs)"""
     device: str = "auto"
     """auto (CUDA when available, else CPU), cpu or cuda"""
     threads: int = 2
@@ -169,7 +169,8 @@ def negative_elbo(model: VAE, x: torch.Tensor, eps: torch.Tensor) -> torch.Tenso
 #
 # `train_images` is a float32 array (N, 784) of grey levels in [0, 1]. Shuffle each
 # epoch, and for each minibatch take one Adam step on the *mean* over the batch of
-# the per-image negative ELBO. Stop early if `args.time_budget_s` runs out.
+# the per-image negative ELBO, for `args.epochs` epochs. You need no clock: the model
+# suggested here trains the grader's epochs well inside `args.time_budget_s`.
 
 # %%
 def pick_device(name: str) -> torch.device:
@@ -180,7 +181,7 @@ def pick_device(name: str) -> torch.device:
 
 def train(args: Args, train_images: np.ndarray) -> VAE:
     """Train a VAE on train_images (N, 784) float32 in [0, 1]; return it."""
-    start = time.monotonic()
+    start = time.monotonic()  # only to print how long each epoch took
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -202,9 +203,6 @@ def train(args: Args, train_images: np.ndarray) -> VAE:
             optimizer.step()
             total += loss.item() * len(x)
             ### END SOLUTION
-            if time.monotonic() - start > args.time_budget_s:
-                print(f"time budget of {args.time_budget_s} s reached in epoch {epoch + 1}")
-                return model
         print(f"epoch {epoch + 1}: training -ELBO {total / len(data):.2f} nats/image "
               f"({time.monotonic() - start:.1f} s)")
     return model
