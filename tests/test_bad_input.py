@@ -73,8 +73,14 @@ def test_missing_function(grade_source):
 
 
 def test_infinite_loop_inside_a_call(grade_source):
-    grading = grade_source("bandits", break_ucb_act("while True: pass"), config_toml=FAST)
+    # each UCB check is stopped by its own limit (3 or 15 s), not by the grading's (90 s here): issue 31 item 1
+    config = FAST + "[bandits]\ntotal_seconds = 90\n"
+    grading = grade_source("bandits", break_ucb_act("while True: pass"), config_toml=config)
     assert_only_ucb_lost(grading, "timeout", "time limit reached")
+    limits = {"ucb_tries_every_arm_first": 3, "ucb_selection": 3, "testbed_ucb": 15}
+    for result in grading.results:
+        if result.name in limits:
+            assert result.seconds < limits[result.name] + 5, (result.name, result.seconds)
 
 
 def test_memory_hog_inside_a_call(grade_source):

@@ -148,3 +148,14 @@ def test_the_testbed_rule_takes_rounding_as_a_tie_and_an_off_by_one_as_another_m
                                                             "np.sqrt(np.log(self.t + 1) / self.N)"))
     rule = _rule_after_play(off_by_one.UCB(500, 10, c=2.0, seed=1), Rule("ucb", c=2.0))
     assert rule.mismatches > 100 and "the first at step" in rule.verdict(1e-6)
+
+
+def test_a_testbed_the_agent_stopped_playing_fails_by_its_own_guard(grade_source):
+    """Issue 31 item 1: a submission that shortens the worker's loop leaves the testbed unplayed; the guard says
+    so (without it, the averages of an empty tail are NaN and the check failed only by accident)."""
+    source = solution_source("bandits") + (
+        "\n\nimport graders_worker.adapters.bandits as _adapter\n_played = _adapter.play_testbed\n"
+        "_adapter.play_testbed = lambda submission, agent, steps: _played(submission, agent, 10)\n")
+    grading = grade_source("bandits", source, checks=["testbed_ucb"])
+    result = {r.name: r for r in grading.results}["testbed_ucb"]
+    assert result.status == "failed" and "the agent stopped after 10 of 1000 steps" in result.message, result.message

@@ -63,3 +63,17 @@ def test_readme_gives_the_two_commands_that_ci_runs():
     readme = (ROOT / "README.md").read_text()
     assert "make validate" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_pyproject_and_docs_list_every_assignment():
+    """Issue 31 item 5: a new assignment shows in every list of them, or this test names the one that misses it."""
+    readme = (ROOT / "README.md").read_text()
+    description = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["description"]
+    security = (ROOT / "docs" / "security.md").read_text()
+    table = security[security.index("| assignment | check | certifies"):].split("\n\n")[0]
+    certified = {n.strip() for line in table.splitlines()[2:] for n in line.split("|")[1].split(",")}
+    for name in assignments.names():
+        assert f"| `{name}` |" in readme, f"README.md's table of assignments misses {name}"
+        assert re.search(rf"\b{name}\b", description), f"pyproject.toml's description misses {name}"
+        assert (ROOT / "docs" / f"{name}.md").is_file(), f"docs/{name}.md is missing"
+        assert name in certified, f"docs/security.md's 'What each number certifies' table misses {name}"

@@ -263,3 +263,41 @@ def test_can_read_asks_a_process_confined_like_the_worker(mode):
             assert got == {str(public), "/etc/passwd"}
     finally:
         shutil.rmtree(folder)
+
+
+STRAY = """
+import os, subprocess
+
+def escape():
+    # a grandchild in a session of its own: outside the worker's process group, its parent gone
+    out = subprocess.run(["sh", "-c", "setsid sleep 300 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True)
+    return int(out.stdout)
+"""
+
+
+def _gone(pid: int, start: int | None) -> bool:
+    return procfs.start_time(pid) != start or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+
+
+def test_the_process_mode_kills_a_stray_that_left_its_group_without_a_cgroup_or_uid(monkeypatch):
+    """Issue 31 item 1: with neither a cgroup nor a uid of its own to kill by, the fallback finds the stray by the
+    worker's token (Worker._kill_strays); breaking that guard leaves `sleep 300` alive and fails here at once."""
+    plan = isolation.plan
+
+    def no_uid(*args):
+        return dataclasses.replace(plan(*args), uid=None)
+
+    monkeypatch.setattr(isolation, "plan", no_uid)
+    with Worker("bandits", STRAY, limits=Limits(isolation="process", cgroup="off")) as worker:
+        assert worker._uid is None and worker._cgroup is None
+        pid = worker.call("escape")
+        start = procfs.start_time(pid)
+        assert start is not None and os.getpgid(pid) != worker._proc.pid  # it did leave the group
+    deadline = time.monotonic() + 5
+    while not _gone(pid, start) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert _gone(pid, start), "the stray outlived its worker"
+    finally:
+        if not _gone(pid, start):
+            os.kill(pid, signal.SIGKILL)

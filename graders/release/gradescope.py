@@ -46,7 +46,6 @@ from graders.toml_text import dumps, loads
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 GRADESCOPE_TIMEOUT_S = 2400  # what to set as the assignment's autograder timeout (Gradescope's default is less)
 STARTUP_MARGIN_S = 120  # container start, imports, writing results: inside Gradescope's timeout, outside ours
-DEBIAN_DATASETS = {"vae": ["dataset-fashion-mnist"]}
 SETTINGS = "gradescope.json"
 SELF_TEST_ENV = "AUTOGRADER_SELF_TEST"  # the build's own run: the host check of the build machine does not stop it
 SELF_TEST_TIMEOUT_S = 3600  # of each of the two gradings of the self-test
@@ -80,12 +79,22 @@ chmod -R go-rwx {dirs}
 """
 
 
+def _dataset_spec(assignment: str) -> dict:
+    """The manifest's entry of the dataset the assignment trains on by default (its grader's `dataset` option), or {}.
+    (The manifest is read directly: graders.datasets is not shipped with every assignment.)"""
+    name = assignments.grader(assignment).defaults.get("dataset")
+    return json.loads((DATASETS_DIR / "manifest.json").read_text())["datasets"][name] if name else {}
+
+
+def debian_packages(assignment: str) -> list[str]:
+    """The Debian packages that hold the assignment's dataset, for setup.sh to install."""
+    package = _dataset_spec(assignment).get("debian_package")
+    return [package] if package else []
+
+
 def _hide_datasets(assignment: str) -> str:
     """The setup lines that make the assignment's Debian dataset folders readable by root only ('' if none)."""
-    packages = DEBIAN_DATASETS.get(assignment, [])
-    manifest = json.loads((DATASETS_DIR / "manifest.json").read_text())  # (graders.datasets is not shipped to all)
-    dirs = sorted({d for spec in manifest["datasets"].values() if spec.get("debian_package") in packages
-                   for d in spec.get("system_dirs", [])})
+    dirs = sorted(_dataset_spec(assignment).get("system_dirs", []))
     return HIDE_DATASETS.format(dirs=" ".join(dirs)) if dirs else ""
 
 
@@ -141,7 +150,7 @@ def build(assignment: str, out: str | Path, *, config: str | Path | None = None,
             "visibility": dict.fromkeys(hidden, "after_due_date"), "stdout_visibility": stdout_visibility,
             "leaderboard": leaderboard, "total_seconds": timeout_s - STARTUP_MARGIN_S,
             "allow_unsafe_host": allow_unsafe_host}, indent=1) + "\n")
-        (source / "setup.sh").write_text(SETUP.format(debian=" ".join(DEBIAN_DATASETS.get(assignment, [])),
+        (source / "setup.sh").write_text(SETUP.format(debian=" ".join(debian_packages(assignment)),
                                                       hide_datasets=_hide_datasets(assignment),
                                                       torch_index=torch_index or TORCH_CPU_INDEX,
                                                       torch=_torch_requirement()))
