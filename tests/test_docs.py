@@ -69,3 +69,27 @@ def test_a_misspelt_fixture_or_hook_is_an_error_when_the_grader_is_loaded():
         assert "unknown fixtures ['wroker']" in str(exc) and "misspelt 'DEFAULTS'" in str(exc)
     else:
         raise AssertionError("a misspelt fixture was accepted")
+
+
+PATH_NAMED = re.compile(r"(?<![\w/.-])((?:graders|graders_worker|bench|tests|solutions|assignments|docs|datasets)"
+                        r"/[\w./-]*\w\.(?:py|md|jsonl|json|toml|png|ipynb|csv))(?![\w-])")
+
+
+EXAMPLE = re.compile(r"NAME|\*|running_mean")  # placeholders, and docs/writing-a-grader.md's example assignment
+
+
+def _named_paths(text: str) -> set[str]:
+    return set(PATH_NAMED.findall(text))
+
+
+def test_every_file_the_docs_and_docstrings_name_exists():
+    """Issue 31 item 7: a file named in the README, docs/ or a module's text is in the repository (a bench's output
+    path with a placeholder, such as NAME, and the example assignment of docs/writing-a-grader.md are not files)."""
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / "graders").rglob("*.py")), *sorted((ROOT / "graders_worker").rglob("*.py"))]
+    missing = {}
+    for path in texts:
+        for name in _named_paths(path.read_text()):
+            if not EXAMPLE.search(name) and not (ROOT / name).exists():
+                missing.setdefault(str(path.relative_to(ROOT)), []).append(name)
+    assert not missing, missing

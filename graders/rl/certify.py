@@ -6,8 +6,8 @@ grader's own record of the served episodes can. Training points are withheld, wi
 for the instructor, unless
 
 1. the learning curve starts where an untrained policy starts: the mean return of the first
-   `start_episodes` episodes to finish is at most `start_limit` (set from the first returns
-   of freshly initialised policies of the template's shapes, bench/reinforce_start_returns.py);
+   `start_episodes` episodes to finish is at most `start_limit` (an untrained policy of the
+   template's shapes starts near 20; the measured curves are in docs/reinforce.md);
 2. the grader saw the policy play near the threshold: the best mean over `window`
    consecutive served episodes reaches `reach` (set from the reference's own curves, so a
    policy that evaluates far above anything the grader saw it play is not credited).
