@@ -411,3 +411,13 @@ def test_common_kl_and_bce_idioms_keep_the_exactness_points(grade_source):
     lost = {name for name, r in results.items() if r.status != "passed" and r.kind == "unit"}
     assert lost == {"bernoulli_nll_is_stable_at_large_logits"}, {n: results[n].message for n in lost}
     assert "log(0)" in results["bernoulli_nll_is_stable_at_large_logits"].message
+
+
+def test_a_missing_negative_elbo_is_named_once_where_it_is(grade_source):
+    """Issue 26 item 5: the model's shapes do not need negative_elbo; its own check names it."""
+    source = solution_source("vae").replace("def negative_elbo(", "def negative_elbo_unused(")
+    results = by_name(grade_source("vae", source, unit=True))
+    assert results["model_shapes_and_dtypes"].status == "passed", results["model_shapes_and_dtypes"].message
+    lost = {name for name, r in results.items() if r.status not in ("passed", "skipped")}
+    assert lost == {"negative_elbo_is_reconstruction_plus_kl"}, {n: results[n].message[:200] for n in lost}
+    assert "negative_elbo" in results["negative_elbo_is_reconstruction_plus_kl"].message

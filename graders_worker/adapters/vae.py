@@ -76,12 +76,13 @@ def bernoulli_nll(sub, logits, x, dtype="float64"):
         return to_numpy(sub.bernoulli_nll(_tensor(logits, dt), _tensor(x, dt)))
 
 
-def model_outputs(sub, seed, x, eps, latent_dim, hidden_dim):
+def model_outputs(sub, seed, x, eps, latent_dim, hidden_dim, with_loss=True):
     """A freshly initialised model's outputs on the grader's x and eps, with dtypes as the student made them.
 
     ``logits`` decodes z = mu + exp(log_sigma) * eps computed here (not by the
     student's reparameterize), so the grader can recompute the loss of the same
-    weights from these outputs and compare it with the student's negative_elbo.
+    weights from these outputs and compare it with the student's negative_elbo (left out
+    with `with_loss=False`).
     """
     torch.manual_seed(int(seed))
     model = sub.VAE(latent_dim=int(latent_dim), hidden_dim=int(hidden_dim))
@@ -90,8 +91,10 @@ def model_outputs(sub, seed, x, eps, latent_dim, hidden_dim):
     with torch.no_grad():
         mu, log_sigma = model.encode(xt)
         logits = model.decode(mu + torch.exp(log_sigma) * et)
-        loss = sub.negative_elbo(model, xt, et)
-    return {"mu": to_numpy(mu), "log_sigma": to_numpy(log_sigma), "logits": to_numpy(logits), "negative_elbo": to_numpy(loss)}
+        out = {"mu": to_numpy(mu), "log_sigma": to_numpy(log_sigma), "logits": to_numpy(logits)}
+        if with_loss:
+            out["negative_elbo"] = to_numpy(sub.negative_elbo(model, xt, et))
+    return out
 
 
 # ----------------------------------------------------------------------------- training
