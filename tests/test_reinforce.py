@@ -222,6 +222,37 @@ timeout = 120
     assert 10 < budget < 14 and own <= budget * 1.1
 
 
+BUSY = "while True:\n    pass\n"
+
+
+def _outcome(grading) -> list[tuple]:
+    return [(r.name, r.status, r.points, {k: m["value"] for k, m in r.metrics.items()}) for r in grading.results]
+
+
+@pytest.mark.slow
+def test_grades_are_identical_with_and_without_two_busy_processes(grade_source):
+    """Issue 26 item 2, compared by outcome: the reference trains until solved (no clock of its own), so with the
+    same seed it learns the same policy whenever the grader gives it the same own time. The loaded grading's budget
+    is 1.5x the own time the quiet one used: were the grader's time-up counting the wall clock, two busy processes
+    on this 2-core machine would end training early and change the grade."""
+    config = "[reinforce]\nseeds = [{seed}]\ntrain_seconds = {budget}\n"
+    quiet = grade_source("reinforce", solution_source("reinforce"), config_toml=config.format(seed=4, budget=120),
+                         checks=["trained_policy_first_seed"])
+    note = by_name(quiet)["trained_policy_first_seed"].message
+    own = float(re.search(r"train\(\) ran ([\d.]+) s of its own time", note).group(1))
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(2)]
+    try:
+        loaded = grade_source("reinforce", solution_source("reinforce"),
+                              config_toml=config.format(seed=4, budget=max(3.0, round(1.5 * own, 1))),
+                              checks=["trained_policy_first_seed"])
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    assert _outcome(loaded) == _outcome(quiet), (note, by_name(loaded)["trained_policy_first_seed"].message)
+    assert by_name(quiet)["trained_policy_first_seed"].status == "passed", note
+
+
 # --- the served environment, without a worker ------------------------------------------------------
 
 

@@ -17,7 +17,8 @@ grader and the machine cost it:
 What is charged is the wall time since the start less those two: the student's
 computing, and its own waits (a GPU, a sleep). Nothing the worker reports enters
 these numbers. The serving not charged is at most SERVING_ALLOWANCE times the
-student's own computing: an honest loop computes more than it asks (a forward pass
+student's own computing, counting the serving thread's CPU time only (its waits for a
+CPU are the machine's load, never the student's): an honest loop computes more than it asks (a forward pass
 per step costs more than the step it asks for), while a loop that only floods the
 grader with requests would otherwise make the grader's CPU work for the whole wall
 limit at no cost to its own budget; past the allowance, the grader's serving is the
@@ -48,8 +49,13 @@ def _schedstat(path: str) -> tuple[float, float] | None:
 
 def thread_busy_s() -> float:
     """Seconds the calling thread has run or waited for a CPU since it started."""
+    return sum(thread_times())
+
+
+def thread_times() -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable waiting for one) of the calling thread since it started."""
     stat = _schedstat("/proc/thread-self/schedstat")
-    return sum(stat) if stat is not None else time.thread_time()  # without schedstat: CPU time only
+    return stat if stat is not None else (time.thread_time(), 0.0)  # without schedstat: CPU time only
 
 
 def _comm(pid: int) -> str:
@@ -93,7 +99,7 @@ class StudentClock:
         self.stopped: float | None = None
         self._worker_root: int | None = None
         self._worker_stat: str | None = None
-        self._at_start = (0.0, 0.0)  # (grader busy, worker run delay)
+        self._at_start = (0.0, 0.0, 0.0)  # (grader on a CPU, grader waiting for one, worker run delay)
         self.serving, self.cpu_wait = 0.0, 0.0  # seconds of serving and of waiting for a CPU, as last measured
         self.serving_charged = 0.0  # the serving past SERVING_ALLOWANCE: charged to the student after all
         self._idle = 0.0  # seconds the serving thread polled for requests on a CPU (not serving: see idle)
@@ -115,7 +121,7 @@ class StudentClock:
             self.started = time.monotonic()
             if self._worker_root is not None:
                 self._worker_stat = f"/proc/{python_pid(self._worker_root)}/schedstat"
-            self._at_start = (thread_busy_s(), self._worker_delay())
+            self._at_start = (*thread_times(), self._worker_delay())
 
     def idle(self, seconds: float) -> None:
         """The serving thread spent `seconds` on a CPU polling for the worker's next request (the fast
@@ -131,14 +137,17 @@ class StudentClock:
 
     def excluded_s(self) -> float:
         """The time not charged so far: the grader's serving (up to SERVING_ALLOWANCE x the student's own computing)
-        and the worker's waits for a CPU."""
+        and the worker's waits for a CPU. The allowance weighs the serving thread's CPU time only: on a loaded
+        machine its waits for a CPU grow, and they are not the student's doing."""
         if self.started is not None and self.stopped is None:
-            self.serving = max(self.serving, thread_busy_s() - self._at_start[0] - self._idle)
+            on_cpu, waiting = thread_times()
+            serving_cpu = max(0.0, on_cpu - self._at_start[0] - self._idle)
+            self.serving = max(self.serving, serving_cpu + waiting - self._at_start[1])
             delay = self._worker_delay()
             if delay:  # 0: the process is gone or unreadable; keep the last figure
-                self.cpu_wait = max(self.cpu_wait, delay - self._at_start[1])
+                self.cpu_wait = max(self.cpu_wait, delay - self._at_start[2])
             computing = (time.monotonic() - self.started) - self.serving - self.cpu_wait
-            self.serving_charged = max(0.0, self.serving - SERVING_ALLOWANCE * max(computing, 0.0))
+            self.serving_charged = max(0.0, serving_cpu - SERVING_ALLOWANCE * max(computing, 0.0))
         return self.serving - self.serving_charged + self.cpu_wait
 
     def deadline(self) -> float:
