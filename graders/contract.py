@@ -20,6 +20,9 @@ Like pytest's hook specifications, this module says everything a grader
                                         answers (e.g. "graders.policy_gradient.exact"): a student kit
                                         (`python -m graders release`, graders/release/) never ships them,
                                         only a recording of their answers for the public seeds
+    PRELOAD: tuple[str, ...]            optional: modules the checks import that take seconds (e.g.
+                                        "torch"): a grading imports them while its first worker starts,
+                                        so no check's time includes them
 
 A check's fixtures are injected by parameter name:
 
@@ -71,7 +74,7 @@ COMMON_HELP = {
     "threads": "CPU threads of the worker",
     "total_seconds": "wall-clock limit of a whole grading (0: the sum of the checks' limits)",
 }
-HOOKS = ("TITLE", "DEFAULTS", "HELP", "worker_readable", "INSTRUCTOR_ONLY", "GPU")
+HOOKS = ("TITLE", "DEFAULTS", "HELP", "worker_readable", "INSTRUCTOR_ONLY", "GPU", "PRELOAD")
 
 
 class GraderContractError(TypeError):
@@ -232,6 +235,7 @@ class Grader:
     worker_readable: Callable[[Context], list] | None = None
     instructor_only: tuple[str, ...] = ()
     gpu: bool = False  # the GPU hook
+    preload: tuple[str, ...] = ()  # the PRELOAD hook
     help: dict = field(default_factory=dict)  # the HELP hook and COMMON_HELP: {setting: what it means}
 
     def rows(self, seeds: int) -> tuple[Check, ...]:
@@ -267,6 +271,9 @@ def _problems(module: ModuleType, checks: tuple[Check, ...]) -> list[str]:
     problems += _instructor_only_problems(module)
     if not isinstance(getattr(module, "GPU", False), bool):
         problems.append("GPU must be True or False")
+    preload = getattr(module, "PRELOAD", ())
+    if not (isinstance(preload, tuple) and all(isinstance(m, str) for m in preload)):
+        problems.append("PRELOAD must be a tuple of module names")
     if isinstance(defaults, dict):
         problems += _help_problems(defaults, getattr(module, "HELP", {}))
     if not checks:
@@ -338,4 +345,5 @@ def from_module(name: str, module: ModuleType) -> Grader:
                                   + "; ".join(problems))
     return Grader(name, module, module.TITLE, dict(getattr(module, "DEFAULTS", {})), checks,
                   getattr(module, "worker_readable", None), tuple(getattr(module, "INSTRUCTOR_ONLY", ())),
-                  getattr(module, "GPU", False), {**COMMON_HELP, **getattr(module, "HELP", {})})
+                  getattr(module, "GPU", False), tuple(getattr(module, "PRELOAD", ())),
+                  {**COMMON_HELP, **getattr(module, "HELP", {})})

@@ -7,8 +7,10 @@ regardless.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -18,7 +20,7 @@ from graders.checks import Check, CheckFailed, CheckFlagged, CheckSkipped, Setup
 from graders.config import Config, Effective
 from graders.contract import FIXTURES, CheckWorker, Context
 from graders.progress import Listener
-from graders.release.replay import NeedsInstructorGrader, skipped_in_kit
+from graders.release.replay import NeedsInstructorGrader, in_kit, skipped_in_kit
 from graders.results import SKIPPED, CheckResult, Grading
 from graders.sandbox import HostError, SubmissionLoadError, Worker, WorkerError
 from graders.selection import NOT_SELECTED, select
@@ -59,8 +61,19 @@ def _not_loaded(check: Check, first: str) -> CheckResult:
     return CheckResult(check.name, 0.0, check.points, "error", NOT_LOADED.format(first=first), kind=check.kind)
 
 
+def _preload(modules: tuple[str, ...]) -> None:
+    """Import the grader's slow dependencies (its PRELOAD hook) in a thread while the first worker starts; a failure
+    is left to the check that imports the module, where it is reported."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - reported by the check that needs it
+            log.debug("preloading %s failed", name, exc_info=True)
+
+
 def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float,
-               spawn: Callable[[], Worker], submission: Submission) -> tuple[CheckResult, bool]:
+               spawn: Callable[[], Worker], submission: Submission,
+               preloaded: threading.Thread) -> tuple[CheckResult, bool]:
     """The check's result, and whether the submission failed to load during it."""
     result = CheckResult(check.name, 0.0, check.points, "passed", kind=check.kind)
     ctx.notes, ctx.metrics = [], {}
@@ -83,6 +96,7 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         result.status, result.message = "error", f"{HOST_FAILED}: {exc}"
         ctx.internal_errors.append(check.name)
         return result, False
+    preloaded.join()  # the grader's own slow imports, made while the worker started: not the check's time
     start = time.monotonic()
     ctx.deadline = min(start + check.timeout_for(ctx.device), total_deadline)
     if ctx.listener:
@@ -195,6 +209,9 @@ def _grade(effective: Effective, submission: str | Path, device: str, artifacts_
     def spawn() -> Worker:
         return Worker(name, loaded.code, device=device, threads=ctx.threads, limits=limits, readable=readable)
 
+    # (a student kit answers from a recording where the grader would compute with them: nothing to preload)
+    preloaded = threading.Thread(target=_preload, args=(() if in_kit() else effective.grader.preload,), daemon=True)
+    preloaded.start()
     with spawn() as worker:
         grading.isolation = worker.isolation
         total_deadline = start + effective.total_seconds(device, selected)
@@ -205,7 +222,7 @@ def _grade(effective: Effective, submission: str | Path, device: str, artifacts_
             elif load_failed_in is not None:
                 grading.results.append(_not_loaded(c, load_failed_in))
             else:
-                result, load_failed = _run_check(c, worker, ctx, total_deadline, spawn, loaded)
+                result, load_failed = _run_check(c, worker, ctx, total_deadline, spawn, loaded, preloaded)
                 grading.results.append(result)
                 if load_failed:
                     load_failed_in = c.name

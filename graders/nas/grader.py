@@ -29,6 +29,7 @@ from graders.sandbox.student_clock import StudentClock
 
 TITLE = "Neural architecture search with a REINFORCE controller"
 GPU = True  # training runs on ctx.device
+PRELOAD = ("torch",)  # the expected gradients are computed with torch (contract.py)
 INSTRUCTOR_ONLY = ("graders.nas.controller",)  # the expected log-probabilities and gradients: never in a student kit
 FALSE_FAIL = 1e-6  # of the chi-squared test of sample_architectures
 DEFAULTS = {

@@ -19,6 +19,7 @@ from graders.rl.training import Run, train_and_evaluate
 
 TITLE = "REINFORCE on CartPole-v1"
 GPU = True  # training runs on ctx.device
+PRELOAD = ("torch",)  # the expected gradients are computed with torch (contract.py)
 INSTRUCTOR_ONLY = ("graders.rl.reinforce",)  # the expected gradients: never in a student kit
 FALSE_FAIL = 1e-6  # of the chi-squared test of sample_actions (exact: the p-value is exact)
 DEFAULTS = {

@@ -30,6 +30,7 @@ from graders.rl.training import Run, train_and_evaluate
 EPISODE_BUDGET = 400
 TITLE = f"REINFORCE with baseline on CartPole-v1 ({EPISODE_BUDGET} episodes)"
 GPU = True  # training runs on ctx.device
+PRELOAD = ("torch",)  # the expected gradients are computed with torch (contract.py)
 INSTRUCTOR_ONLY = ("graders.rl.reinforce",)  # the expected gradients: never in a student kit
 DEFAULTS = {
     "seeds": [0, 1],
