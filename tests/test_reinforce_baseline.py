@@ -168,3 +168,17 @@ def test_the_spare_seed_is_derived_from_the_grading_seeds_and_hidden_with_them()
     spares = {Run.spare(Context(NAME, "cpu", {"seeds": seeds})).seed for seeds in ([0, 1], [0, 2], [5, 1])}
     assert len(spares) == 3 and not spares & {0, 1, 2, 5}
     assert Run.spare(Context(NAME, "cpu", {"seeds": [0, 1]})).seed == Run.spare(Context(NAME, "cpu", {"seeds": [0, 1]})).seed
+
+
+def test_the_reference_standardizes_on_a_batch_whose_two_gradients_are_parallel(grade_source):
+    """Grading seeds [5032, 5033] (found by bench/reinforce_baseline_gradings.py) draw a batch on which the
+    standardized and the raw advantages' gradients are parallel within the tolerance: the reference lost the point
+    as 'did not standardize'. The factor decides there; a loss that ignores the flag still fails."""
+    config = "[reinforce_baseline]\nseeds = [5032, 5033]\n"
+    check = "normalized_advantages_are_standardized"
+    reference = by_name(grade_source(NAME, solution_source(NAME), config_toml=config, checks=[check]))[check]
+    assert reference.status == "passed", reference.message
+    ignores = solution_source(NAME).replace("    if normalize_advantages and len(advantages) > 1:",
+                                            "    if False and normalize_advantages and len(advantages) > 1:")
+    assert ignores != solution_source(NAME)
+    assert by_name(grade_source(NAME, ignores, config_toml=config, checks=[check]))[check].status == "failed"

@@ -232,7 +232,10 @@ def normalized_advantages_are_standardized(worker, ctx):
     asked = _loss_terms(worker, policy_w, value_w, obs, actions, returns, True)
     grads = gradients.read(asked["policy_loss_policy_grads"], want, what, NORMALIZE_HINT)
     c_raw, r_raw = gradients.fit(gradients.flat(grads), gradients.flat(raw))
-    expect(not (c_raw > 0 and r_raw <= gradients.TOLERANCE),
+    c_want, r_want = gradients.fit(gradients.flat(grads), gradients.flat(want))
+    # (on some batches the two gradients are parallel within the tolerance: then the factor below decides)
+    fits_want = c_want > 0 and r_want <= gradients.TOLERANCE
+    expect(fits_want or not (c_raw > 0 and r_raw <= gradients.TOLERANCE),
            "losses(..., normalize_advantages=True) did not standardize the advantages: its gradient is that of "
            "the advantages as they are", NORMALIZE_HINT)
     uncentered = gradients.negated(common.reinforce_estimator(policy_w, obs, actions, advantage / advantage.std()))
