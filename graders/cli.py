@@ -245,7 +245,8 @@ def _settings(args) -> int:
         timeout = c.timeout if isinstance(c.timeout, (int, float)) else ", ".join(f"{k} {v:g}" for k, v in
                                                                                   c.timeout.items())
         note = f" (one row per seed of {c.family})" if c.per_seed else ""
-        print(f"  {c.name:{width}}  {c.points:g} points, {timeout} s, {c.kind}{note}")
+        needs = f"; needs {', '.join(c.needs)}" if c.needs else ""
+        print(f"  {c.name:{width}}  {c.points:g} points, {timeout} s, {c.kind}{note}{needs}")
     return 0
 
 

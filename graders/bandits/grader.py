@@ -297,7 +297,8 @@ def _expect_at_least(ctx, value: float, threshold: str, what: str, hint: str) ->
     expect(value >= limit, f"{what} is {value:.3f}, below the threshold {shown}", hint)
 
 
-@check(points=2, kind="training", timeout=TESTBED_TIMEOUT)
+@check(points=2, kind="training", timeout=TESTBED_TIMEOUT,
+       needs=("argmax_breaks_ties_at_random", "sample_average_update", "exploration_frequency"))
 def testbed_epsilon_greedy(worker, ctx):
     """Epsilon = 0.1, sample averages, on the grader's 10-armed testbed (figure 2.2)."""
     testbed = _play(worker, ctx, "testbed_epsilon_greedy", "EpsilonGreedy", Rule("epsilon_greedy", epsilon=0.1),
@@ -309,7 +310,8 @@ def testbed_epsilon_greedy(worker, ctx):
                      f"fraction of optimal actions over the last {late} steps", "compare with figure 2.2")
 
 
-@check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
+@check(points=1, kind="training", timeout=TESTBED_TIMEOUT,
+       needs=("argmax_breaks_ties_at_random", "constant_step_size_and_optimistic_start", "greedy_ties_are_uniform"))
 def testbed_optimistic_greedy(worker, ctx):
     """Q1 = 5, epsilon = 0, step size 0.1 (figure 2.3)."""
     rule = Rule("epsilon_greedy", epsilon=0.0, step_size=0.1, initial_value=5.0)
@@ -320,7 +322,8 @@ def testbed_optimistic_greedy(worker, ctx):
                      f"fraction of optimal actions over the last {late} steps", "compare with figure 2.3")
 
 
-@check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
+@check(points=1, kind="training", timeout=TESTBED_TIMEOUT,
+       needs=("ucb_tries_every_arm_first", "ucb_selection"))
 def testbed_ucb(worker, ctx):
     """UCB with c = 2 (figure 2.4)."""
     testbed = _play(worker, ctx, "testbed_ucb", "UCB", Rule("ucb", c=2.0), c=2.0)
@@ -329,7 +332,8 @@ def testbed_ucb(worker, ctx):
                      f"average reward over the last {late} steps", "compare with figure 2.4")
 
 
-@check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
+@check(points=1, kind="training", timeout=TESTBED_TIMEOUT,
+       needs=("gradient_bandit_policy", "gradient_bandit_update_with_baseline"))
 def testbed_gradient_with_baseline(worker, ctx):
     """Gradient bandit, alpha = 0.1, with baseline, q* mean +4 (figure 2.5)."""
     testbed = _play(worker, ctx, "testbed_gradient_with_baseline", "GradientBandit",
@@ -340,7 +344,8 @@ def testbed_gradient_with_baseline(worker, ctx):
                      f"fraction of optimal actions over the last {late} steps", "compare with figure 2.5")
 
 
-@check(points=1, kind="training", timeout=TESTBED_TIMEOUT)
+@check(points=1, kind="training", timeout=TESTBED_TIMEOUT,
+       needs=("gradient_bandit_policy", "gradient_bandit_update_without_baseline"))
 def testbed_gradient_without_baseline(worker, ctx):
     """Gradient bandit, alpha = 0.1, without baseline, q* mean +4 (figure 2.5)."""
     testbed = _play(worker, ctx, "testbed_gradient_without_baseline", "GradientBandit",
