@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 from helpers import NEEDS_BUBBLEWRAP
 
-from graders import runner
+from graders import assignments, runner
 from graders.config import Config
 from graders.outputs.gradescope import gradescope
 from graders.sandbox import TOKEN_ENV, Worker, isolation, seccomp
@@ -47,11 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 SECRET_SEED = 73914268
 CANARY = "SECRET-CANARY-5f1c0a9e7d"
 PICKLE_MARKER = Path("/tmp/hostile-pickle-ran")
-CHECKS = ["argmax_breaks_ties_at_random", "sample_average_update", "constant_step_size_and_optimistic_start",
-          "exploration_frequency", "greedy_ties_are_uniform", "ucb_tries_every_arm_first", "ucb_selection",
-          "gradient_bandit_policy", "gradient_bandit_update_without_baseline", "gradient_bandit_update_with_baseline",
-          "testbed_epsilon_greedy", "testbed_optimistic_greedy",
-          "testbed_ucb", "testbed_gradient_with_baseline", "testbed_gradient_without_baseline"]
+CHECKS = [c.name for c in assignments.grader("bandits").checks]  # the corpus attacks the bandits grading
 MODES = ("bubblewrap", "process")
 GRADER_MB = 640
 
