@@ -76,8 +76,8 @@ class Run:
     the key of its derived random streams and files."""
 
     seed: int
-    label: str  # "seed #1", "the spare seed"
-    key: str  # "0", "1", "spare"
+    label: str  # "seed #1", "the spare seed", "spare seed #2"
+    key: str  # "0", "1", "spare", "spare2"
 
     @classmethod
     def of(cls, ctx, index: int) -> Run:
@@ -85,14 +85,17 @@ class Run:
         return cls(int(ctx.seeds[index]), f"seed #{index + 1}", str(index))
 
     @classmethod
-    def spare(cls, ctx) -> Run:
-        """The grading's spare seed, derived one-way from all its seeds (reinforce_baseline's decision rule)."""
-        stream = np.random.default_rng(np.random.SeedSequence([int(s) for s in ctx.seeds], spawn_key=(SPARE_KEY,)))
-        return cls(int(stream.integers(2**62)), "the spare seed", "spare")
+    def spare(cls, ctx, number: int = 0) -> Run:
+        """The grading's spare seed number `number` (0, 1, ...), derived one-way from all its seeds
+        (reinforce_baseline's decision rule)."""
+        key = (SPARE_KEY,) if number == 0 else (SPARE_KEY, number)
+        stream = np.random.default_rng(np.random.SeedSequence([int(s) for s in ctx.seeds], spawn_key=key))
+        label, name = ("the spare seed", "spare") if number == 0 else (f"spare seed #{number + 1}", f"spare{number + 1}")
+        return cls(int(stream.integers(2**62)), label, name)
 
     @property
     def file(self) -> str:
-        """How its feedback files are named: seed1, seed2, spare_seed."""
+        """How its feedback files are named: seed1, seed2, spare_seed, spare2_seed."""
         return f"seed{int(self.key) + 1}" if self.key.isdigit() else f"{self.key}_seed"
 
 
