@@ -203,7 +203,8 @@ def _grade(args) -> int:
         return USAGE_ERROR
     grading = grade(args.assignment, args.submission, device=args.device, config=Config.load(args.config),
                     artifacts_dir=args.feedback / "artifacts" if args.feedback else None,
-                    listener=TerminalProgress.for_stream(sys.stderr), checks=args.checks, unit=args.unit)
+                    listener=TerminalProgress.for_stream(sys.stderr), checks=args.checks, unit=args.unit,
+                    unavailable=replay.skipped_in_kit())
     if args.json == "-":
         print(gradescope.render(grading))
     else:

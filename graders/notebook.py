@@ -141,6 +141,7 @@ def check(assignment: str, *checks: str, unit: bool = False, path: str | Path | 
     skipped, not as zeros. Refuses, in one line, when a cell run since the last save is not in the saved notebook
     (module docstring).
     """
+    from graders.release.replay import skipped_in_kit
     from graders.runner import grade
 
     if misplaced := [c for c in checks if c.endswith((".ipynb", ".py"))]:
@@ -168,7 +169,7 @@ def check(assignment: str, *checks: str, unit: bool = False, path: str | Path | 
     for logger in quiet:
         logger.setLevel(logging.ERROR)
     try:
-        grading = grade(assignment, file, device=device, checks=checks, unit=unit)
+        grading = grade(assignment, file, device=device, checks=checks, unit=unit, unavailable=skipped_in_kit())
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)

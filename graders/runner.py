@@ -13,14 +13,13 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from graders.checks import Check, CheckFailed, CheckFlagged, CheckSkipped, SetupError
 from graders.config import Config, Effective
 from graders.contract import FIXTURES, CheckWorker, Context
 from graders.progress import Listener
-from graders.release.replay import NeedsInstructorGrader, in_kit, skipped_in_kit
 from graders.results import SKIPPED, CheckResult, Grading
 from graders.sandbox import HostError, SubmissionLoadError, Worker, WorkerError
 from graders.selection import NOT_SELECTED, select
@@ -153,19 +152,20 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
 
 def grade(assignment: str | Effective, submission: str | Path, *, device: str = "auto", config: Config | None = None,
           artifacts_dir: str | Path | None = None, listener: Listener | None = None,
-          checks: Sequence[str] = (), unit: bool = False) -> Grading:
+          checks: Sequence[str] = (), unit: bool = False, unavailable: Mapping[str, str] | None = None) -> Grading:
     """Grade one submission of one assignment (a name, or an assignment as a config grades it).
 
     `listener` (graders.progress) is told what happens as it happens, for a progress display.
     `checks`, `unit`: grade only those checks (names of rows or of declared checks), or only the unit checks,
     with what they need (graders/selection.py); the others are skipped rows. Raises SelectionError for a name
-    that is no check.
+    that is no check. `unavailable`: {check: why} of the checks this installation cannot run (a student kit's:
+    graders/release/replay.skipped_in_kit), skipped rows too.
     """
     effective = assignment if isinstance(assignment, Effective) else (config or Config()).effective(assignment)
     selected = select(effective.checks, checks, unit)
     skipped = {c.name: NOT_SELECTED for c in effective.checks if selected is not None and c.name not in selected}
-    skipped |= {c.name: NeedsInstructorGrader.for_check() for c in effective.checks
-                if c.name in skipped_in_kit() and c.name not in skipped}  # a student kit cannot run these
+    skipped |= {c.name: why for c in effective.checks
+                if (why := (unavailable or {}).get(c.name)) is not None and c.name not in skipped}
     listener = listener or Listener()
     grading = None
     try:
@@ -209,8 +209,7 @@ def _grade(effective: Effective, submission: str | Path, device: str, artifacts_
     def spawn() -> Worker:
         return Worker(name, loaded.code, device=device, threads=ctx.threads, limits=limits, readable=readable)
 
-    # (a student kit answers from a recording where the grader would compute with them: nothing to preload)
-    preloaded = threading.Thread(target=_preload, args=(() if in_kit() else effective.grader.preload,), daemon=True)
+    preloaded = threading.Thread(target=_preload, args=(effective.grader.preload,), daemon=True)
     preloaded.start()
     with spawn() as worker:
         grading.isolation = worker.isolation

@@ -49,7 +49,7 @@ def in_kit() -> bool:
 
 def skipped_in_kit() -> dict[str, str]:
     """{check: why} of the checks this kit cannot run; empty outside a kit."""
-    return (kit() or {}).get("skipped_checks", {})
+    return {name: NeedsInstructorGrader.for_check() for name in (kit() or {}).get("skipped_checks", {})}
 
 
 @functools.cache
