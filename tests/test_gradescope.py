@@ -16,6 +16,7 @@ from helpers import FAST_BANDITS, ROOT, solution_source
 from graders import assignments
 from graders.cli import main
 from graders.outputs.gradescope import gradescope
+from graders.release.gradescope import unpack
 from graders.results import CheckResult, Grading
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "gradescope_results.json").read_text())
@@ -29,14 +30,7 @@ COURSE_CONFIG = (FAST_CONFIG + "\n[limits]\nmemory_mb = 4096\n\n[reinforce]\nsee
 
 def _container(tmp_path: Path, zip_path: Path) -> Path:
     """/autograder as Gradescope lays it out: source/ (the zip), submission/, results/."""
-    root = tmp_path / "autograder"
-    with zipfile.ZipFile(zip_path) as zf:
-        zf.extractall(root / "source")
-        for info in zf.infolist():  # zipfile does not restore modes
-            os.chmod(root / "source" / info.filename, info.external_attr >> 16 & 0o777)
-    (root / "submission").mkdir()
-    (root / "results").mkdir()
-    return root
+    return unpack(zip_path, tmp_path / "autograder")
 
 
 def _run(root: Path) -> dict:
