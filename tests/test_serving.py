@@ -245,12 +245,13 @@ def test_clock_counts_the_student_from_its_start_and_not_the_grader_serving():
     clock.start()  # a second start changes nothing
     assert clock.started == started
     assert clock.deadline() == pytest.approx(started + 11.0, abs=0.05)
+    time.sleep(0.2)  # the student computing (its own time: the serving allowance is 2x it)
     _burn(0.3)  # the grader busy serving: credited
     assert clock.excluded_s() >= 0.3 - TICK_S and clock.serving >= 0.3 - TICK_S
     assert clock.deadline() >= started + 11.3 - TICK_S
     clock.stop()
     assert clock.own_s() == pytest.approx(clock.stopped - started - clock.excluded_s())
-    assert clock.own_s() < 0.1
+    assert clock.own_s() < 0.3
 
 
 def test_the_graders_polling_for_the_next_request_is_charged_to_the_student():

@@ -141,8 +141,8 @@ class StudentClock:
         machine its waits for a CPU grow, and they are not the student's doing."""
         if self.started is not None and self.stopped is None:
             on_cpu, waiting = thread_times()
-            serving_cpu = max(0.0, on_cpu - self._at_start[0] - self._idle)
-            self.serving = max(self.serving, serving_cpu + waiting - self._at_start[1])
+            self.serving = max(self.serving, on_cpu + waiting - self._at_start[0] - self._at_start[1] - self._idle)
+            serving_cpu = max(0.0, on_cpu - self._at_start[0] - self._idle)  # (the polling's waits too: lenient)
             delay = self._worker_delay()
             if delay:  # 0: the process is gone or unreadable; keep the last figure
                 self.cpu_wait = max(self.cpu_wait, delay - self._at_start[2])
