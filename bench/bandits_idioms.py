@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import subprocess
 import sys
 import time
 import types
@@ -30,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import provenance  # noqa: E402
 
 from graders import assignments, variants  # noqa: E402
 from graders.bandits import grader as bandits  # noqa: E402
@@ -213,19 +214,6 @@ def summarize(path: Path) -> None:
               f"{dict(sorted(lost.items())) or '-'}  worst gap {worst:.2e}  actions above each gap {tb or '-'}")
 
 
-MEASURED = ["graders/bandits", "graders_worker/adapters/bandits.py", "solutions/bandits", "tests/ports"]
-
-
-def commit() -> str:
-    """The commit measured, "+dirty" when what the bench measures differs from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", *MEASURED], cwd=ROOT, capture_output=True,
-                               text=True).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,15 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     bandits.Testbed = Recording
     settings = {"tie_tolerance": testbeds.TIE_TOLERANCE, "runs": bandits.DEFAULTS["testbed_runs"],
                 "steps": bandits.DEFAULTS["testbed_steps"], "testbed": not args.no_testbed}
-    head = commit()
+    stamp = provenance.stamp({**vars(args), **settings})
     chosen = cases()
     if args.only:
         chosen = {k: v for k, v in chosen.items() if k in args.only.split(",")}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name, (correct, loses, source) in chosen.items():
             start = time.perf_counter()
-            row = {"case": name, "correct": correct, "loses": list(loses), "seed": seed, "commit": head,
-                   "settings": settings, **run_case(name, source, seed, not args.no_testbed)}
+            row = {**stamp, "case": name, "correct": correct, "loses": list(loses), "seed": seed,
+                   **run_case(name, source, seed, not args.no_testbed)}
             row["seconds"] = round(time.perf_counter() - start, 2)
             line = json.dumps(row)
             print(line if args.out is None else f"{name} seed {seed}: {row['seconds']} s", flush=True)

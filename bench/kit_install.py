@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="append rows (JSON lines) here")
     args = parser.parse_args()
     pip_args = shlex.split(args.pip_args)
-    stamp = provenance.stamp({"pip_args": pip_args, "pip_cache": "warm", "grade": args.grade, "checks": args.check,
+    stamp = provenance.stamp({**vars(args), "pip_args": pip_args, "pip_cache": "warm", "checks": args.check,
                               "python": sys.version.split()[0]})
     for name in args.assignments:
         row = {**stamp, **measure(name, pip_args, args.grade, args.check, args.keep),

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 import types
@@ -36,6 +35,8 @@ from scipy import stats
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import provenance  # noqa: E402
 
 from graders import assignments  # noqa: E402
 from graders.checks import CheckFailed  # noqa: E402
@@ -79,18 +80,6 @@ class InProcessWorker:
 
     def call(self, name, *args, timeout=None, callbacks=None, clock=None):
         return getattr(adapter, name)(self.module, *args)
-
-
-def commit() -> str:
-    """The commit measured, "+dirty" when the NAS grader, the adapter or the reference differ from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "graders/nas", "graders_worker", "solutions/nas"],
-                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def measure(seed: int, reps: int, graded: bool, modules: dict) -> dict:
@@ -163,10 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     modules = {t: submission(t) for t in (1.0, 1.1)} if args.graded else {}
     settings = {"draws": nas.SAMPLING_DRAWS, "false_fail": nas.FALSE_FAIL, "reps": args.reps}
-    head = commit()
+    stamp = provenance.stamp({**vars(args), **settings})
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        row = {**measure(seed, args.reps, seed - args.first_seed < args.graded, modules), "commit": head,
-               "settings": settings}
+        row = {**stamp, **measure(seed, args.reps, seed - args.first_seed < args.graded, modules)}
         line = json.dumps(row)
         if args.out is None:
             print(line, flush=True)

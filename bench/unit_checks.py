@@ -97,7 +97,7 @@ def main() -> None:
     from graders import assignments
 
     names = args.assignments or assignments.names()
-    stamp = provenance.stamp({"repeats": args.repeats, "device": "cpu", "submission": "solutions/NAME/NAME.py"})
+    stamp = provenance.stamp({**vars(args), "device": "cpu", "submission": "solutions/NAME/NAME.py"})
     rows = []
     for name in names:
         for repeat in range(args.repeats):

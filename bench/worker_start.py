@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import provenance
+
 ROOT = Path(__file__).resolve().parent.parent
 LOOP = """
 import json, sys, time
@@ -49,8 +51,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="starts per mode and round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds, each code alternating")
     parser.add_argument("--other", type=Path, help="another checkout to time the same way (the code before)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "worker_start.jsonl",
+                        help="append the row here")
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     codes = {"this": ROOT, **({"other": args.other.resolve()} if args.other else {})}
     times: dict[tuple[str, str], list[float]] = {}
     loads = []
@@ -59,11 +62,11 @@ def main() -> None:
             for name, folder in codes.items():
                 loads.append(os.getloadavg()[0])
                 times.setdefault((name, mode), []).extend(_run(folder, mode, args.repeat))
-    row = {"commit": commit, "when": time.strftime("%Y-%m-%d %H:%M"), "repeat": args.repeat, "rounds": args.rounds,
-           "other": str(args.other) if args.other else None, "load_min": min(loads), "load_max": max(loads),
+    row = {**provenance.stamp(args), "when": time.strftime("%Y-%m-%d %H:%M"), "load_min": min(loads),
+           "load_max": max(loads),
            **{f"{name}_{mode}_median_s": round(statistics.median(t), 3) for (name, mode), t in times.items()}}
     print(json.dumps(row))
-    with open(ROOT / "bench" / "results" / "worker_start.jsonl", "a") as f:
+    with open(args.out, "a") as f:
         f.write(json.dumps(row) + "\n")
 
 

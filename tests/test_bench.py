@@ -76,6 +76,8 @@ CHEAPEST_ARCHITECTURE = str(space.index_of([1, 0, 0] * 3))  # tests/test_nas.py 
 TWO_UPDATES = "    while True:=>    for _ in range(2):"  # the REINFORCE reference trains until solved otherwise
 
 SMOKE: dict[str, tuple[Run, ...]] = {
+    "bandits_idioms": (Run("bandits_idioms.py", ("--seeds", "1", "--only", "reference", "--no-testbed",
+                                                 "--out", "{tmp}/rows.jsonl"), rows=("rows.jsonl",)),),
     "bandits_speed": (Run("bandits_speed.py", ("--repeat", "1", "--config", "{tmp}/fast.toml"), printed=True,
                           inputs={"fast.toml": FAST_BANDITS}),),
     "bandits_thresholds": (Run("bandits_thresholds.py", ("--seeds", "1", "--runs", "50", "--steps", "100"), printed=True),),
@@ -92,10 +94,14 @@ SMOKE: dict[str, tuple[Run, ...]] = {
                                rows=("rows.jsonl",)),),
     "grader_reply_memory": (Run("grader_reply_memory.py", ("--array-mb", "1", "--out", "{tmp}/rows.jsonl"),
                                 rows=("rows.jsonl",)),),
+    "kit_install": (Run("kit_install.py", ("bandits", "--pip-args", "--retries 0", "--out", "{tmp}/rows.jsonl"),
+                        rows=("rows.jsonl",), needs=HEAVY, timeout=900),),
     "loss_idioms": (Run("loss_idioms.py", ("--seeds", "1"), printed=True),),
     "nas_reference": (Run("nas_reference.py", ("--seeds", "0", "--budget", "64", "--out", "{tmp}/rows.jsonl"),
                           rows=("rows.jsonl",)),
                       Run("nas_reference.py", ("--summarize", "{tmp}/rows.jsonl"), summary="printed")),
+    "nas_sampling_power": (Run("nas_sampling_power.py", ("--seeds", "1", "--reps", "2", "--out", "{tmp}/rows.jsonl"),
+                               rows=("rows.jsonl",)),),
     "nas_table": (Run("nas_table.py", ("--index", CHEAPEST_ARCHITECTURE, "--runs", "{tmp}/runs.jsonl"),
                       rows=("runs.jsonl",), needs=FASHION),),
     "nas_table_write": (Run("nas_table.py", ("--write", "--runs", "bench/results/nas_table_runs.jsonl",
@@ -141,6 +147,10 @@ SMOKE: dict[str, tuple[Run, ...]] = {
                                                "--iw-images", "8", "--iw-samples", "2", "--out", "{tmp}/rows.jsonl"),
                           rows=("rows.jsonl",), summary="rows.jsonl"),),
     "vae_tolerances": (Run("vae_tolerances.py", ("--seeds", "1"), printed=True),),
+    "unit_checks": (Run("unit_checks.py", ("bandits", "--repeats", "1", "--out", "{tmp}/rows.jsonl"), rows=("rows.jsonl",),
+                        needs=HEAVY),),
+    "worker_start": (Run("worker_start.py", ("--repeat", "1", "--rounds", "1", "--out", "{tmp}/rows.jsonl"),
+                         rows=("rows.jsonl",)),),
     "worker_teardown": (Run("worker_teardown.py", ("--repeats", "1", "--out", "{tmp}/rows.jsonl"), rows=("rows.jsonl",)),),
 }
 # The files of bench/ that are no script, and what runs them.
