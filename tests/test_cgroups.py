@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from graders.config import Config
-from graders.sandbox import Limits, StudentError, Worker, WorkerDied, cgroups, isolation
+from graders.sandbox import HostError, Limits, StudentError, Worker, WorkerDied, cgroups, isolation
 
 HOSTILE = Path(__file__).parent / "hostile"
 MODES = ("bubblewrap", "process")
@@ -343,7 +343,7 @@ def test_a_failed_start_leaves_no_group(monkeypatch):
 
     monkeypatch.setattr(proxy.subprocess, "Popen", broken)
     w = Worker("bandits", PROBE, limits=Limits(isolation="process"))
-    with pytest.raises(OSError):
+    with pytest.raises(HostError, match="no such interpreter"):  # the host's failure, never the student's
         w.call("spin", 0)
     assert leftover_groups() == []
 

@@ -265,7 +265,7 @@ def test_can_read_asks_a_process_confined_like_the_worker(mode):
         shutil.rmtree(folder)
 
 
-STRAY = """
+ESCAPE = """
 import os, subprocess
 
 def escape():
@@ -288,7 +288,7 @@ def test_the_process_mode_kills_a_stray_that_left_its_group_without_a_cgroup_or_
         return dataclasses.replace(plan(*args), uid=None)
 
     monkeypatch.setattr(isolation, "plan", no_uid)
-    with Worker("bandits", STRAY, limits=Limits(isolation="process", cgroup="off")) as worker:
+    with Worker("bandits", ESCAPE, limits=Limits(isolation="process", cgroup="off")) as worker:
         assert worker._uid is None and worker._cgroup is None
         pid = worker.call("escape")
         start = procfs.start_time(pid)
