@@ -292,6 +292,9 @@ def test_the_process_mode_kills_a_stray_that_left_its_group_without_a_cgroup_or_
         assert worker._uid is None and worker._cgroup is None
         pid = worker.call("escape")
         start = procfs.start_time(pid)
+        left = time.monotonic() + 5  # (the shell returns before setsid has run)
+        while os.getpgid(pid) == worker._proc.pid and time.monotonic() < left:
+            time.sleep(0.02)
         assert start is not None and os.getpgid(pid) != worker._proc.pid  # it did leave the group
     deadline = time.monotonic() + 5
     while not _gone(pid, start) and time.monotonic() < deadline:
