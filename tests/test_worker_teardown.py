@@ -276,7 +276,7 @@ def escape():
 
 
 def _gone(pid: int, start: int | None) -> bool:
-    return procfs.start_time(pid) != start or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    return procfs.start_time(pid) != start or procfs.state(pid) == "Z"
 
 
 def test_the_process_mode_kills_a_stray_that_left_its_group_without_a_cgroup_or_uid(monkeypatch):

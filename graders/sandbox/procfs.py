@@ -35,12 +35,17 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def start_time(pid: int) -> str | None:
+def _stat_field(pid: int, index: int) -> str | None:
+    """Field `index` of /proc/PID/stat after the command name (0: the state), None when there is none."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
+            return f.read().rsplit(")", 1)[1].split()[index]
     except (OSError, IndexError):
         return None
+
+
+def start_time(pid: int) -> str | None:
+    return _stat_field(pid, 19)
 
 
 def resident_mb(pid: int) -> float:
@@ -75,11 +80,7 @@ def directory_mb(path: str, max_entries: int = 20000) -> float:
 
 def state(pid: int) -> str | None:
     """The process's state letter (R, S, D, Z, ...), None when it does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
+    return _stat_field(pid, 0)
 
 
 def uids(pid: int) -> tuple[int, ...]:
