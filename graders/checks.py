@@ -50,6 +50,8 @@ class Check:
     `needs`: the checks whose results this one reads (`ctx.result`): they run before it, a selection that
     holds it holds them too, and its message can name them when they failed (graders/contract.py).
     `per_seed`: one row per configured grading seed (`rows`), each with its `seed_index`.
+    `fresh_ahead`: None, or the check's first `fresh_worker()` is started ahead, when the grading starts, beside the
+    other checks' workers, and imports these modules after the submission (graders/runner.py).
     """
 
     name: str
@@ -60,6 +62,7 @@ class Check:
     doc: str
     needs: tuple[str, ...] = ()
     per_seed: bool = False
+    fresh_ahead: tuple[str, ...] | None = None
     seed_index: int | None = None  # a per-seed check's row: the index of its seed in the grading's seeds
     declared: str = ""  # a per-seed row: the name of the check it was declared as
 
@@ -92,15 +95,17 @@ def seed_name(index: int) -> str:
 
 
 def check(*, points: float, timeout: float | dict[str, float] = 10, kind: str = "unit", needs: tuple[str, ...] = (),
-          per_seed: bool = False):
+          per_seed: bool = False, fresh_ahead: tuple[str, ...] | None = None):
     """Declare a graded check: points, a time limit (seconds, or per device), its kind; the checks whose results
-    it reads (`needs`); `per_seed`: one row per grading seed, the function taking the fixture `seed_index`."""
+    it reads (`needs`); `per_seed`: one row per grading seed, the function taking the fixture `seed_index`;
+    `fresh_ahead`: start its first fresh worker ahead (Check)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
 
     def mark(fn: Callable) -> Callable:
         doc = (fn.__doc__ or "").strip().splitlines()
-        fn.__check__ = Check(fn.__name__, fn, points, timeout, kind, doc[0] if doc else "", tuple(needs), per_seed)
+        fn.__check__ = Check(fn.__name__, fn, points, timeout, kind, doc[0] if doc else "", tuple(needs), per_seed,
+                              None if fresh_ahead is None else tuple(fresh_ahead))
         return fn
 
     return mark

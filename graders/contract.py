@@ -29,7 +29,11 @@ A check's fixtures are injected by parameter name:
     worker: CheckWorker                 calls into the student's process; every call ends with the check
     ctx: Context                        seeds, options, thresholds, notes, artifacts, the check's deadline
     fresh_worker: () -> CheckWorker     a new process with the same submission, for this check alone
-                                        (closed when it ends): nothing another call left behind can reach it
+                                        (closed when it ends): nothing another call left behind can reach it;
+                                        with `@check(fresh_ahead=MODULES)` the first one is started when
+                                        the grading starts (its import, then MODULES', overlap the earlier
+                                        checks), beside the other workers: only for a check whose fresh
+                                        worker holds nothing the others must not reach
     seed_index: int                     a per-seed check's (`@check(per_seed=True)`) row: which of the
                                         grading's seeds it runs (ctx.seeds[seed_index]); one row per seed
 
@@ -307,7 +311,7 @@ def _help_problems(defaults: dict, help_: object) -> list[str]:
 
 
 def _needs_problems(checks: tuple[Check, ...]) -> list[str]:
-    """Each check needs only checks that run before it."""
+    """Each check needs only checks that run before it; only a check with fresh workers has one ahead."""
     problems, before = [], set()
     for c in checks:
         if not isinstance(c.needs, tuple) or not all(isinstance(n, str) for n in c.needs):
@@ -315,6 +319,9 @@ def _needs_problems(checks: tuple[Check, ...]) -> list[str]:
         elif missing := [n for n in c.needs if n not in before]:
             problems.append(f"check {c.name} needs {missing}, which are not checks that run before it")
         before.add(c.name)
+        if c.fresh_ahead is not None and "fresh_worker" not in inspect.signature(c.fn).parameters:
+            problems.append(f"check {c.name}: fresh_ahead starts a fresh worker for a check without the fixture "
+                            "fresh_worker")
     return problems
 
 

@@ -70,9 +70,37 @@ def _preload(modules: tuple[str, ...]) -> None:
             log.debug("preloading %s failed", name, exc_info=True)
 
 
+class Ahead:
+    """Workers launched when the grading starts, one for each check to run whose first fresh worker is declared
+    `fresh_ahead` (graders/checks.py): each imports the submission beside the first worker, so its import overlaps
+    the earlier checks; `take` hands it to its check, and leaving the `with` stops those never taken."""
+
+    def __init__(self, checks: Sequence[Check], spawn: Callable[..., Worker]):
+        self._launched: dict[str, Worker] = {}
+        for c in checks:
+            if c.fresh_ahead is not None:
+                self._launched[c.name] = spawn(warm=c.fresh_ahead)
+                try:
+                    self._launched[c.name].launch()  # from this thread: a worker dies with the thread that started it
+                except Exception:  # noqa: BLE001 - the check starts it again, and reports what that raises
+                    log.debug("a worker launched ahead failed to start", exc_info=True)
+
+    def take(self, name: str) -> Worker | None:
+        """The worker launched ahead for check `name` (once); None when there is none."""
+        return self._launched.pop(name, None)
+
+    def __enter__(self) -> Ahead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for worker in self._launched.values():
+            worker.close()
+        self._launched.clear()
+
+
 def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float,
                spawn: Callable[[], Worker], submission: Submission,
-               preloaded: threading.Thread) -> tuple[CheckResult, bool]:
+               preloaded: threading.Thread, ahead: Ahead) -> tuple[CheckResult, bool]:
     """The check's result, and whether the submission failed to load during it."""
     result = CheckResult(check.name, 0.0, check.points, "passed", kind=check.kind)
     ctx.notes, ctx.metrics = [], {}
@@ -103,9 +131,9 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
     fresh: list[Worker] = []
 
     def fresh_worker() -> CheckWorker:
-        fresh.append(spawn())
         started = time.monotonic()
-        fresh[-1].start()  # like the first worker's, its import is not charged to the check
+        fresh.append(ahead.take(check.name) or spawn())
+        fresh[-1].start()  # like the first worker's, its import (or the wait for it) is not charged to the check
         ctx.deadline += time.monotonic() - started
         return CheckWorker(fresh[-1], ctx)
 
@@ -206,12 +234,13 @@ def _grade(effective: Effective, submission: str | Path, device: str, artifacts_
         return grading
     readable = effective.grader.worker_readable(ctx) if effective.grader.worker_readable else []
 
-    def spawn() -> Worker:
-        return Worker(name, loaded.code, device=device, threads=ctx.threads, limits=limits, readable=readable)
+    def spawn(warm: tuple[str, ...] = ()) -> Worker:
+        return Worker(name, loaded.code, device=device, threads=ctx.threads, limits=limits, readable=readable,
+                      warm=warm)
 
     preloaded = threading.Thread(target=_preload, args=(effective.grader.preload,), daemon=True)
     preloaded.start()
-    with spawn() as worker:
+    with spawn() as worker, Ahead([c for c in checks if c.name not in skipped], spawn) as ahead:
         grading.isolation = worker.isolation
         total_deadline = start + effective.total_seconds(device, selected)
         load_failed_in = None
@@ -221,7 +250,7 @@ def _grade(effective: Effective, submission: str | Path, device: str, artifacts_
             elif load_failed_in is not None:
                 grading.results.append(_not_loaded(c, load_failed_in))
             else:
-                result, load_failed = _run_check(c, worker, ctx, total_deadline, spawn, loaded, preloaded)
+                result, load_failed = _run_check(c, worker, ctx, total_deadline, spawn, loaded, preloaded, ahead)
                 grading.results.append(result)
                 if load_failed:
                     load_failed_in = c.name

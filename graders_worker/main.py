@@ -129,6 +129,17 @@ def _shortened(message: str, parts: int = 1) -> str:
     return message if len(message) <= keep else message[:keep] + f"\n[... {len(message) - keep} more characters]"
 
 
+def _warm(modules: str) -> None:
+    """Import `modules` (comma-separated) after the submission: what the calls this worker will serve import
+    anyway (a worker started ahead of its check: graders/runner.py); a failure is left to the call that imports
+    the module, where it is reported."""
+    for name in filter(None, modules.split(",")):
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - reported by the call that needs it
+            pass
+
+
 def serve(assignment: str, submission_file: str, request_fd: int, reply_fd: int) -> None:
     global _channel, _max_json
     requests = protocol.Reader(request_fd, protocol.GRADER_MESSAGE_BYTES, protocol.GRADER_MESSAGE_BYTES)
@@ -141,6 +152,7 @@ def serve(assignment: str, submission_file: str, request_fd: int, reply_fd: int)
         protocol.send(reply_fd, {"op": "load_error", "message": _shortened(_student_traceback(exc, submission_file))})
         return
     failed = failed[: cells.MAX_FAILED_CELLS]
+    _warm(os.environ.get(protocol.WARM_ENV, ""))
     protocol.send(reply_fd, {"op": "ready", "cells_failed": [
         _shortened(_student_traceback(exc, submission_file), len(failed)) for exc in failed]})
     while True:

@@ -35,6 +35,7 @@ MAX_DEPTH = 64  # nesting of lists and dicts
 MAX_DIMS = 32
 GRADER_MESSAGE_BYTES = 4 << 30  # what the worker takes from the (trusted) grader, JSON or arrays
 MAX_JSON_ENV = "GRADER_MAX_JSON_BYTES"  # tells the worker the grader's `max_json`, for a clear error
+WARM_ENV = "GRADER_WORKER_WARM"  # modules a worker imports after the submission, before it says ready
 _LENGTH = struct.Struct("<Q")
 
 

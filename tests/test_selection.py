@@ -15,6 +15,7 @@ from graders.config import Config, ConfigError
 from graders.outputs.gradescope import gradescope
 from graders.results import SKIPPED
 from graders.runner import grade
+from graders.sandbox import Worker
 from graders.selection import NOT_SELECTED, SelectionError
 
 SUBMISSION = '''
@@ -128,11 +129,65 @@ def test_the_contract_refuses_needs_of_later_checks_and_a_per_seed_check_without
     def no_seed(worker, ctx):
         pass
 
-    module.early, module.no_seed = early, no_seed
+    @check(points=1, fresh_ahead=())
+    def ahead_of_nothing(worker, ctx):
+        pass
+
+    module.early, module.no_seed, module.ahead_of_nothing = early, no_seed, ahead_of_nothing
     with pytest.raises(contract.GraderContractError) as error:
         contract.from_module("toy", module)
     assert "early needs ['trained']" in str(error.value)
     assert "no_seed: a check takes seed_index exactly when it is declared per_seed=True" in str(error.value)
+    assert "ahead_of_nothing: fresh_ahead starts a fresh worker for a check without the fixture" in str(error.value)
+
+
+AHEAD_SUBMISSION = SUBMISSION + '''
+import sys, time
+IMPORTED_AT = time.time()
+
+def nap(seconds):
+    time.sleep(seconds)
+    return time.time()
+
+def imported_at():
+    return IMPORTED_AT
+
+def has(module):
+    return module in sys.modules
+'''
+
+
+def test_a_fresh_worker_declared_ahead_starts_with_the_grading_untouched_and_warmed(tmp_path, monkeypatch):
+    from graders import runner
+
+    module = toy_module()
+
+    @check(points=1)
+    def naps(worker, ctx):
+        """Takes a while."""
+        ctx.shared["nap ended"] = worker.call("nap", 3.0)
+
+    @check(points=1, fresh_ahead=("colorsys",))
+    def reads_a_fresh_worker(worker, ctx, fresh_worker):
+        """Reads a fresh worker started ahead."""
+        fresh = fresh_worker()
+        assert fresh.call("bump") == 1, "a call reached the fresh worker before its check"
+        assert fresh.call("has", "colorsys") and not worker.call("has", "colorsys"), "not warmed as declared"
+        assert fresh.call("imported_at") < ctx.shared["nap ended"], "not started before the earlier check ended"
+        assert fresh_worker().call("has", "colorsys") is False, "a second fresh worker is started on demand, cold"
+
+    module.naps, module.reads_a_fresh_worker = naps, reads_a_fresh_worker
+    effective = Config().effective_of(contract.from_module("toy", module))
+    path = tmp_path / "toy.py"
+    path.write_text(AHEAD_SUBMISSION)
+    started = []
+    monkeypatch.setattr(runner, "Worker", lambda *a, **k: started.append(k["warm"]) or Worker(*a, **k))
+    rows = by_name(grade(effective, path, device="cpu", unit=True))
+    assert rows["reads_a_fresh_worker"].status == "passed", rows["reads_a_fresh_worker"].message
+    assert started == [(), ("colorsys",), ()]
+    started.clear()
+    assert by_name(grade(effective, path, device="cpu", checks=["naps"]))["naps"].status == "passed"
+    assert started == [()], "a worker was started ahead for a check that does not run"
 
 
 def test_cli_grades_the_unit_checks_alone_and_refuses_a_partial_results_json(tmp_path):

@@ -360,7 +360,8 @@ def _dropped_baseline(calls: list[dict]) -> str | None:
     return None
 
 
-@check(points=1, timeout={"cpu": 60, "cuda": 60})
+# its probe's worker starts with the grading (nothing to hide there), with what a first optimizer imports (seconds)
+@check(points=1, timeout={"cpu": 60, "cuda": 60}, fresh_ahead=("torch._dynamo",))
 def update_uses_the_baseline_before_the_batch(worker, ctx, fresh_worker):
     """reinforce_update, called twice in a row on the grader's controller with plain SGD (as a search calls it): each
     call takes one REINFORCE step on its own batch (measured from the weights it leaves) with the baseline from before

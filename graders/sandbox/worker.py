@@ -17,6 +17,7 @@ import logging
 import os
 import resource
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -108,19 +109,24 @@ class Worker:
     probes_host = True  # a failed import asks a probe whether the host is at fault (graders/sandbox/probe.py)
 
     def __init__(self, assignment: str, submission_code: str, *, device: str = "cpu",
-                 threads: int = 1, limits: Limits | None = None, readable: list[str | Path] | None = None):
-        """`readable`: paths (datasets) the worker may read besides Python and the worker package."""
+                 threads: int = 1, limits: Limits | None = None, readable: list[str | Path] | None = None,
+                 warm: tuple[str, ...] = ()):
+        """`readable`: paths (datasets) the worker may read besides Python and the worker package; `warm`: modules
+        it imports after the submission, as part of its start (what its calls would import)."""
         self.assignment = assignment
         self.code = submission_code
         self.device = device
         self.threads = threads
         self.limits = limits or Limits()
         self.readable = [str(Path(p).absolute()) for p in readable or []]
+        self.warm = tuple(warm)
         if missing := [p for p in self.readable if not os.path.exists(p)]:
             raise FileNotFoundError(f"paths the worker should read do not exist: {missing}")
         self.plan = isolation.plan(self.limits.isolation, self.limits.cgroup)
         self.starts = 0
         self._proc: subprocess.Popen | None = None
+        self._ready = False  # the launched process has imported the submission
+        self._import_deadline = 0.0
         self._load_error: str | None = None
         self.load_failures: list[str] = []  # the worker's report of the notebook cells that raised while loading
         self._host_error: str | None = None  # the host cannot run a worker (HostError): every start says so
@@ -172,6 +178,7 @@ class Worker:
             "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "0") if self.device == "cuda" else "",
             TOKEN_ENV: self._token,
             protocol.MAX_JSON_ENV: str(self.limits.message_kb << 10),
+            protocol.WARM_ENV: ",".join(self.warm),
         }
         env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
         return env
@@ -208,8 +215,23 @@ class Worker:
         """
         if self._proc is None:
             self._start(None)
+        elif not self._ready:
+            self._await_ready()
+
+    def launch(self) -> None:
+        """Start the worker's process and return at once: `start` (or a call) then waits for its import.
+
+        A worker started ahead of its check (graders/runner.py). The thread that launches it must outlive
+        it: the worker dies with that thread (PR_SET_PDEATHSIG, bubblewrap's --die-with-parent).
+        """
+        if self._proc is None:
+            self._launch(None)
 
     def _start(self, deadline: float | None) -> None:
+        self._launch(deadline)
+        self._await_ready()
+
+    def _launch(self, deadline: float | None) -> None:
         if self._host_error is not None:
             raise HostError(self._host_error)
         if self._load_error is not None:
@@ -263,11 +285,18 @@ class Worker:
         self._watchdog = Watchdog(self._proc.pid, self.limits, self._kill_all, scratch_watched, self._cgroup)
         self._watchdog.start()
         self.starts += 1
-        import_deadline = time.monotonic() + self.limits.import_seconds
+        self._import_deadline = time.monotonic() + self.limits.import_seconds
         if deadline is not None:
-            import_deadline = min(import_deadline, deadline)
+            self._import_deadline = min(self._import_deadline, deadline)
+
+    def _await_ready(self) -> None:
+        """Wait for the launched worker's import, until the import deadline; a worker read late (launched ahead)
+        whose ready message is already waiting is ready, whatever the time."""
+        deadline = self._import_deadline
+        if time.monotonic() >= deadline and select.select([self._reply_fd], [], [], 0)[0]:
+            deadline = time.monotonic() + 5  # the message was written, in one write, before we looked
         try:
-            message = self._receive(import_deadline, during="importing your submission")
+            message = self._receive(deadline, during="importing your submission")
         except WorkerTimeout:
             self._load_error = (f"importing your submission took more than {self.limits.import_seconds:.0f} s; "
                                 "put demo and training code under `if __name__ == \"__main__\":`")
@@ -284,6 +313,7 @@ class Worker:
             raise WorkerDied("the worker broke the protocol while starting")
         failed = message.get("cells_failed")  # untrusted text, for messages only (graders/submission.py)
         self.load_failures = [self._shortened(m) for m in failed[:MAX_FAILED_CELLS]] if isinstance(failed, list) else []
+        self._ready = True
 
     def _load_failure(self) -> SubmissionLoadError | HostError:
         """The student's SubmissionLoadError; or HostError, when a worker without student code fails here too."""
@@ -370,6 +400,7 @@ class Worker:
         self._proc.stdout.close()
         self._output_parts.append(self._capture_text())
         self._proc = self._capture = self._watchdog = None
+        self._ready = False
         shutil.rmtree(self._host_dir, ignore_errors=True)
         if self._package_root is not None:
             shutil.rmtree(self._package_root, ignore_errors=True)
@@ -383,15 +414,8 @@ class Worker:
         return describe_exit(self._proc.returncode, self.limits, self.plan.mode == "bubblewrap")
 
     def close(self) -> None:
-        if self._proc is not None:
-            try:
-                protocol.send(self._request_fd, {"op": "exit"}, time.monotonic() + 1)
-            except (OSError, protocol.ReadTimeout):
-                pass
-            try:
-                self._proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
+        """Stop the worker at once: what it printed during calls is already in its output (the worker flushes
+        before each reply), and an interpreter's orderly exit (torch's takes about a second) decides nothing."""
         self._stop()
 
     # -- output --------------------------------------------------------------------
@@ -495,6 +519,8 @@ class Worker:
             end = min(end, deadline)
         if self._proc is None:
             self._start(end)
+        elif not self._ready:
+            self._await_ready()
         if clock is not None:
             clock.watch(self._proc.pid)
         during = f"running {name}()"
