@@ -6,10 +6,13 @@ For each assignment and repeat, fresh processes grade the reference solution:
 - `cli`: the student's command, `python -m graders grade NAME solutions/NAME/NAME.py --unit`, timed from outside
   (wall clock: Python's start, the imports, the grading, the table); `cli_one_check`: the same with
   `--check FIRST` (the assignment's first unit check) instead of `--unit`;
-- `after_imports`: a process that imports the grader first, then times `graders.runner.grade(..., unit=True)`
-  alone (the worker's start and the submission's import in it included), with each check's own seconds;
+- `after_imports`: a process that imports the grader and the modules its checks import (its PRELOAD: torch),
+  as a notebook's kernel has after its first check(), then times `graders.runner.grade(..., unit=True)` alone
+  (the workers' starts, each importing torch and the submission in a fresh process, included), with each
+  check's own seconds;
 - `cpu`: the CPU seconds (user + system) of the same command and its worker processes, and of the grader's
-  imports alone (`python -c "import graders.cli ..."`): what the grading costs whatever else runs on the machine.
+  imports alone, its PRELOAD included (`python -c "import graders.cli ..."`): what the grading costs whatever else
+  runs on the machine.
   Counted with the workers confined by process limits (`[limits] isolation = "process"`): bubblewrap's pid
   namespace hides its processes' CPU time from the grader.
 Each row notes the machine's load average: the machine may be shared, and wall-clock times grow with its load.
@@ -32,11 +35,12 @@ import provenance
 
 ROOT = provenance.ROOT
 AFTER_IMPORTS = """
-import json, sys, time
+import importlib, json, sys, time
 from graders import assignments
 from graders.runner import grade
 name, path = sys.argv[1], sys.argv[2]
-assignments.grader(name)
+for module in assignments.grader(name).preload:  # as in a notebook's kernel after its first check()
+    importlib.import_module(module)
 start = time.monotonic()
 grading = grade(name, path, device="cpu", unit=True)
 seconds = time.monotonic() - start
@@ -74,8 +78,9 @@ def measure(name: str) -> list[dict]:
                         "--config", config.name], cwd=ROOT, capture_output=True, env=env, timeout=900, check=True)
         total = _cpu() - cpu
     cpu = _cpu()
-    subprocess.run([sys.executable, "-c", f"import graders.cli; from graders import assignments; "
-                    f"assignments.grader({name!r})"], cwd=ROOT, env=env, timeout=900, check=True)
+    subprocess.run([sys.executable, "-c", f"import graders.cli, importlib; from graders import assignments; "
+                    f"[importlib.import_module(m) for m in assignments.grader({name!r}).preload]"],
+                   cwd=ROOT, env=env, timeout=900, check=True)
     imports = _cpu() - cpu
     first = next(c.name for c in assignments.grader(name).checks if c.kind == "unit")
     start = time.monotonic()
