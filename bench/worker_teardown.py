@@ -9,7 +9,10 @@ process-limits mode with a uid per worker only). One JSON row per mode, stamped 
 and settings, naming the Python (the process-limits mode gives each worker a uid of its own only
 when every user can read that Python: run it with such a venv to measure that case).
 
-    PYTHONPATH=. .venv/bin/python bench/worker_teardown.py [--repeats 5] [--out bench/results/worker_teardown.jsonl]
+    PYTHONPATH=. .venv/bin/python bench/worker_teardown.py [--repeats 5] [--torch] [--out bench/results/worker_teardown.jsonl]
+
+`--torch`: the submission imports torch too, as every submission of the torch assignments does
+(an interpreter with torch loaded is slow to exit).
 """
 
 from __future__ import annotations
@@ -51,9 +54,9 @@ MODES = {"bubblewrap": ("bubblewrap", "auto"), "process": ("process", "auto"),
          "process, no cgroup": ("process", "off"), "process, no cgroup, grader's uid": ("process", "off")}
 
 
-def close_seconds(mode: str, call: str) -> tuple[float, bool | None]:
+def close_seconds(mode: str, call: str, source: str) -> tuple[float, bool | None]:
     isolation_mode, cgroup = MODES[mode]
-    worker = Worker("bandits", SOURCE, limits=Limits(isolation=isolation_mode, cgroup=cgroup))
+    worker = Worker("bandits", source, limits=Limits(isolation=isolation_mode, cgroup=cgroup))
     if "grader's uid" in mode:
         worker.plan = dataclasses.replace(worker.plan, uid=None, cgroups=None)
     pid = worker.call(call, 30) if call == "stray" else worker.call(call)
@@ -71,8 +74,10 @@ def close_seconds(mode: str, call: str) -> tuple[float, bool | None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--torch", action="store_true", help="the submission imports torch")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    source = ("import torch\n" if args.torch else "") + SOURCE
     stamp = provenance.stamp({**vars(args), "modes": MODES})
     load = os.getloadavg()[0]
     started = time.monotonic()
@@ -86,8 +91,8 @@ def main() -> None:
         except isolation.IsolationUnavailable as exc:
             print(f"{mode}: skipped ({exc})")
             continue
-        plain = [close_seconds(mode, "plain")[0] for _ in range(args.repeats)]
-        strays = [close_seconds(mode, "stray") for _ in range(args.repeats)]
+        plain = [close_seconds(mode, "plain", source)[0] for _ in range(args.repeats)]
+        strays = [close_seconds(mode, "stray", source) for _ in range(args.repeats)]
         own_uid = isolation.plan(MODES[mode][0]).uid is not None and "grader's uid" not in mode
         rows.append({**stamp, "mode": mode, "python": sys.executable, "uid_per_worker": own_uid,
                      "repeats": args.repeats, "load_average": round(os.getloadavg()[0], 1),
