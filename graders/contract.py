@@ -322,6 +322,9 @@ def _needs_problems(checks: tuple[Check, ...]) -> list[str]:
         if c.fresh_ahead is not None and "fresh_worker" not in inspect.signature(c.fn).parameters:
             problems.append(f"check {c.name}: fresh_ahead starts a fresh worker for a check without the fixture "
                             "fresh_worker")
+        if c.fresh_ahead is not None and c.kind == "training":
+            problems.append(f"check {c.name}: a training check's workers start when it does (fresh_ahead is for "
+                            "unit checks, whose workers may run beside each other)")
     return problems
 
 

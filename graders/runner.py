@@ -73,29 +73,48 @@ def _preload(modules: tuple[str, ...]) -> None:
 class Ahead:
     """Workers launched when the grading starts, one for each check to run whose first fresh worker is declared
     `fresh_ahead` (graders/checks.py): each imports the submission beside the first worker, so its import overlaps
-    the earlier checks; `take` hands it to its check, and leaving the `with` stops those never taken."""
+    the earlier checks. A thread of its own waits for each one's import, under the usual limit (the process itself
+    is started from the grading's thread: a worker dies with the thread that started it). `take` hands a worker
+    to its check; the check closes it, taken or not; leaving the `with` stops any left."""
 
     def __init__(self, checks: Sequence[Check], spawn: Callable[..., Worker]):
-        self._launched: dict[str, Worker] = {}
-        for c in checks:
-            if c.fresh_ahead is not None:
-                self._launched[c.name] = spawn(warm=c.fresh_ahead)
-                try:
-                    self._launched[c.name].launch()  # from this thread: a worker dies with the thread that started it
-                except Exception:  # noqa: BLE001 - the check starts it again, and reports what that raises
-                    log.debug("a worker launched ahead failed to start", exc_info=True)
+        self._launched: dict[str, tuple[Worker, threading.Thread]] = {}
+        try:
+            for c in checks:
+                if c.fresh_ahead is not None:
+                    worker = spawn(warm=c.fresh_ahead)
+                    try:
+                        worker.launch()
+                    except Exception:  # noqa: BLE001 - the check starts it again, and reports what that raises
+                        log.debug("a worker launched ahead failed to start", exc_info=True)
+                    waiting = threading.Thread(target=self._wait, args=(worker,), daemon=True)
+                    waiting.start()
+                    self._launched[c.name] = (worker, waiting)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    @staticmethod
+    def _wait(worker: Worker) -> None:
+        try:
+            worker.start()  # the wait for its import: a failure is kept by the worker, and its check's start says it
+        except Exception:  # noqa: BLE001
+            log.debug("a worker launched ahead failed to import the submission", exc_info=True)
 
     def take(self, name: str) -> Worker | None:
-        """The worker launched ahead for check `name` (once); None when there is none."""
-        return self._launched.pop(name, None)
+        """The worker launched ahead for check `name` (once), its import finished; None when there is none."""
+        if name not in self._launched:
+            return None
+        worker, waiting = self._launched.pop(name)
+        waiting.join()
+        return worker
 
     def __enter__(self) -> Ahead:
         return self
 
     def __exit__(self, *exc) -> None:
-        for worker in self._launched.values():
-            worker.close()
-        self._launched.clear()
+        for name in list(self._launched):
+            self.take(name).close()
 
 
 def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float,
@@ -157,7 +176,7 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         ctx.internal_errors.append(check.name)
     except WorkerError as exc:  # the student's process: map its lines back to what the student wrote
         result.status, result.message = exc.status, submission.explain(str(exc), worker.load_failures)
-        load_failed = isinstance(exc, SubmissionLoadError)
+        load_failed = isinstance(exc, SubmissionLoadError) and worker.failed_to_load  # not a fresh worker's alone
     except CheckSkipped as exc:  # it cannot run here (only in a student kit: graders/release)
         result.status, result.message = SKIPPED, str(exc)
     except Exception:  # a bug of the grader: say so, and keep grading
@@ -167,7 +186,8 @@ def _run_check(check: Check, worker: Worker, ctx: Context, total_deadline: float
         ctx.internal_errors.append(check.name)
     finally:
         ctx.deadline = None
-        for other in fresh + ([worker] if own else []):
+        untaken = ahead.take(check.name)  # a check that failed before it asked for its fresh worker
+        for other in fresh + ([worker] if own else []) + ([untaken] if untaken else []):
             other.close()
     result.seconds = round(time.monotonic() - start, 3)
     if result.status in ("failed", "error", "timeout") and (blame := ctx.blame(check.needs)):

@@ -129,6 +129,27 @@ def _shortened(message: str, parts: int = 1) -> str:
     return message if len(message) <= keep else message[:keep] + f"\n[... {len(message) - keep} more characters]"
 
 
+def _libc():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+_c = _libc()
+
+
+def _flush() -> None:
+    """Flush what the submission printed, Python's buffers and C's (printf from native code), before a reply: the
+    grader stops a worker at once, so what is not written by then is lost."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if _c is not None:
+        _c.fflush(None)
+
+
 def _warm(modules: str) -> None:
     """Import `modules` (comma-separated) after the submission: what the calls this worker will serve import
     anyway (a worker started ahead of its check: graders/runner.py); a failure is left to the call that imports
@@ -146,13 +167,14 @@ def serve(assignment: str, submission_file: str, request_fd: int, reply_fd: int)
     _channel = (requests, reply_fd)
     _max_json = int(os.environ.get(protocol.MAX_JSON_ENV, _max_json))
     adapter = _adapter(assignment)
+    warm = os.environ.pop(protocol.WARM_ENV, "")  # (the submission need not know whether it was started ahead)
     try:
         submission, failed = _load_submission(submission_file)
     except BaseException as exc:  # noqa: BLE001 - everything the import does is reported
         protocol.send(reply_fd, {"op": "load_error", "message": _shortened(_student_traceback(exc, submission_file))})
         return
     failed = failed[: cells.MAX_FAILED_CELLS]
-    _warm(os.environ.get(protocol.WARM_ENV, ""))
+    _warm(warm)
     protocol.send(reply_fd, {"op": "ready", "cells_failed": [
         _shortened(_student_traceback(exc, submission_file), len(failed)) for exc in failed]})
     while True:
@@ -177,8 +199,7 @@ def serve(assignment: str, submission_file: str, request_fd: int, reply_fd: int)
             else:
                 message = _student_traceback(exc, submission_file)
             data = protocol.encode({"op": "error", "type": kind, "message": _shortened(message)})
-        sys.stdout.flush()
-        sys.stderr.flush()
+        _flush()
         protocol.write(reply_fd, data)
 
 

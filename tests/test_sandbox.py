@@ -59,6 +59,11 @@ def connect(host, port):
 def environment():
     return dict(os.environ)
 
+def printf(text):
+    import ctypes
+    ctypes.CDLL(None).printf(text.encode())  # C's stdout, fully buffered on a pipe
+    return len(text)
+
 def spawn(n):
     import subprocess
     for _ in range(n):
@@ -121,6 +126,14 @@ def test_protocol_works_and_output_is_captured(mode):
         assert w.call("shout", 5) == 5
         assert w.output.strip() == "xxxxx"
         assert w.isolation.startswith("bubblewrap" if mode == "bubblewrap" else "process limits")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_what_native_code_printed_during_a_call_is_kept_though_the_worker_is_stopped_at_once(mode):
+    w = worker(mode)
+    assert w.call("printf", "from C\n") == 7
+    w.close()
+    assert "from C" in w.output
 
 
 def test_bubblewrap_hides_the_repository_and_the_machine(tmp_path):

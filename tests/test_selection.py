@@ -133,16 +133,22 @@ def test_the_contract_refuses_needs_of_later_checks_and_a_per_seed_check_without
     def ahead_of_nothing(worker, ctx):
         pass
 
+    @check(points=1, kind="training", fresh_ahead=())
+    def trained_ahead(worker, ctx, fresh_worker):
+        pass
+
     module.early, module.no_seed, module.ahead_of_nothing = early, no_seed, ahead_of_nothing
+    module.trained_ahead = trained_ahead
     with pytest.raises(contract.GraderContractError) as error:
         contract.from_module("toy", module)
     assert "early needs ['trained']" in str(error.value)
     assert "no_seed: a check takes seed_index exactly when it is declared per_seed=True" in str(error.value)
     assert "ahead_of_nothing: fresh_ahead starts a fresh worker for a check without the fixture" in str(error.value)
+    assert "trained_ahead: a training check's workers start when it does" in str(error.value)
 
 
 AHEAD_SUBMISSION = SUBMISSION + '''
-import sys, time
+import os, sys, time
 IMPORTED_AT = time.time()
 
 def nap(seconds):
@@ -154,6 +160,11 @@ def imported_at():
 
 def has(module):
     return module in sys.modules
+
+WARM_SEEN = os.environ.get("GRADER_WORKER_WARM")
+
+def warm_seen():
+    return WARM_SEEN
 '''
 
 
@@ -174,6 +185,7 @@ def test_a_fresh_worker_declared_ahead_starts_with_the_grading_untouched_and_war
         assert fresh.call("bump") == 1, "a call reached the fresh worker before its check"
         assert fresh.call("has", "colorsys") and not worker.call("has", "colorsys"), "not warmed as declared"
         assert fresh.call("imported_at") < ctx.shared["nap ended"], "not started before the earlier check ended"
+        assert fresh.call("warm_seen") is None, "the submission saw that it was started ahead"
         assert fresh_worker().call("has", "colorsys") is False, "a second fresh worker is started on demand, cold"
 
     module.naps, module.reads_a_fresh_worker = naps, reads_a_fresh_worker
@@ -232,3 +244,55 @@ def test_every_setting_says_what_it_means_and_the_settings_command_lists_them():
     module.HELP = {"episodes": "how many"}
     with pytest.raises(contract.GraderContractError, match="'thresholds.reward' has no HELP line"):
         contract.from_module("toy", module)
+
+
+def test_a_worker_launched_ahead_is_stopped_with_its_check_and_its_failed_import_costs_only_that_check(tmp_path,
+                                                                                                      monkeypatch):
+    from graders import runner
+
+    events = []
+    module = toy_module()
+
+    @check(points=1, fresh_ahead=())
+    def fails_before_its_fresh_worker(worker, ctx, fresh_worker):
+        """Fails on the first worker's answer."""
+        assert worker.call("double", 1) == 3, "double(1) is not 3"
+
+    @check(points=1, fresh_ahead=())
+    def reads_a_fresh_worker(worker, ctx, fresh_worker):
+        """Reads a fresh worker."""
+        events.append("reads_a_fresh_worker starts")
+        assert fresh_worker().call("double", 2) == 4
+
+    @check(points=1)
+    def after(worker, ctx):
+        """Runs after them."""
+        events.append("after starts")
+        assert worker.call("double", 5) == 10
+
+    module.fails_before_its_fresh_worker, module.reads_a_fresh_worker, module.after = (
+        fails_before_its_fresh_worker, reads_a_fresh_worker, after)
+    effective = Config().effective_of(contract.from_module("toy", module))
+    path = tmp_path / "toy.py"
+    path.write_text(SUBMISSION)
+    launched = []
+
+    class Recorded(Worker):
+        def __init__(self, *args, **kwargs):
+            launched.append(self)
+            if len(launched) == 3:  # the second check's worker launched ahead: a file that does not import
+                args = (args[0], "raise ImportError('only here')", *args[2:])
+            super().__init__(*args, **kwargs)
+
+        def close(self):
+            if self._proc is not None or self.failed_to_load:
+                events.append(f"worker {launched.index(self) + 1} closed")
+            super().close()
+
+    monkeypatch.setattr(runner, "Worker", Recorded)
+    rows = by_name(grade(effective, path, device="cpu", unit=True))
+    assert rows["fails_before_its_fresh_worker"].status == "failed"
+    assert events.index("worker 2 closed") < events.index("reads_a_fresh_worker starts"), events
+    assert rows["reads_a_fresh_worker"].status == "error" and "only here" in rows["reads_a_fresh_worker"].message
+    assert rows["after"].status == "passed", rows["after"].message
+    assert [r.name for r in rows.values() if r.status == "passed"] == ["counts_calls", "doubles", "after"]

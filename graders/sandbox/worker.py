@@ -17,12 +17,12 @@ import logging
 import os
 import resource
 import secrets
-import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -95,12 +95,23 @@ def _preexec(limits: list, uid: int | None, cgroup_procs: list[int], filter_sysc
     return run
 
 
+_UIDS_GIVEN: set[int] = set()  # to workers of this process not yet stopped (their processes may not hold them yet)
+_UIDS_LOCK = threading.Lock()
+
+
 def _unused_uid() -> int:
-    """A worker uid no process holds now: a stop kills every process of its uid (teardown.reap_uid), which
-    must never be another worker's."""
-    while procfs.running_as(uid := isolation.fresh_uid()):
-        pass
-    return uid
+    """A worker uid no process holds now and no running worker was given: a stop kills every process of its uid
+    (teardown.reap_uid), which must never be another worker's. Given back with `_release_uid`."""
+    with _UIDS_LOCK:
+        while (uid := isolation.fresh_uid()) in _UIDS_GIVEN or procfs.running_as(uid):
+            pass
+        _UIDS_GIVEN.add(uid)
+        return uid
+
+
+def _release_uid(uid: int | None) -> None:
+    with _UIDS_LOCK:
+        _UIDS_GIVEN.discard(uid)
 
 
 class Worker:
@@ -142,6 +153,11 @@ class Worker:
         self._left: list[str] = []  # what a stop could not prove gone (graders/sandbox/teardown.py)
         self._withheld: str | None = None  # why what it prints or raises is no longer shown (withhold_output)
         self._shown_chars = 0  # of its output, what was printed before withhold_output
+
+    @property
+    def failed_to_load(self) -> bool:
+        """Whether this worker's import of the submission failed (SubmissionLoadError)."""
+        return self._load_error is not None
 
     @property
     def host_error(self) -> str | None:
@@ -264,6 +280,7 @@ class Worker:
                 preexec_fn=_preexec(chosen, drop_uid, cgroup_procs, installer),
             )
         except BaseException as exc:
+            _release_uid(self._uid)
             if self._cgroup:
                 self._cgroup.remove()
             if self._fast is not None:
@@ -290,13 +307,9 @@ class Worker:
             self._import_deadline = min(self._import_deadline, deadline)
 
     def _await_ready(self) -> None:
-        """Wait for the launched worker's import, until the import deadline; a worker read late (launched ahead)
-        whose ready message is already waiting is ready, whatever the time."""
-        deadline = self._import_deadline
-        if time.monotonic() >= deadline and select.select([self._reply_fd], [], [], 0)[0]:
-            deadline = time.monotonic() + 5  # the message was written, in one write, before we looked
+        """Wait for the launched worker's import, until the import deadline."""
         try:
-            message = self._receive(deadline, during="importing your submission")
+            message = self._receive(self._import_deadline, during="importing your submission")
         except WorkerTimeout:
             self._load_error = (f"importing your submission took more than {self.limits.import_seconds:.0f} s; "
                                 "put demo and training code under `if __name__ == \"__main__\":`")
@@ -388,6 +401,7 @@ class Worker:
             self._cgroup = None
         if self._uid is not None and self.plan.mode == "process":
             left.append(teardown.remove_left_by(self._uid, isolation.SANDBOX_GID))
+        _release_uid(self._uid)  # (a process of it that escaped the reaping still keeps it from the next)
         for message in filter(None, left):
             log.warning("worker teardown: %s", message)
             self._left.append(message)
@@ -414,8 +428,9 @@ class Worker:
         return describe_exit(self._proc.returncode, self.limits, self.plan.mode == "bubblewrap")
 
     def close(self) -> None:
-        """Stop the worker at once: what it printed during calls is already in its output (the worker flushes
-        before each reply), and an interpreter's orderly exit (torch's takes about a second) decides nothing."""
+        """Stop the worker at once: an interpreter's orderly exit (torch's takes about a second) decides nothing,
+        and no student code runs at exit. What a call printed is in the output (the worker flushes Python's and
+        C's buffers before each reply); what a thread of the student's prints after the last reply may not be."""
         self._stop()
 
     # -- output --------------------------------------------------------------------
@@ -477,6 +492,7 @@ class Worker:
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
                                   pass_fds=(seccomp_fd,) if seccomp_fd is not None else (), preexec_fn=preexec)
         finally:
+            _release_uid(uid)
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
             shutil.rmtree(host_dir, ignore_errors=True)
