@@ -78,17 +78,17 @@ class Ahead:
     to its check; the check closes it, taken or not; leaving the `with` stops any left."""
 
     def __init__(self, checks: Sequence[Check], spawn: Callable[..., Worker]):
-        self._launched: dict[str, tuple[Worker, threading.Thread]] = {}
+        self._launched: dict[str, tuple[Worker, threading.Thread | None]] = {}
         try:
             for c in checks:
                 if c.fresh_ahead is not None:
-                    worker = spawn(warm=c.fresh_ahead)
+                    worker, waiting = spawn(warm=c.fresh_ahead), None
                     try:
                         worker.launch()
-                    except Exception:  # noqa: BLE001 - the check starts it again, and reports what that raises
+                        waiting = threading.Thread(target=self._wait, args=(worker,), daemon=True)
+                        waiting.start()
+                    except Exception:  # noqa: BLE001 - its check starts it again, from the grading's thread
                         log.debug("a worker launched ahead failed to start", exc_info=True)
-                    waiting = threading.Thread(target=self._wait, args=(worker,), daemon=True)
-                    waiting.start()
                     self._launched[c.name] = (worker, waiting)
         except BaseException:
             self.__exit__()
@@ -106,7 +106,8 @@ class Ahead:
         if name not in self._launched:
             return None
         worker, waiting = self._launched.pop(name)
-        waiting.join()
+        if waiting is not None:
+            waiting.join()
         return worker
 
     def __enter__(self) -> Ahead:

@@ -229,8 +229,12 @@ class Worker:
 
         The runner calls it before each check, so a check's time never pays for the import.
         """
+        self._ensure_started(None)
+
+    def _ensure_started(self, deadline: float | None) -> None:
+        """Start the worker (by `deadline`) if it is not running; wait for the import of one launched."""
         if self._proc is None:
-            self._start(None)
+            self._start(deadline)
         elif not self._ready:
             self._await_ready()
 
@@ -533,10 +537,7 @@ class Worker:
         end = time.monotonic() + (timeout if timeout is not None else NO_DEADLINE_S)
         if deadline is not None:
             end = min(end, deadline)
-        if self._proc is None:
-            self._start(end)
-        elif not self._ready:
-            self._await_ready()
+        self._ensure_started(end)
         if clock is not None:
             clock.watch(self._proc.pid)
         during = f"running {name}()"
